@@ -1,0 +1,67 @@
+"""Versioned checkpoints (DESIGN §2): atomic writes, ``weights_only`` loading, clear errors for old files."""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from partcli.errors import PartcliError
+from partcli.models.registry import ModelConfig, build_model
+from partcli.version import __version__
+
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (tensors and plain values) plus version fields atomically: temp file, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format_version": CHECKPOINT_VERSION, "partcli_version": __version__, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a partcli checkpoint safely (``weights_only=True``) on the CPU and check its format version."""
+    path = Path(path)
+    if not path.is_file():
+        raise PartcliError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, AttributeError) as exc:
+        raise PartcliError(f"{path}: not a partcli checkpoint (cannot be loaded safely: {exc.__class__.__name__})") from None
+    if not isinstance(state, dict) or "format_version" not in state or "model" not in state:
+        raise PartcliError(f"{path}: not a partcli checkpoint (no format_version/model entries)")
+    if state["format_version"] != CHECKPOINT_VERSION:
+        raise PartcliError(
+            f"{path}: checkpoint format_version {state['format_version']!r} is unknown to partcli {__version__} "
+            f"(reads {CHECKPOINT_VERSION}); upgrade partcli to load it"
+        )
+    return state
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> nn.Module:
+    """Rebuild the model described in a loaded checkpoint and fill in its weights."""
+    model = build_model(ModelConfig.from_dict(state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    return model
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Public API: a ready, eval-mode model that maps N×3×H×W images in [0, 1] to class logits."""
+    model = model_from_checkpoint(load_checkpoint(path))
+    return model.to(device).eval()

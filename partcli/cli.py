@@ -1,0 +1,220 @@
+"""The ``partcli`` command line: parses options and calls the Python API; nothing else lives here."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from partcli.errors import PartcliError
+from partcli.progress import console, set_quiet
+
+app = typer.Typer(help="Train and honestly evaluate adversarially robust part-based image classifiers.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+prepare_app = typer.Typer(help="Turn a dataset into the prepared-dataset format (DESIGN §2).", no_args_is_help=True)
+app.add_typer(prepare_app, name="prepare")
+
+Out = Annotated[Path, typer.Option("--out", help="Output folder (must not exist or be empty).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same result.")]
+Src = Annotated[Path, typer.Option("--src", help="Folder holding the official download.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first undecodable image instead of skipping it.")]
+
+
+@app.callback()
+def _main(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.")] = False) -> None:
+    set_quiet(quiet)
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+@prepare_app.command("synthetic")
+def prepare_synthetic_cmd(
+    out: Out,
+    n: Annotated[int, typer.Option(help="Number of images.")] = 3000,
+    image_size: Annotated[int, typer.Option(help="Side of the square images in pixels.")] = 64,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """A procedural dataset of objects made of class-specific parts; needs no download."""
+    from partcli.data.synthetic import prepare_synthetic
+
+    _report_dataset(prepare_synthetic(out, n=n, image_size=image_size, seed=seed, overwrite=overwrite), out)
+
+
+@prepare_app.command("part-imagenet")
+def prepare_part_imagenet_cmd(src: Src, out: Out, seed: Seed = 0, strict: Strict = False,
+                              overwrite: Overwrite = False) -> None:
+    """Part-ImageNet (JPEGImages/ + COCO train/val/test.json), re-split i.i.d. 80/10/10 per class."""
+    from partcli.data.prepare_part_imagenet import prepare_part_imagenet
+
+    _report_dataset(prepare_part_imagenet(src, out, seed=seed, overwrite=overwrite, strict=strict), out)
+
+
+@prepare_app.command("cityscapes")
+def prepare_cityscapes_cmd(
+    src: Src, out: Out,
+    min_area: Annotated[int, typer.Option(help="Skip instances with fewer pixels.")] = 1000,
+    pad: Annotated[float, typer.Option(help="Maximum extra random padding of a crop, as a fraction of its side.")] = 0.1,
+    seed: Seed = 0,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
+    strict: Strict = False, overwrite: Overwrite = False,
+) -> None:
+    """Cityscapes + Cityscapes-Panoptic-Parts: human vs vehicle crops with 9 parts."""
+    from partcli.data.prepare_cityscapes import prepare_cityscapes
+
+    info = prepare_cityscapes(src, out, min_area=min_area, pad=pad, seed=seed, workers=workers,
+                              overwrite=overwrite, strict=strict)
+    _report_dataset(info, out)
+
+
+@prepare_app.command("pascal-part")
+def prepare_pascal_part_cmd(src: Src, out: Out, seed: Seed = 0, strict: Strict = False,
+                            overwrite: Overwrite = False) -> None:
+    """PASCAL VOC 2010 + PASCAL-Part: five classes, 3 merged parts each, labelled by the largest object."""
+    from partcli.data.prepare_pascal_part import prepare_pascal_part
+
+    _report_dataset(prepare_pascal_part(src, out, seed=seed, overwrite=overwrite, strict=strict), out)
+
+
+def _report_dataset(info, out: Path) -> None:
+    total = sum(sum(c.values()) for c in info.counts.values())
+    console.print(f"wrote {out}: {total} samples, {info.num_classes} classes, {info.num_parts} parts", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------- training
+Data = Annotated[Optional[Path], typer.Option("--data", help="Prepared dataset folder.")]
+RunOut = Annotated[Optional[Path], typer.Option("--out", help="Run folder to write.")]
+Config = Annotated[Optional[Path], typer.Option("--config", help="YAML file of options; options given here win.")]
+Arch = Annotated[Optional[str], typer.Option(help="resnet | downsampled | bbox | twohead | pixel  [default: bbox]")]
+Backbone = Annotated[Optional[str], typer.Option(help="torchvision model (resnet) or smp encoder (part models)  [default: resnet18]")]
+Pretrained = Annotated[Optional[Path], typer.Option(help="Local state-dict file with backbone weights (never downloaded).")]
+Pool = Annotated[Optional[int], typer.Option(help="Downsampled/two-headed head: pooled size (App. D.8)  [default: 4]")]
+DropBg = Annotated[Optional[bool], typer.Option("--drop-background/--keep-background", help="Downsampled head: drop the background channel (App. D.7).")]
+ConcatIn = Annotated[Optional[bool], typer.Option("--concat-input/--no-concat-input", help="Downsampled head: also feed the image (App. D.10).")]
+Epochs = Annotated[Optional[int], typer.Option(help="[default: 50]")]
+BatchSize = Annotated[Optional[int], typer.Option(help="[default: 128]")]
+Lr = Annotated[Optional[float], typer.Option(help="SGD learning rate, cosine-annealed  [default: 0.1]")]
+Wd = Annotated[Optional[float], typer.Option(help="Weight decay  [default: 5e-4]")]
+ImageSize = Annotated[Optional[int], typer.Option(help="Training/eval resolution, a multiple of 16  [default: 224]")]
+Workers = Annotated[Optional[int], typer.Option(help="DataLoader worker processes  [default: 0]")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="[default: 0]")]
+Device = Annotated[Optional[str], typer.Option(help="auto | cpu | cuda  [default: auto]")]
+Amp = Annotated[Optional[str], typer.Option(help="Mixed precision on CUDA: off | bf16 | fp16  [default: off]")]
+ChannelsLast = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")]
+Cseg = Annotated[Optional[float], typer.Option(help="Segmentation-loss weight c_seg (Eqs. 5, 8, 10)  [default: 0.5]")]
+SegFrac = Annotated[Optional[float], typer.Option(help="Fraction of training samples keeping their part mask (§5.3)  [default: 1]")]
+
+
+def _training_overrides(**options) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+
+
+def _run(config: Optional[Path], resume: bool, overwrite: bool, **options) -> None:
+    from partcli.config import resolve_config
+    from partcli.train.config import TrainConfig
+    from partcli.train.loop import run_training
+
+    cfg = resolve_config(TrainConfig, config, _training_overrides(**options))
+    if not cfg.out:
+        raise PartcliError("--out is required: the run folder to write (or to continue with --resume)")
+    if not resume and not cfg.data:
+        raise PartcliError("--data is required: a prepared dataset folder")
+    out = run_training(cfg, resume=resume, overwrite=overwrite)
+    console.print(f"run written to {out}", highlight=False)
+
+
+@app.command()
+def pretrain(
+    data: Data = None, out: RunOut = None, config: Config = None, arch: Arch = None, backbone: Backbone = None,
+    pretrained: Pretrained = None, pool: Pool = None, drop_background: DropBg = None, concat_input: ConcatIn = None,
+    epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, wd: Wd = None, image_size: ImageSize = None,
+    workers: Workers = None, seed: SeedOpt = None, device: Device = None, amp: Amp = None,
+    channels_last: ChannelsLast = None, cseg: Cseg = None, seg_frac: SegFrac = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue --out from checkpoints/last.pt.")] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Clean training (paper Eq. 5): class labels plus part masks, best checkpoint by validation accuracy."""
+    _run(config, resume, overwrite, data=data, out=out, arch=arch, backbone=backbone, pretrained=pretrained,
+         pool=pool, drop_background=drop_background, concat_input=concat_input, epochs=epochs,
+         batch_size=batch_size, lr=lr, wd=wd, image_size=image_size, workers=workers, seed=seed, device=device,
+         amp=amp, channels_last=channels_last, cseg=cseg, seg_frac=seg_frac, adv="none")
+
+
+@app.command()
+def train(
+    data: Data = None, out: RunOut = None, config: Config = None, arch: Arch = None, backbone: Backbone = None,
+    pretrained: Pretrained = None, pool: Pool = None, drop_background: DropBg = None, concat_input: ConcatIn = None,
+    epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, wd: Wd = None, image_size: ImageSize = None,
+    workers: Workers = None, seed: SeedOpt = None, device: Device = None, amp: Amp = None,
+    channels_last: ChannelsLast = None, cseg: Cseg = None, seg_frac: SegFrac = None,
+    adv: Annotated[Optional[str], typer.Option(help="none | pgd | trades  [default: none]")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="ℓ∞ budget, a number or fraction  [default: 8/255]")] = None,
+    step_size: Annotated[Optional[str], typer.Option(help="PGD step size  [default: 2/255]")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="PGD steps while training  [default: 10]")] = None,
+    val_steps: Annotated[Optional[int], typer.Option(help="PGD steps for validation  [default: --steps]")] = None,
+    beta: Annotated[Optional[float], typer.Option(help="TRADES β (Eq. 10)  [default: 0.5]")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights (e.g. a pretrain run's best.pt).")] = None,
+    seg_labels: Annotated[Optional[str], typer.Option(help="part | object | box | centroid  [default: part]")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue --out from checkpoints/last.pt.")] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Adversarial training: PGD (Eqs. 8–9) or TRADES (Eqs. 10–11); best checkpoint by PGD validation accuracy."""
+    from partcli.config import parse_fraction
+
+    _run(config, resume, overwrite, data=data, out=out, arch=arch, backbone=backbone, pretrained=pretrained,
+         pool=pool, drop_background=drop_background, concat_input=concat_input, epochs=epochs,
+         batch_size=batch_size, lr=lr, wd=wd, image_size=image_size, workers=workers, seed=seed, device=device,
+         amp=amp, channels_last=channels_last, cseg=cseg, seg_frac=seg_frac, adv=adv,
+         eps=None if eps is None else parse_fraction(eps, "--eps"),
+         step_size=None if step_size is None else parse_fraction(step_size, "--step-size"),
+         steps=steps, val_steps=val_steps, beta=beta, init=init, seg_labels=seg_labels)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+@app.command()
+def evaluate(
+    ckpt: Annotated[Path, typer.Option(help="A partcli checkpoint (.pt).")],
+    data: Annotated[Path, typer.Option(help="Prepared dataset folder.")],
+    split: Annotated[str, typer.Option(help="train | val | test")] = "test",
+    out: Annotated[Path, typer.Option(help="CSV to append the result row to.")] = Path("results/evaluate.csv"),
+    batch_size: Annotated[int, typer.Option()] = 64,
+    image_size: Annotated[Optional[int], typer.Option(help="[default: the checkpoint's training size]")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    workers: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Clean accuracy and part-mask pixel accuracy / mIoU on a split; appends a row to a CSV."""
+    from partcli.evaluate.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(ckpt, data, split, out, batch_size, device, image_size, workers)
+    table = Table(title=f"{ckpt} on {data} [{split}]")
+    for column in ("n", "clean acc", "pixel acc", "mIoU", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(str(result.n), _pct(result.clean_acc), _pct(result.pixel_acc), _pct(result.miou), f"{result.seconds:.1f}")
+    console.print(table)
+    console.print(f"appended to {out}", highlight=False)
+
+
+@app.command("info")
+def info_cmd(path: Annotated[Path, typer.Argument(help="A checkpoint file or a prepared dataset folder.")]) -> None:
+    """Print a checkpoint's or a prepared dataset's summary."""
+    from partcli.summary import describe
+
+    console.print(describe(path))
+
+
+def _pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors (exit code 2) for user mistakes, never a traceback."""
+    try:
+        app()
+    except PartcliError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]")
+        sys.exit(130)

@@ -1,0 +1,342 @@
+"""The prepared-dataset contract (DESIGN §2): reading, validating and writing its folder.
+
+A prepared dataset is a folder holding ``dataset.yaml``, ``train.csv``/``val.csv``/``test.csv`` and the
+images and masks they reference by relative path. Writers build it in a temporary sibling folder and
+rename it into place at the end, so an interrupted run never leaves a folder that passes validation.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from partcli.errors import PartcliError
+from partcli.version import __version__
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+CSV_COLUMNS = ("image", "mask", "label", "mask_source")
+MASK_SOURCES = ("gt", "pseudo", "")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One object part; part ids are 1..K in the order of ``DatasetInfo.parts``."""
+
+    name: str
+    cls: str
+
+
+@dataclass
+class Sample:
+    """One row of a split CSV; paths are relative to the dataset folder."""
+
+    image: str
+    mask: str
+    label: int
+    mask_source: str = ""
+
+
+@dataclass
+class DatasetInfo:
+    """The content of ``dataset.yaml``."""
+
+    name: str
+    classes: list[str]
+    parts: list[Part]
+    source: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_parts(self) -> int:
+        """K: the number of parts, background excluded."""
+        return len(self.parts)
+
+    def part_to_class(self) -> list[int]:
+        """Class index of every part id 1..K (index 0 of the result is part 1)."""
+        return [self.classes.index(p.cls) for p in self.parts]
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "format_version": self.format_version,
+            "name": self.name,
+            "source": self.source,
+            "classes": list(self.classes),
+            "parts": [{"name": p.name, "class": p.cls} for p in self.parts],
+            "counts": self.counts,
+        }
+        doc.update(self.extra)
+        return doc
+
+
+def mask_dtype(num_parts: int) -> type:
+    """uint8 masks while part ids fit (K < 255), uint16 beyond (DESIGN §2)."""
+    return np.uint8 if num_parts < 255 else np.uint16
+
+
+def read_dataset_info(root: str | Path) -> DatasetInfo:
+    """Read and check ``root/dataset.yaml``; raise PartcliError naming the file on any problem."""
+    path = Path(root) / "dataset.yaml"
+    if not Path(root).is_dir():
+        raise PartcliError(f"{root}: not a folder; expected a prepared dataset (see `partcli prepare --help`)")
+    if not path.is_file():
+        raise PartcliError(f"{path}: missing; {root} is not a prepared dataset (run `partcli prepare` first)")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PartcliError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict):
+        raise PartcliError(f"{path}: expected a mapping with format_version, classes and parts")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise PartcliError(
+            f"{path}: unknown format_version {version!r}; this partcli ({__version__}) reads version "
+            f"{FORMAT_VERSION}: re-run `partcli prepare` or upgrade partcli"
+        )
+    try:
+        classes = [str(c) for c in doc["classes"]]
+        parts = [Part(str(p["name"]), str(p["class"])) for p in doc["parts"]]
+    except (KeyError, TypeError) as exc:
+        raise PartcliError(f"{path}: missing or malformed field {exc}") from None
+    if not classes:
+        raise PartcliError(f"{path}: 'classes' is empty")
+    for p in parts:
+        if p.cls not in classes:
+            raise PartcliError(f"{path}: part {p.name!r} belongs to unknown class {p.cls!r}")
+    known = {"format_version", "name", "source", "classes", "parts", "counts"}
+    return DatasetInfo(
+        name=str(doc.get("name", Path(root).name)),
+        classes=classes,
+        parts=parts,
+        source=doc.get("source") or {},
+        counts=doc.get("counts") or {},
+        format_version=version,
+        extra={k: v for k, v in doc.items() if k not in known},
+    )
+
+
+def read_split(root: str | Path, split: str, info: DatasetInfo) -> list[Sample]:
+    """Read ``root/<split>.csv``; raise PartcliError for a missing, malformed or empty split."""
+    path = Path(root) / f"{split}.csv"
+    if split not in SPLITS:
+        raise PartcliError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    if not path.is_file():
+        raise PartcliError(f"{path}: missing split file")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise PartcliError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        samples = []
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                label = int(row["label"])
+            except ValueError:
+                raise PartcliError(f"{path}:{lineno}: label {row['label']!r} is not an integer") from None
+            if not 0 <= label < info.num_classes:
+                raise PartcliError(f"{path}:{lineno}: label {label} outside 0..{info.num_classes - 1}")
+            source = row["mask_source"] or ""
+            if source not in MASK_SOURCES:
+                raise PartcliError(f"{path}:{lineno}: mask_source {source!r} not one of gt, pseudo or empty")
+            samples.append(Sample(row["image"], row["mask"] or "", label, source))
+    if not samples:
+        raise PartcliError(f"{path}: split {split!r} is empty")
+    return samples
+
+
+def load_image(root: Path, rel: str) -> Image.Image:
+    """Decode an RGB image; PartcliError naming the file if it is missing or does not decode."""
+    path = root / rel
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise PartcliError(f"{path}: image file missing") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PartcliError(f"{path}: image does not decode ({exc.__class__.__name__})") from None
+
+
+def load_mask(root: Path, rel: str, num_parts: int, size: tuple[int, int]) -> np.ndarray:
+    """Decode a part mask (H×W integer part ids) and check it against its image's ``size`` (W, H) and K."""
+    path = root / rel
+    try:
+        with Image.open(path) as im:
+            mask = np.array(im)
+    except FileNotFoundError:
+        raise PartcliError(f"{path}: mask file missing") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PartcliError(f"{path}: mask does not decode ({exc.__class__.__name__})") from None
+    if mask.ndim != 2:
+        raise PartcliError(f"{path}: mask must be single-channel, got shape {mask.shape}")
+    if (mask.shape[1], mask.shape[0]) != tuple(size):
+        raise PartcliError(
+            f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its image's {size[0]}x{size[1]}"
+        )
+    top = int(mask.max()) if mask.size else 0
+    if top > num_parts:
+        raise PartcliError(f"{path}: part id {top} > K={num_parts} declared in dataset.yaml")
+    return mask.astype(np.int64)
+
+
+def prepare_output_dir(out: str | Path, overwrite: bool, option: str = "--out") -> Path:
+    """Refuse an existing, non-empty ``out`` unless ``overwrite``; return it as a Path (not created)."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise PartcliError(f"{option} {out}: exists and is not a folder")
+        if any(out.iterdir()) and not overwrite:
+            raise PartcliError(f"{option} {out}: exists and is not empty; choose another path or pass --overwrite")
+    return out
+
+
+def stratified_assign(
+    labels: Iterable[int], fractions: Mapping[str, float], seed: int
+) -> list[str]:
+    """Assign every sample to a named group, per class, in the given proportions, reproducibly.
+
+    Within each class the samples are shuffled with ``seed`` and cut by cumulative fractions (rounded), so
+    each group gets its share of every class. Used for the 80/10/10 splits and for label fractions.
+    """
+    labels = list(labels)
+    names = list(fractions)
+    total = sum(fractions.values())
+    out = [""] * len(labels)
+    rng = np.random.default_rng(seed)
+    for cls in sorted(set(labels)):
+        idx = [i for i, lab in enumerate(labels) if lab == cls]
+        order = rng.permutation(len(idx))
+        cuts, acc = [], 0.0
+        for name in names[:-1]:
+            acc += fractions[name] / total
+            cuts.append(int(round(acc * len(idx))))
+        cuts.append(len(idx))
+        start = 0
+        for name, stop in zip(names, cuts):
+            for j in order[start:stop]:
+                out[idx[j]] = name
+            start = stop
+    return out
+
+
+def stratified_split(labels: Iterable[int], seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> list[str]:
+    """The paper's per-class, seeded train/val/test re-partition (App. A), 80/10/10 by default."""
+    return stratified_assign(labels, dict(zip(SPLITS, fractions)), seed)
+
+
+class DatasetWriter:
+    """Builds a prepared dataset in a temporary sibling folder and renames it to ``out`` on ``finish``.
+
+    Use as a context manager: if the block raises (or the process dies), ``out`` is left untouched and the
+    temporary folder is removed (or, after a kill, left with a ``.partial`` name and no dataset.yaml).
+    """
+
+    def __init__(self, out: str | Path, classes: list[str], parts: list[Part], name: str, overwrite: bool = False):
+        self.out = prepare_output_dir(out, overwrite)
+        self.info = DatasetInfo(name=name, classes=list(classes), parts=list(parts))
+        self._rows: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+        self._dtype = mask_dtype(len(parts))
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> "DatasetWriter":
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=self.out.parent))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.tmp is not None and self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def add(
+        self,
+        split: str,
+        stem: str,
+        label: int,
+        image: Image.Image | bytes | None = None,
+        image_ext: str = ".png",
+        mask: np.ndarray | None = None,
+        mask_source: str = "gt",
+        image_rel: str | None = None,
+    ) -> Sample:
+        """Write one sample and record its CSV row.
+
+        ``image`` is a PIL image (saved losslessly as PNG unless ``image_ext`` is .jpg) or the raw bytes of
+        an already-encoded file (copied as is, so JPEGs are not re-compressed). ``image_rel`` instead
+        references an existing file by a path relative to the dataset folder (nothing is written).
+        ``stem`` names the files: ``images/<split>/<stem><ext>``, ``masks/<split>/<stem>.png``.
+        """
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}")
+        if not 0 <= label < self.info.num_classes:
+            raise ValueError(f"label {label} outside 0..{self.info.num_classes - 1}")
+        if image_rel is None:
+            image_rel = f"images/{split}/{stem}{image_ext}"
+            dest = self.tmp / image_rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(image, (bytes, bytearray)):
+                dest.write_bytes(image)
+            elif isinstance(image, Image.Image):
+                image.convert("RGB").save(dest, quality=95) if image_ext.lower() in (".jpg", ".jpeg") else image.convert("RGB").save(dest)
+            else:
+                raise ValueError("give either image (PIL image or bytes) or image_rel")
+        mask_rel = ""
+        if mask is not None:
+            if mask.ndim != 2:
+                raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+            if mask.size and (int(mask.max()) > self.info.num_parts or int(mask.min()) < 0):
+                raise ValueError(f"mask of {stem}: part ids outside 0..{self.info.num_parts}")
+            mask_rel = f"masks/{split}/{stem}.png"
+            self.write_mask(mask_rel, mask)
+        else:
+            mask_source = ""
+        row = Sample(image_rel, mask_rel, int(label), mask_source)
+        self._rows[split].append(row)
+        return row
+
+    def write_mask(self, rel: str, mask: np.ndarray) -> None:
+        """Save a part-id mask as a lossless single-channel PNG (uint8, or uint16 when K ≥ 255)."""
+        assert self.tmp is not None
+        dest = self.tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(mask.astype(self._dtype))).save(buf, format="PNG")
+        dest.write_bytes(buf.getvalue())
+
+    def finish(self, source: dict[str, Any], extra: dict[str, Any] | None = None) -> DatasetInfo:
+        """Write the split CSVs and dataset.yaml, then move the folder into place atomically."""
+        assert self.tmp is not None
+        for split in SPLITS:
+            if not self._rows[split]:
+                raise PartcliError(f"{self.out}: split {split!r} would be empty; the source holds too few usable samples for an 80/10/10 split")
+        counts: dict[str, dict[str, int]] = {}
+        for split, rows in self._rows.items():
+            with (self.tmp / f"{split}.csv").open("w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(CSV_COLUMNS)
+                for r in rows:
+                    writer.writerow([r.image, r.mask, r.label, r.mask_source])
+            counts[split] = {c: sum(r.label == i for r in rows) for i, c in enumerate(self.info.classes)}
+        self.info.counts = counts
+        self.info.source = {**source, "partcli_version": __version__}
+        self.info.extra = dict(extra or {})
+        (self.tmp / "dataset.yaml").write_text(yaml.safe_dump(self.info.to_yaml_dict(), sort_keys=False))
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        os.replace(self.tmp, self.out)
+        self.tmp = None
+        return self.info

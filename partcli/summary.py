@@ -1,0 +1,56 @@
+"""Human-readable summaries of a checkpoint or a prepared dataset, for ``partcli info``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from partcli.checkpoint import load_checkpoint
+from partcli.data.contract import read_dataset_info
+from partcli.errors import PartcliError
+
+
+def describe(path: str | Path) -> Table:
+    path = Path(path)
+    if path.is_dir():
+        return describe_dataset(path)
+    if path.is_file():
+        return describe_checkpoint(path)
+    raise PartcliError(f"{path}: no such file or folder; give a checkpoint (.pt) or a prepared dataset folder")
+
+
+def describe_checkpoint(path: Path) -> Table:
+    state = load_checkpoint(path)
+    model, train, data = state["config"]["model"], state["config"].get("train", {}), state["config"].get("dataset", {})
+    n_params = sum(t.numel() for t in state["model"].values() if t.is_floating_point() and not _is_buffer_name(t))
+    table = Table(title=f"checkpoint {path}", show_header=False)
+    rows = [
+        ("format_version", state["format_version"]), ("partcli_version", state["partcli_version"]),
+        ("arch", model["arch"]), ("backbone", model["backbone"]), ("classes", model["num_classes"]),
+        ("parts (K)", model["num_parts"]), ("parameters", f"{n_params:,}"),
+        ("dataset", data.get("name", "?")), ("image size", data.get("image_size", "?")),
+        ("training", train.get("adv", "?")), ("epoch", state.get("epoch")),
+        ("best metric", state.get("best_metric")),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table
+
+
+def _is_buffer_name(_tensor) -> bool:
+    return False
+
+
+def describe_dataset(path: Path) -> Table:
+    info = read_dataset_info(path)
+    table = Table(title=f"prepared dataset {path} ({info.name}, format {info.format_version})")
+    table.add_column("class")
+    table.add_column("parts")
+    splits = list(info.counts)
+    for split in splits:
+        table.add_column(split, justify="right")
+    for cls in info.classes:
+        parts = ", ".join(p.name for p in info.parts if p.cls == cls)
+        table.add_row(cls, parts, *[str(info.counts[s].get(cls, 0)) for s in splits])
+    table.caption = "source: " + ", ".join(f"{k}={v}" for k, v in info.source.items())
+    return table

@@ -1,0 +1,319 @@
+"""The training loop behind ``partcli pretrain`` and ``partcli train``: writes and resumes a run folder.
+
+Reproducibility: every epoch starts from RNG seeds derived from (seed, epoch) and builds its data order
+and augmentation from them, so a run resumed after epoch k replays epochs k+1.. exactly as an
+uninterrupted run would (bit-identical weights on the CPU).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from partcli.attacks.pgd import pgd_linf
+from partcli.checkpoint import load_checkpoint, save_checkpoint
+from partcli.config import write_config
+from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
+from partcli.data.dataset import PreparedDataset, eval_transform, train_transform
+from partcli.errors import PartcliError
+from partcli.evaluate.seg_metrics import confusion_matrix, pixel_accuracy
+from partcli.models.registry import ModelConfig, build_model
+from partcli.progress import info, track, warn
+from partcli.train.config import ADV_MODES, AMP_MODES, SEG_LABELS, TrainConfig
+from partcli.train.distributed import DistInfo, all_sum, init_distributed
+from partcli.train.rng import rng_state, seed_everything, set_rng_state
+from partcli.train.step import frozen_eval, training_loss
+from partcli.version import __version__
+
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds")
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Refuse impossible options up front, naming the option."""
+    checks = [
+        (cfg.adv in ADV_MODES, f"--adv {cfg.adv!r}: expected one of {', '.join(ADV_MODES)}"),
+        (cfg.amp in AMP_MODES, f"--amp {cfg.amp!r}: expected one of {', '.join(AMP_MODES)}"),
+        (cfg.seg_labels in SEG_LABELS, f"--seg-labels {cfg.seg_labels!r}: expected one of {', '.join(SEG_LABELS)}"),
+        (cfg.device in ("auto", "cpu", "cuda"), f"--device {cfg.device!r}: expected auto, cpu or cuda"),
+        (cfg.epochs >= 1, "--epochs must be at least 1"),
+        (cfg.batch_size >= 1, "--batch-size must be at least 1"),
+        (cfg.image_size >= 16 and cfg.image_size % 16 == 0, "--image-size must be a multiple of 16 (the segmenter's output stride)"),
+        (0.0 <= cfg.cseg <= 1.0, "--cseg must lie in [0, 1]"),
+        (0.0 < cfg.seg_frac <= 1.0, "--seg-frac must lie in (0, 1]"),
+        (cfg.eps >= 0 and cfg.step_size >= 0 and cfg.steps >= 0, "--eps, --step-size and --steps must not be negative"),
+        (cfg.workers >= 0, "--workers must not be negative"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise PartcliError(message)
+    if cfg.seg_labels != "part":
+        raise PartcliError(f"--seg-labels {cfg.seg_labels}: not available yet in this partcli version; use part")
+
+
+def pick_device(requested: str, dist_info: DistInfo) -> torch.device:
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise PartcliError("--device cuda: no CUDA device is available")
+        return torch.device("cuda", dist_info.local_rank)
+    return torch.device("cpu")
+
+
+def autocast_factory(amp: str, device: torch.device):
+    """A callable returning the autocast context for forward passes (attacks included): same precision."""
+    if amp == "off" or device.type != "cuda":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return lambda: torch.autocast("cuda", dtype=dtype)
+
+
+def model_config_for(cfg: TrainConfig, data: DatasetInfo) -> ModelConfig:
+    return ModelConfig(arch=cfg.arch, backbone=cfg.backbone, num_classes=data.num_classes, num_parts=data.num_parts,
+                       part_to_class=data.part_to_class(), pool=cfg.pool, drop_background=cfg.drop_background,
+                       concat_input=cfg.concat_input)
+
+
+def seg_label_mask_indices(train: PreparedDataset, frac: float, seed: int) -> set[int]:
+    """Indices of training samples whose part mask is withheld: a stratified, seeded 1 − frac (§5.3)."""
+    if frac >= 1.0:
+        return set()
+    groups = stratified_assign(train.labels, {"keep": frac, "drop": 1.0 - frac}, seed)
+    return {i for i, g in enumerate(groups) if g == "drop"}
+
+
+class Trainer:
+    """Owns the model, optimiser and data of one run; ``fit()`` trains to the last epoch."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False):
+        self.dist = init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+        self.out = Path(cfg.out)
+        state = None
+        if resume:
+            last = self.out / "checkpoints" / "last.pt"
+            if not last.is_file():
+                raise PartcliError(f"--resume: {last} not found; start the run without --resume")
+            state = load_checkpoint(last)
+            cfg = TrainConfig(**{k: v for k, v in state["config"]["train"].items() if k in TrainConfig.__dataclass_fields__})
+        else:
+            validate_config(cfg)
+            if self.dist.is_main:
+                prepare_output_dir(self.out, overwrite)
+        self.cfg = cfg
+        self.device = pick_device(cfg.device, self.dist)
+        if cfg.device == "cpu" and cfg.amp != "off":
+            warn("--amp applies on CUDA only; training in float32 on the CPU")
+        self.autocast = autocast_factory(cfg.amp, self.device)
+        seed_everything(cfg.seed)
+
+        self.train_set = PreparedDataset(cfg.data, "train", train_transform(cfg.image_size))
+        self.train_set.drop_masks = seg_label_mask_indices(self.train_set, cfg.seg_frac, cfg.seed)
+        self.val_set = PreparedDataset(cfg.data, "val", eval_transform(cfg.image_size))
+        self.data_info = self.train_set.info
+        self.model_cfg = model_config_for(cfg, self.data_info)
+        model = build_model(self.model_cfg, cfg.pretrained if state is None else None)
+        if cfg.init and state is None:
+            self._load_init(model, cfg.init)
+        model.to(self.device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.net: nn.Module = model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.wd)
+        steps_per_epoch = max(1, len(self._train_loader(1)))
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * steps_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and self.device.type == "cuda")
+        self.epoch = 0
+        self.best_metric = -1.0
+        if state is not None:
+            self._restore(state)
+
+    # -- set-up helpers -------------------------------------------------------------------------------
+    def _load_init(self, model: nn.Module, path: str) -> None:
+        """Start from another run's weights (the paper pretrains clean, then trains adversarially)."""
+        state = load_checkpoint(path)
+        init_cfg = ModelConfig.from_dict(state["config"]["model"])
+        if (init_cfg.arch, init_cfg.backbone, init_cfg.num_classes, init_cfg.num_parts) != (
+                self.model_cfg.arch, self.model_cfg.backbone, self.model_cfg.num_classes, self.model_cfg.num_parts):
+            raise PartcliError(
+                f"--init {path}: a {init_cfg.arch}/{init_cfg.backbone} model with {init_cfg.num_classes} classes and "
+                f"{init_cfg.num_parts} parts does not fit --arch {self.cfg.arch} --backbone {self.cfg.backbone} on "
+                f"{self.cfg.data} ({self.model_cfg.num_classes} classes, {self.model_cfg.num_parts} parts)")
+        model.load_state_dict(state["model"])
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.best_metric = float(state["best_metric"])
+        set_rng_state(state["rng"])
+        if self.dist.is_main:
+            _truncate_metrics(self.out / "metrics.csv", self.epoch)
+        info(f"resuming {self.out} after epoch {self.epoch}")
+
+    def _epoch_seed(self, epoch: int) -> int:
+        return self.cfg.seed * 1_000_003 + epoch
+
+    def _train_loader(self, epoch: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self._epoch_seed(epoch))
+        sampler = None
+        if self.dist.enabled:
+            sampler = DistributedSampler(self.train_set, self.dist.world_size, self.dist.rank, shuffle=True,
+                                         seed=self.cfg.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                          num_workers=self.cfg.workers, generator=generator, drop_last=len(self.train_set) > self.cfg.batch_size,
+                          pin_memory=self.device.type == "cuda")
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.cfg.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # -- training -------------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        if self.dist.is_main:
+            (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            write_config(self.out / "config.yaml", self.cfg, {"partcli_version": __version__})
+        for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
+            start = time.perf_counter()
+            seed_everything(self._epoch_seed(epoch))
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = self._train_epoch(epoch)
+            val = self.validate()
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, **val,
+                   "seconds": time.perf_counter() - start}
+            metric = val["val_adv_acc"] if self.cfg.adv != "none" else val["val_clean_acc"]
+            self.epoch = epoch
+            if self.dist.is_main:
+                _append_metrics(self.out / "metrics.csv", row)
+                improved = metric > self.best_metric
+                self.best_metric = max(self.best_metric, metric)
+                state = self._state()
+                save_checkpoint(self.out / "checkpoints" / "last.pt", state)
+                if improved:
+                    save_checkpoint(self.out / "checkpoints" / "best.pt", state)
+                info(_describe(row))
+        return self.out
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+        self.net.train()
+        total_loss = correct = seen = 0.0
+        for x, masks, y, _ in track(self._train_loader(epoch), f"epoch {epoch}/{self.cfg.epochs}"):
+            x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
+            loss, logits = training_loss(self.net, self.model, x, y, masks, self.cfg, self.autocast)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        total_loss, correct, seen = all_sum([total_loss, correct, seen], self.dist, self._reduce_device())
+        return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    def _reduce_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def validate(self) -> dict[str, float | None]:
+        """Clean accuracy, PGD accuracy (adversarial runs, §3.5.2) and pixel accuracy on this rank's share."""
+        model = self.model
+        model.eval()
+        shard = Subset(self.val_set, list(range(self.dist.rank, len(self.val_set), self.dist.world_size)))
+        loader = DataLoader(shard, batch_size=self.cfg.batch_size, num_workers=self.cfg.workers)
+        k1 = self.data_info.num_parts + 1
+        cm = torch.zeros(k1, k1, dtype=torch.int64)
+        clean = adv = seen = 0.0
+        steps = self.cfg.val_steps if self.cfg.val_steps is not None else self.cfg.steps
+        for x, masks, y, _ in track(loader, "validate"):
+            x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
+            with torch.no_grad(), self.autocast():
+                logits, seg = model(x, return_seg=True)
+            clean += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            if seg is not None:
+                cm += confusion_matrix(seg.argmax(1), masks, k1)
+            if self.cfg.adv != "none":
+                with frozen_eval(model), self.autocast():
+                    x_adv = pgd_linf(model, x, y, self.cfg.eps, self.cfg.step_size, steps, random_start=True)
+                with torch.no_grad(), self.autocast():
+                    adv += (model(x_adv).argmax(1) == y).sum().item()
+        clean, adv, seen, correct_px, total_px = all_sum(
+            [clean, adv, seen, cm.diag().sum().item(), cm.sum().item()], self.dist, self._reduce_device())
+        return {
+            "val_clean_acc": clean / seen,
+            "val_adv_acc": adv / seen if self.cfg.adv != "none" else None,
+            "val_pixel_acc": correct_px / total_px if total_px else pixel_accuracy(cm),
+        }
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "config": {
+                "model": self.model_cfg.to_dict(),
+                "train": dataclasses.asdict(self.cfg),
+                "dataset": {"name": self.data_info.name, "classes": self.data_info.classes,
+                            "parts": [{"name": p.name, "class": p.cls} for p in self.data_info.parts],
+                            "image_size": self.cfg.image_size},
+            },
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "epoch": self.epoch,
+            "rng": rng_state(),
+            "best_metric": self.best_metric,
+        }
+
+
+def run_training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
+    """Python API of ``partcli pretrain`` / ``partcli train``: train and return the run folder."""
+    return Trainer(cfg, resume=resume, overwrite=overwrite).fit()
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: ("" if row.get(k) is None else _fmt(row[k])) for k in METRIC_COLUMNS})
+
+
+def _truncate_metrics(path: Path, last_epoch: int) -> None:
+    """Drop rows after the checkpoint's epoch (written just before a crash), so no epoch appears twice."""
+    if not path.exists():
+        return
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= last_epoch]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _describe(row: dict[str, Any]) -> str:
+    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}", f"train acc {row['train_acc']:.3f}",
+             f"val acc {row['val_clean_acc']:.3f}"]
+    if row.get("val_adv_acc") is not None:
+        parts.append(f"val adv acc {row['val_adv_acc']:.3f}")
+    if row.get("val_pixel_acc") is not None:
+        parts.append(f"val pixel acc {row['val_pixel_acc']:.3f}")
+    return ", ".join(parts) + f" ({row['seconds']:.1f} s)"

@@ -1,0 +1,77 @@
+"""One training step's loss for clean (Eq. 5), PGD (Eqs. 8–9) and TRADES (Eqs. 10–11) training."""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import torch
+from torch import nn
+
+from partcli.attacks.pgd import pgd_linf
+from partcli.train.config import TrainConfig
+from partcli.train.losses import combined_loss, trades_loss
+
+AutocastFactory = Callable[[], contextlib.AbstractContextManager]
+
+
+@contextlib.contextmanager
+def frozen_eval(model: nn.Module):
+    """Craft attacks in eval mode: BatchNorm uses (and never updates) its running statistics.
+
+    Parameters are also set not to require grad meanwhile, so crafting builds no parameter graph (faster,
+    and no parameter's .grad can change). Both are restored afterwards.
+    """
+    was_training = model.training
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  masks: torch.Tensor, cfg: TrainConfig, autocast: AutocastFactory = contextlib.nullcontext
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (loss, logits on the input the loss classifies) for one batch.
+
+    ``model`` is what the loss back-propagates through (possibly DDP-wrapped); ``attack_model`` is the
+    bare module the attacker differentiates (no DDP hooks). The attacker maximises the classification
+    loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11).
+    """
+    if cfg.adv == "none":
+        with autocast():
+            logits, seg = model(x, return_seg=True)
+            loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg)
+        return loss, logits
+    if cfg.adv == "pgd":
+        with frozen_eval(attack_model), autocast():
+            x_adv = pgd_linf(attack_model, x, y, cfg.eps, cfg.step_size, cfg.steps, random_start=True)
+        with autocast():
+            logits, seg = model(x_adv, return_seg=True)
+            loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg)
+        return loss, logits
+    if cfg.adv == "trades":
+        with frozen_eval(attack_model), autocast():
+            with torch.no_grad():
+                target = attack_model(x).detach()
+            x_adv = pgd_linf(attack_model, x, target, cfg.eps, cfg.step_size, cfg.steps, random_start=True,
+                             loss_fn=_kl_objective)
+        with autocast():
+            clean_logits = model(x)
+            adv_logits, adv_seg = model(x_adv, return_seg=True)
+            loss, _, _ = trades_loss(clean_logits, adv_logits, adv_seg, y, masks, cfg.cseg, cfg.beta)
+        return loss, clean_logits
+    raise ValueError(f"unknown adversarial mode {cfg.adv!r}")
+
+
+def _kl_objective(model: nn.Module, x_adv: torch.Tensor, clean_logits: torch.Tensor) -> torch.Tensor:
+    """Eq. 11's objective, per sample: KL(f(x) ‖ f(x*)) with f(x) fixed."""
+    adv = model(x_adv).float().log_softmax(1)
+    clean = clean_logits.float().log_softmax(1)
+    return (clean.exp() * (clean - adv)).sum(1)
+

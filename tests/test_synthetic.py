@@ -1,0 +1,152 @@
+"""`prepare synthetic`: contract output, masks, determinism, loader, option errors and the intended cues."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from partcli.data.contract import SPLITS, read_dataset_info, read_split
+from partcli.data.dataset import PreparedDataset
+from partcli.data.synthetic import (
+    BACKGROUNDS,
+    CLASSES,
+    PREFERRED_BACKGROUND,
+    pick_background,
+    prepare_synthetic,
+    render_sample,
+)
+from partcli.errors import PartcliError
+
+N, SIZE = 60, 32
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("synthetic")
+    out = {"a": root / "a", "again": root / "again", "other": root / "other"}
+    for key, seed in (("a", 0), ("again", 0), ("other", 1)):
+        prepare_synthetic(out[key], n=N, image_size=SIZE, seed=seed)
+    return out
+
+
+def all_rows(root: Path):
+    info = read_dataset_info(root)
+    return info, [(split, s) for split in SPLITS for s in read_split(root, split, info)]
+
+
+def test_counts_classes_and_parts(datasets):
+    info, rows = all_rows(datasets["a"])
+    assert len(rows) == N
+    assert len(info.classes) >= 4
+    per_class = Counter(p.cls for p in info.parts)
+    assert set(per_class) == set(info.classes) and all(2 <= k <= 5 for k in per_class.values())
+    assert all(p.name.startswith(f"{p.cls}/") for p in info.parts)
+    assert Counter(s.label for _, s in rows) == {c: N // len(info.classes) for c in range(len(info.classes))}
+    for split in SPLITS:
+        assert all(info.counts[split][c] > 0 for c in info.classes), split
+    assert info.source["command"] == "prepare synthetic"
+    assert (info.source["n"], info.source["image_size"], info.source["seed"]) == (N, SIZE, 0)
+
+
+def test_masks_hold_only_own_class_parts(datasets):
+    root = datasets["a"]
+    info, rows = all_rows(root)
+    part_class = info.part_to_class()
+    for _, s in rows:
+        assert s.mask_source == "gt"
+        with Image.open(root / s.image) as im:
+            assert im.mode == "RGB" and im.size == (SIZE, SIZE)
+        mask = np.array(Image.open(root / s.mask))
+        assert mask.dtype == np.uint8 and mask.shape == (SIZE, SIZE)
+        ids = set(np.unique(mask).tolist()) - {0}
+        assert ids and all(1 <= i <= info.num_parts and part_class[i - 1] == s.label for i in ids), s.mask
+        assert 0.02 < (mask > 0).mean() < 0.6, s.mask
+
+
+def test_same_seed_same_bytes_other_seed_differs(datasets):
+    a, again, other = datasets["a"], datasets["again"], datasets["other"]
+    for split in SPLITS:
+        assert (a / f"{split}.csv").read_bytes() == (again / f"{split}.csv").read_bytes()
+    _, rows = all_rows(a)
+    for _, s in rows[:5]:
+        assert (a / s.image).read_bytes() == (again / s.image).read_bytes()
+        assert (a / s.mask).read_bytes() == (again / s.mask).read_bytes()
+    _, other_rows = all_rows(other)
+    by_stem = {Path(s.image).stem: s for _, s in other_rows}
+    differ = [(a / s.image).read_bytes() != (other / by_stem[Path(s.image).stem].image).read_bytes() for _, s in rows]
+    assert all(differ)
+
+
+def test_sample_depends_only_on_seed_and_index(datasets):
+    root = datasets["a"]
+    _, rows = all_rows(root)
+    split, s = rows[-1]
+    index = int(Path(s.image).stem)
+    image, mask = render_sample(np.random.default_rng([0, index]), s.label, SIZE)
+    assert np.array_equal(np.asarray(image), np.asarray(Image.open(root / s.image)))
+    assert np.array_equal(mask, np.asarray(Image.open(root / s.mask)))
+
+
+def test_loader_reads_it(datasets):
+    ds = PreparedDataset(datasets["a"], "train")
+    image, mask, label, has_mask = ds[0]
+    assert len(ds) == sum(ds.info.counts["train"].values()) > N // 2
+    assert image.shape == (3, SIZE, SIZE) and image.dtype == torch.float32
+    assert mask.shape == (SIZE, SIZE) and 0 <= int(mask.max()) <= ds.info.num_parts
+    assert has_mask and 0 <= label < ds.info.num_classes
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [({"n": 29}, "--n"), ({"n": 0}, "--n"), ({"image_size": 8}, "--image-size"), ({"seed": -1}, "--seed")],
+)
+def test_bad_options(tmp_path, kwargs, option):
+    with pytest.raises(PartcliError, match=f"^{option} "):
+        prepare_synthetic(tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(PartcliError, match="--overwrite"):
+        prepare_synthetic(out, n=40, image_size=16)
+    info = prepare_synthetic(out, n=40, image_size=16, overwrite=True)
+    assert sum(sum(c.values()) for c in info.counts.values()) == 40 and not (out / "keep.txt").exists()
+
+
+def nearest_centroid_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
+    z = (features - features.mean(0)) / (features.std(0) + 1e-9)
+    centroids = np.stack([z[labels == c].mean(0) for c in range(len(CLASSES))])
+    pred = np.argmin(((z[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
+    return float((pred == labels).mean())
+
+
+def test_silhouette_predicts_class_but_part_colour_does_not():
+    """The object's binary outline (no part ids) identifies the class; the parts' colours do not."""
+    shape, colour, labels = [], [], []
+    for i in range(300):
+        cls = i % len(CLASSES)
+        image, mask = render_sample(np.random.default_rng([3, i]), cls, SIZE)
+        ys, xs = np.nonzero(mask)
+        h, w = np.ptp(ys) + 1, np.ptp(xs) + 1
+        shape.append([np.log(h / w), len(ys) / (h * w), (ys.mean() - ys.min()) / h])
+        colour.append(np.asarray(image, dtype=float)[mask > 0].mean(0))
+        labels.append(cls)
+    labels = np.array(labels)
+    chance = 1 / len(CLASSES)
+    assert nearest_centroid_accuracy(np.array(shape), labels) > 3.5 * chance
+    assert nearest_centroid_accuracy(np.array(colour), labels) < 2 * chance
+
+
+def test_background_family_is_a_weak_class_cue():
+    rng = np.random.default_rng(0)
+    for cls, name in enumerate(CLASSES):
+        families = Counter(pick_background(rng, cls) for _ in range(2000))
+        assert set(families) == set(BACKGROUNDS)
+        assert 0.55 < families[PREFERRED_BACKGROUND[name]] / 2000 < 0.65
