@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +36,13 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a partcli checkpoint safely (``weights_only=True``) on the CPU and check its format version."""
     path = Path(path)
+    if path.is_dir():
+        raise PartcliError(f"{path}: a folder, not a checkpoint file (e.g. give RUN/checkpoints/best.pt)")
     if not path.is_file():
         raise PartcliError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - arbitrary bytes make torch.load raise almost any type
         raise PartcliError(f"{path}: not a partcli checkpoint (cannot be loaded safely: {exc.__class__.__name__})") from None
     if not isinstance(state, dict) or "format_version" not in state or "model" not in state:
         raise PartcliError(f"{path}: not a partcli checkpoint (no format_version/model entries)")
@@ -51,6 +51,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path}: checkpoint format_version {state['format_version']!r} is unknown to partcli {__version__} "
             f"(reads {CHECKPOINT_VERSION}); upgrade partcli to load it"
         )
+    config = state.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise PartcliError(f"{path}: not a partcli checkpoint (no model configuration)")
     return state
 
 

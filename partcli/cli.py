@@ -98,12 +98,14 @@ BatchSize = Annotated[Optional[int], typer.Option(help="[default: 128]")]
 Lr = Annotated[Optional[float], typer.Option(help="SGD learning rate, cosine-annealed  [default: 0.1]")]
 Wd = Annotated[Optional[float], typer.Option(help="Weight decay  [default: 5e-4]")]
 ImageSize = Annotated[Optional[int], typer.Option(help="Training/eval resolution, a multiple of 16  [default: 224]")]
+CropScale = Annotated[Optional[float], typer.Option(help="Smallest RandomResizedCrop area, as a fraction of the image  [default: 0.08]")]
 Workers = Annotated[Optional[int], typer.Option(help="DataLoader worker processes  [default: 0]")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="[default: 0]")]
 Device = Annotated[Optional[str], typer.Option(help="auto | cpu | cuda  [default: auto]")]
 Amp = Annotated[Optional[str], typer.Option(help="Mixed precision on CUDA: off | bf16 | fp16  [default: off]")]
 ChannelsLast = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")]
 Cseg = Annotated[Optional[float], typer.Option(help="Segmentation-loss weight c_seg (Eqs. 5, 8, 10)  [default: 0.5]")]
+SegLabels = Annotated[Optional[str], typer.Option(help="part | object (parts merged per class, App. D.5) | box (tight part boxes, App. D.4) | centroid (Eqs. 12–13, App. D.4)  [default: part]")]
 SegFrac = Annotated[Optional[float], typer.Option(help="Fraction of training samples keeping their part mask (§5.3)  [default: 1]")]
 
 
@@ -130,16 +132,16 @@ def pretrain(
     data: Data = None, out: RunOut = None, config: Config = None, arch: Arch = None, backbone: Backbone = None,
     pretrained: Pretrained = None, pool: Pool = None, drop_background: DropBg = None, concat_input: ConcatIn = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, wd: Wd = None, image_size: ImageSize = None,
-    workers: Workers = None, seed: SeedOpt = None, device: Device = None, amp: Amp = None,
-    channels_last: ChannelsLast = None, cseg: Cseg = None, seg_frac: SegFrac = None,
+    crop_scale: CropScale = None, workers: Workers = None, seed: SeedOpt = None, device: Device = None, amp: Amp = None,
+    channels_last: ChannelsLast = None, cseg: Cseg = None, seg_frac: SegFrac = None, seg_labels: SegLabels = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue --out from checkpoints/last.pt.")] = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Clean training (paper Eq. 5): class labels plus part masks, best checkpoint by validation accuracy."""
     _run(config, resume, overwrite, data=data, out=out, arch=arch, backbone=backbone, pretrained=pretrained,
          pool=pool, drop_background=drop_background, concat_input=concat_input, epochs=epochs,
-         batch_size=batch_size, lr=lr, wd=wd, image_size=image_size, workers=workers, seed=seed, device=device,
-         amp=amp, channels_last=channels_last, cseg=cseg, seg_frac=seg_frac, adv="none")
+         batch_size=batch_size, lr=lr, wd=wd, image_size=image_size, crop_scale=crop_scale, workers=workers, seed=seed, device=device,
+         amp=amp, channels_last=channels_last, cseg=cseg, seg_frac=seg_frac, seg_labels=seg_labels, adv="none")
 
 
 @app.command()
@@ -147,7 +149,7 @@ def train(
     data: Data = None, out: RunOut = None, config: Config = None, arch: Arch = None, backbone: Backbone = None,
     pretrained: Pretrained = None, pool: Pool = None, drop_background: DropBg = None, concat_input: ConcatIn = None,
     epochs: Epochs = None, batch_size: BatchSize = None, lr: Lr = None, wd: Wd = None, image_size: ImageSize = None,
-    workers: Workers = None, seed: SeedOpt = None, device: Device = None, amp: Amp = None,
+    crop_scale: CropScale = None, workers: Workers = None, seed: SeedOpt = None, device: Device = None, amp: Amp = None,
     channels_last: ChannelsLast = None, cseg: Cseg = None, seg_frac: SegFrac = None,
     adv: Annotated[Optional[str], typer.Option(help="none | pgd | trades  [default: none]")] = None,
     eps: Annotated[Optional[str], typer.Option(help="ℓ∞ budget, a number or fraction  [default: 8/255]")] = None,
@@ -156,7 +158,7 @@ def train(
     val_steps: Annotated[Optional[int], typer.Option(help="PGD steps for validation  [default: --steps]")] = None,
     beta: Annotated[Optional[float], typer.Option(help="TRADES β (Eq. 10)  [default: 0.5]")] = None,
     init: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights (e.g. a pretrain run's best.pt).")] = None,
-    seg_labels: Annotated[Optional[str], typer.Option(help="part | object | box | centroid  [default: part]")] = None,
+    seg_labels: SegLabels = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue --out from checkpoints/last.pt.")] = False,
     overwrite: Overwrite = False,
 ) -> None:
@@ -165,11 +167,43 @@ def train(
 
     _run(config, resume, overwrite, data=data, out=out, arch=arch, backbone=backbone, pretrained=pretrained,
          pool=pool, drop_background=drop_background, concat_input=concat_input, epochs=epochs,
-         batch_size=batch_size, lr=lr, wd=wd, image_size=image_size, workers=workers, seed=seed, device=device,
+         batch_size=batch_size, lr=lr, wd=wd, image_size=image_size, crop_scale=crop_scale, workers=workers, seed=seed, device=device,
          amp=amp, channels_last=channels_last, cseg=cseg, seg_frac=seg_frac, adv=adv,
          eps=None if eps is None else parse_fraction(eps, "--eps"),
          step_size=None if step_size is None else parse_fraction(step_size, "--step-size"),
          steps=steps, val_steps=val_steps, beta=beta, init=init, seg_labels=seg_labels)
+
+
+@app.command()
+def pseudolabel(
+    data: Annotated[Path, typer.Option(help="Prepared dataset whose training masks are (partly) kept.")],
+    out: Annotated[Path, typer.Option(help="New prepared dataset to write (must not exist or be empty); the segmenter trains in <out>.segmenter/ and ends up in <out>/segmenter/.")],
+    frac: Annotated[float, typer.Option(help="Fraction of training samples keeping their ground-truth mask, stratified per class (the same choice as `train --seg-frac` with the same --seed).")] = 0.1,
+    unlabelled: Annotated[Optional[Path], typer.Option(help="Extra images with a class label and no mask: a folder with labels.csv (image,label = path relative to it, class name); they get pseudo masks too.")] = None,
+    backbone: Annotated[str, typer.Option(help="smp encoder of the segmenter.")] = "resnet50",
+    pretrained: Pretrained = None,
+    epochs: Annotated[int, typer.Option(help="Segmenter training epochs.")] = 50,
+    batch_size: Annotated[int, typer.Option(help="Segmenter training and prediction batch size.")] = 128,
+    lr: Annotated[float, typer.Option(help="SGD learning rate of the segmenter, cosine-annealed.")] = 0.1,
+    image_size: Annotated[int, typer.Option(help="Segmenter resolution, a multiple of 16; masks are predicted back at each image's own size.")] = 224,
+    seed: Annotated[int, typer.Option(help="Seed of the kept fraction and of the segmenter's training.")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """Pseudo-labelling (§5.3, App. D.6): train a segmenter on --frac of the part masks, predict the rest."""
+    from partcli.pseudolabel import PseudoLabelConfig, pseudolabel as run_pseudolabel
+
+    cfg = PseudoLabelConfig(data=str(data), out=str(out), frac=frac,
+                            unlabelled=None if unlabelled is None else str(unlabelled), backbone=backbone,
+                            pretrained=None if pretrained is None else str(pretrained), epochs=epochs,
+                            batch_size=batch_size, lr=lr, image_size=image_size, seed=seed, device=device,
+                            workers=workers)
+    result = run_pseudolabel(cfg, overwrite=overwrite)
+    console.print(f"segmenter on val: pixel acc {_pct(result.val_pixel_acc)}, mIoU {_pct(result.val_miou)}",
+                  highlight=False)
+    console.print(f"wrote {result.out}: {result.n_gt} gt + {result.n_pseudo} pseudo training masks; "
+                  f"segmenter {result.segmenter_checkpoint}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -194,6 +228,52 @@ def evaluate(
     table.add_row(str(result.n), _pct(result.clean_acc), _pct(result.pixel_acc), _pct(result.miou), f"{result.seconds:.1f}")
     console.print(table)
     console.print(f"appended to {out}", highlight=False)
+
+
+@app.command()
+def attack(
+    ckpt: Annotated[Path, typer.Option(help="Checkpoint to attack (a partcli .pt file).")],
+    data: Annotated[Path, typer.Option(help="Prepared dataset the checkpoint was trained for.")],
+    split: Annotated[str, typer.Option(help="Split to attack: train, val or test.")] = "test",
+    suite: Annotated[str, typer.Option(help="autoattack, pgd, seg-single, seg-two-stage, segmenter, eps-sweep or all.")] = "autoattack",
+    eps: Annotated[str, typer.Option(help="ℓ∞ radius on [0, 1] pixels: a number or a fraction such as 8/255.")] = "8/255",
+    n: Annotated[Optional[int], typer.Option(help="Attack this many samples, drawn with --seed and kept in split order (default: the whole split).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Samples per attack batch.")] = 256,
+    out: Annotated[Path, typer.Option(help="Metrics CSV to append to; per-sample outcomes go beside it as <stem>.<suite>.<k>.samples.csv.")] = Path("results/attacks.csv"),
+    seed: Seed = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    attack_cseg: Annotated[float, typer.Option(help="Weight of the segmentation loss in the seg-single attack (Table 11).")] = 0.5,
+    restarts: Annotated[int, typer.Option(help="PGD random restarts; the worst case per sample is kept (App. B).")] = 5,
+    steps: Annotated[int, typer.Option(help="PGD steps (App. B).")] = 100,
+    step_size: Annotated[str, typer.Option(help="PGD step size (App. B): a number or fraction.")] = "0.001",
+    strategy: Annotated[Optional[list[str]], typer.Option(help="Two-stage stage-1 strategy, repeatable: untargeted, random, mc-random, mc-sorted  [default: all four]")] = None,
+    survivors_of: Annotated[Optional[Path], typer.Option(help="Attack only the samples robust in this earlier *.samples.csv.")] = None,
+    no_hygiene: Annotated[bool, typer.Option("--no-hygiene", help="Skip the evaluation-hygiene checks and their extra PGD runs.")] = False,
+) -> None:
+    """Measure robustness: AutoAttack, PGD, segmenter-guided attacks, ε sweep; prints a hygiene checklist."""
+    from partcli.attacks.seg_attacks import STRATEGIES
+    from partcli.attacks.suite import eps_label, run_attack_suite
+    from partcli.evaluate.hygiene import format_checklist
+    from partcli.progress import info
+
+    result = run_attack_suite(ckpt, data, split=split, suite=suite, eps=eps, n=n, batch_size=batch_size, out=out,
+                              seed=seed, device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
+                              step_size=step_size, strategies=strategy or STRATEGIES, survivors_of=survivors_of,
+                              hygiene=not no_hygiene)
+    table = Table(title=f"{ckpt} on {data} [{split}], suite {suite}")
+    columns = ("attack", "eps", "n", "clean acc", "adv acc", "clean pixel acc", "adv pixel acc", "seconds")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "attack" else "right")
+    for row in result.rows:
+        table.add_row(str(row["attack"]), eps_label(row["eps"]), str(row["n"]), _pct(row.get("clean_acc")),
+                      _pct(row.get("adv_acc")), _pct(row.get("clean_pixel_acc")), _pct(row.get("adv_pixel_acc")),
+                      f"{row.get('seconds') or 0.0:.1f}")
+    console.print(table)
+    for note in result.notes:
+        info(note)
+    if result.checks:
+        console.print(format_checklist(result.checks))
+    console.print(f"appended to {out}; per-sample outcomes in {result.samples_path}", highlight=False)
 
 
 @app.command("info")

@@ -40,9 +40,41 @@ def resolve_config(cls: type[C], config_file: str | Path | None, overrides: dict
         unknown = set(doc) - names - {"partcli_version"}
         if unknown:
             raise PartcliError(f"--config {path}: unknown key(s) {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in doc.items() if k in names})
+        types = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        values.update({k: _yaml_value(v, types[k], f"--config {path}: {k}") for k, v in doc.items() if k in names})
     values.update({k: v for k, v in overrides.items() if v is not None and k in names})
     return cls(**values)  # type: ignore[call-arg]
+
+
+def _yaml_value(value: Any, annotation: Any, where: str) -> Any:
+    """Check a YAML value against its field's annotation (a string such as "int" or "str | None").
+
+    Numbers may be written as fractions ("8/255") for float fields; ints are accepted for floats. Annotations
+    other than str, int, float and bool (optionally "| None") are passed through unchecked.
+    """
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise PartcliError(f"{where} must not be empty")
+    base = [k for k in kinds if k != "None"]
+    if len(base) != 1 or base[0] not in ("str", "int", "float", "bool"):
+        return value
+    kind = base[0]
+    if kind == "float" and not isinstance(value, bool):
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            return parse_fraction(value, where)
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "str" and isinstance(value, str):
+        return value
+    article = "an" if kind == "int" else "a"
+    hint = " (YAML reads on/off/yes/no as booleans: quote the word)" if kind == "str" and isinstance(value, bool) else ""
+    raise PartcliError(f"{where}: expected {article} {kind}, got {value!r}{hint}")
 
 
 def write_config(path: Path, config: Any, extra: dict[str, Any] | None = None) -> None:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from rich.table import Table
 
 from partcli.checkpoint import load_checkpoint
 from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
+from partcli.models.registry import ModelConfig, build_model
 
 
 def describe(path: str | Path) -> Table:
@@ -22,12 +24,12 @@ def describe(path: str | Path) -> Table:
 def describe_checkpoint(path: Path) -> Table:
     state = load_checkpoint(path)
     model, train, data = state["config"]["model"], state["config"].get("train", {}), state["config"].get("dataset", {})
-    n_params = sum(t.numel() for t in state["model"].values() if t.is_floating_point() and not _is_buffer_name(t))
+    n_params = count_parameters(ModelConfig.from_dict(model))
     table = Table(title=f"checkpoint {path}", show_header=False)
     rows = [
         ("format_version", state["format_version"]), ("partcli_version", state["partcli_version"]),
-        ("arch", model["arch"]), ("backbone", model["backbone"]), ("classes", model["num_classes"]),
-        ("parts (K)", model["num_parts"]), ("parameters", f"{n_params:,}"),
+        ("arch", model.get("arch")), ("backbone", model.get("backbone")), ("classes", model.get("num_classes")),
+        ("parts (K)", model.get("num_parts")), ("parameters", f"{n_params:,}"),
         ("dataset", data.get("name", "?")), ("image size", data.get("image_size", "?")),
         ("training", train.get("adv", "?")), ("epoch", state.get("epoch")),
         ("best metric", state.get("best_metric")),
@@ -37,8 +39,14 @@ def describe_checkpoint(path: Path) -> Table:
     return table
 
 
-def _is_buffer_name(_tensor) -> bool:
-    return False
+def count_parameters(cfg: ModelConfig) -> int:
+    """Trainable parameters of the model ``cfg`` describes (BatchNorm statistics and buffers excluded).
+
+    Built on the meta device: no memory is allocated and no weights are initialised, so it is instant.
+    """
+    with torch.device("meta"):
+        model = build_model(cfg)
+    return sum(p.numel() for p in model.parameters())
 
 
 def describe_dataset(path: Path) -> Table:

@@ -30,6 +30,14 @@ def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ste
         x_adv = (x + (noise.to(x.device, x.dtype) * 2 - 1) * eps).clamp(0, 1)
     else:
         x_adv = x.clone()
+    return pgd_linf_from(model, x, x_adv, y, eps, step_size, steps, loss_fn)
+
+
+def pgd_linf_from(model: nn.Module, x: torch.Tensor, x_start: torch.Tensor, y: torch.Tensor, eps: float,
+                  step_size: float, steps: int, loss_fn: LossFn = ce_loss) -> torch.Tensor:
+    """The PGD iterations of ``pgd_linf`` started from a given point (e.g. a two-stage attack's first stage)."""
+    x = x.detach()
+    x_adv = torch.min(torch.max(x_start.detach(), x - eps), x + eps).clamp(0, 1)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         loss = loss_fn(model, x_adv, y).sum()

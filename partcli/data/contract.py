@@ -144,9 +144,11 @@ def read_split(root: str | Path, split: str, info: DatasetInfo) -> list[Sample]:
             raise PartcliError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         samples = []
         for lineno, row in enumerate(reader, start=2):
+            if not row["image"]:
+                raise PartcliError(f"{path}:{lineno}: no image path (expected columns {', '.join(CSV_COLUMNS)})")
             try:
                 label = int(row["label"])
-            except ValueError:
+            except (TypeError, ValueError):  # TypeError: a short row leaves the cell None
                 raise PartcliError(f"{path}:{lineno}: label {row['label']!r} is not an integer") from None
             if not 0 <= label < info.num_classes:
                 raise PartcliError(f"{path}:{lineno}: label {label} outside 0..{info.num_classes - 1}")
@@ -191,6 +193,39 @@ def load_mask(root: Path, rel: str, num_parts: int, size: tuple[int, int]) -> np
     if top > num_parts:
         raise PartcliError(f"{path}: part id {top} > K={num_parts} declared in dataset.yaml")
     return mask.astype(np.int64)
+
+
+def check_split_files(root: str | Path, samples: Iterable[Sample], missing_masks_ok: bool = False) -> None:
+    """Check that every image and mask of a split exists, is an image and has matching sizes, from headers only.
+
+    PIL reads a file's header without decoding its pixels, so this costs well under a millisecond per file and
+    lets a command refuse a broken dataset before it writes anything. Two faults need the pixels and are
+    still only found when a sample is loaded (``load_image``/``load_mask``): corrupt pixel data behind a valid
+    header, and a part id > K. ``missing_masks_ok`` skips mask files that do not exist (withheld masks).
+    """
+    root = Path(root)
+    for sample in samples:
+        size = _header(root / sample.image, "image").size
+        if sample.mask and not (missing_masks_ok and not (root / sample.mask).exists()):
+            header = _header(root / sample.mask, "mask")
+            if len(header.getbands()) != 1:
+                raise PartcliError(f"{root / sample.mask}: mask must be single-channel, got mode {header.mode}")
+            if header.size != size:
+                raise PartcliError(
+                    f"{root / sample.mask}: mask size {header.size[0]}x{header.size[1]} differs from its image's "
+                    f"{size[0]}x{size[1]}"
+                )
+
+
+def _header(path: Path, what: str) -> Image.Image:
+    """Open ``path`` lazily (header only) and close it; the returned object still knows size and mode."""
+    try:
+        with Image.open(path) as im:
+            return im
+    except FileNotFoundError:
+        raise PartcliError(f"{path}: {what} file missing") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PartcliError(f"{path}: {what} does not decode ({exc.__class__.__name__})") from None
 
 
 def prepare_output_dir(out: str | Path, overwrite: bool, option: str = "--out") -> Path:

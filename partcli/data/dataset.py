@@ -1,6 +1,7 @@
 """``PreparedDataset``: a torch Dataset over one split of a prepared dataset (DESIGN §2)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -10,15 +11,20 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from partcli.data.contract import DatasetInfo, Sample, load_image, load_mask, read_dataset_info, read_split
+from partcli.data.contract import (DatasetInfo, Sample, check_split_files, load_image, load_mask, read_dataset_info,
+                                   read_split)
 
 IGNORE_INDEX = -1  # mask value of samples without a part label; the seg loss ignores it
 
 
-def train_transform(image_size: int) -> v2.Transform:
-    """Paper App. A: RandomResizedCrop (default scale/ratio) + horizontal flip, applied to image and mask jointly."""
+def train_transform(image_size: int, crop_scale: float = 0.08) -> v2.Transform:
+    """Paper App. A: RandomResizedCrop + horizontal flip, applied to image and mask jointly.
+
+    ``crop_scale`` is the smallest crop area as a fraction of the image (0.08: torchvision's default, the
+    paper's setting); raise it for datasets whose objects are small in the frame.
+    """
     return v2.Compose([
-        v2.RandomResizedCrop(image_size, antialias=True),
+        v2.RandomResizedCrop(image_size, scale=(crop_scale, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
     ])
 
@@ -46,6 +52,7 @@ class PreparedDataset(Dataset):
         split: str,
         transform: Callable | None = None,
         drop_masks: set[int] | None = None,
+        check_files: bool = True,
     ):
         self.root = Path(root)
         self.info: DatasetInfo = read_dataset_info(self.root)
@@ -53,6 +60,10 @@ class PreparedDataset(Dataset):
         self.samples: list[Sample] = read_split(self.root, split, self.info)
         self.transform = transform
         self.drop_masks = drop_masks or set()
+        if check_files:  # refuse a broken split before any run folder is written, not epochs later
+            # Lenient on missing mask files: a caller may withhold masks after construction (the Trainer sets
+            # drop_masks for --seg-frac) and withheld masks need not exist; ``validate_files`` is strict.
+            check_split_files(self.root, self.samples, missing_masks_ok=True)
 
     @property
     def labels(self) -> list[int]:
@@ -60,6 +71,11 @@ class PreparedDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def validate_files(self) -> None:
+        """Check the headers of every image and of every mask this dataset will read (``drop_masks`` honoured)."""
+        check_split_files(self.root, [replace(s, mask="") if i in self.drop_masks else s
+                                      for i, s in enumerate(self.samples)])
 
     def has_mask(self, index: int) -> bool:
         return bool(self.samples[index].mask) and index not in self.drop_masks

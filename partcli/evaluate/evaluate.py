@@ -58,10 +58,26 @@ def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int 
     return EvalResult(seen, correct / seen, pixel_accuracy(cm), mean_iou(cm), time.perf_counter() - start)
 
 
+def check_eval_options(batch_size: int, device: str, image_size: int | None, workers: int) -> None:
+    """Refuse impossible options before any work, naming the option (they would otherwise fail deep in torch)."""
+    if batch_size < 1:
+        raise PartcliError(f"--batch-size {batch_size}: must be at least 1")
+    if workers < 0:
+        raise PartcliError(f"--workers {workers}: must not be negative")
+    if image_size is not None and (image_size < 16 or image_size % 16):
+        raise PartcliError(f"--image-size {image_size}: must be a multiple of 16 (the segmenter's output stride)")
+    kind = str(device).split(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise PartcliError(f"--device {device!r}: expected cpu or cuda")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise PartcliError("--device cuda: no CUDA device is available")
+
+
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, split: str = "test", out: str | Path | None = None,
                         batch_size: int = 64, device: str = "cpu", image_size: int | None = None,
                         workers: int = 0) -> EvalResult:
     """Python API of ``partcli evaluate``; appends a row to ``out`` when given."""
+    check_eval_options(batch_size, device, image_size, workers)
     model, ds = load_for_dataset(ckpt, data, split, image_size)
     result = evaluate_model(model, ds, batch_size, device, workers)
     if out is not None:

@@ -25,6 +25,7 @@ class TrainConfig:
     wd: float = 5e-4
     momentum: float = 0.9
     image_size: int = 224
+    crop_scale: float = 0.08
     workers: int = 0
     seed: int = 0
     device: str = "auto"

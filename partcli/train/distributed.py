@@ -40,3 +40,15 @@ def all_sum(values: list[float], info: DistInfo, device: torch.device | str = "c
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP syncs buffers at the start of each forward pass, so after an epoch's last step every rank holds
+    statistics updated by its own batch; validation and checkpoints must all see rank 0's.
+    """
+    if not info.enabled:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,16 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from partcli.attacks.pgd import pgd_linf
 from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.config import write_config
-from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
+from partcli.data.contract import DatasetInfo, check_split_files, prepare_output_dir, stratified_assign
 from partcli.data.dataset import PreparedDataset, eval_transform, train_transform
+from partcli.data.seg_labels import RelabelThen, relabel_fn, seg_channels
 from partcli.errors import PartcliError
-from partcli.evaluate.seg_metrics import confusion_matrix, pixel_accuracy
+from partcli.evaluate.seg_metrics import confusion_matrix
 from partcli.models.registry import ModelConfig, build_model
 from partcli.progress import info, track, warn
 from partcli.train.config import ADV_MODES, AMP_MODES, SEG_LABELS, TrainConfig
-from partcli.train.distributed import DistInfo, all_sum, init_distributed
+from partcli.train.distributed import DistInfo, all_sum, broadcast_buffers, init_distributed
+from partcli.train.losses import SegLossFn, centroid_loss, seg_loss
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
 from partcli.train.step import frozen_eval, training_loss
 from partcli.version import __version__
@@ -47,21 +50,25 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.image_size >= 16 and cfg.image_size % 16 == 0, "--image-size must be a multiple of 16 (the segmenter's output stride)"),
         (0.0 <= cfg.cseg <= 1.0, "--cseg must lie in [0, 1]"),
         (0.0 < cfg.seg_frac <= 1.0, "--seg-frac must lie in (0, 1]"),
+        (0.0 < cfg.crop_scale <= 1.0, "--crop-scale must lie in (0, 1]"),
         (cfg.eps >= 0 and cfg.step_size >= 0 and cfg.steps >= 0, "--eps, --step-size and --steps must not be negative"),
         (cfg.workers >= 0, "--workers must not be negative"),
     ]
     for ok, message in checks:
         if not ok:
             raise PartcliError(message)
-    if cfg.seg_labels != "part":
-        raise PartcliError(f"--seg-labels {cfg.seg_labels}: not available yet in this partcli version; use part")
+    if cfg.arch == "resnet" and cfg.seg_labels != "part":
+        raise PartcliError(f"--seg-labels {cfg.seg_labels}: the resnet baseline uses no segmentation labels; "
+                           "choose a part model with --arch or leave --seg-labels at part")
 
 
 def pick_device(requested: str, dist_info: DistInfo) -> torch.device:
     if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise PartcliError("--device cuda: no CUDA device is available")
-        return torch.device("cuda", dist_info.local_rank)
+        device = torch.device("cuda", dist_info.local_rank)
+        torch.cuda.set_device(device)  # NCCL collectives run on the current device: one GPU per rank
+        return device
     return torch.device("cpu")
 
 
@@ -74,9 +81,26 @@ def autocast_factory(amp: str, device: torch.device):
 
 
 def model_config_for(cfg: TrainConfig, data: DatasetInfo) -> ModelConfig:
-    return ModelConfig(arch=cfg.arch, backbone=cfg.backbone, num_classes=data.num_classes, num_parts=data.num_parts,
-                       part_to_class=data.part_to_class(), pool=cfg.pool, drop_background=cfg.drop_background,
+    """The model for a dataset; with ``--seg-labels object`` the segmenter predicts one channel per class."""
+    num_parts, part_to_class = seg_channels(cfg.seg_labels, data.num_classes, data.part_to_class())
+    return ModelConfig(arch=cfg.arch, backbone=cfg.backbone, num_classes=data.num_classes, num_parts=num_parts,
+                       part_to_class=part_to_class, pool=cfg.pool, drop_background=cfg.drop_background,
                        concat_input=cfg.concat_input)
+
+
+def seg_loss_for(cfg: TrainConfig, model_cfg: ModelConfig) -> SegLossFn:
+    """The segmentation term of the loss: Eq. 7 on pixel labels, Eqs. 12–13 on centroid labels."""
+    if cfg.seg_labels == "centroid":
+        return functools.partial(centroid_loss, part_to_class=model_cfg.part_to_class,
+                                 num_classes=model_cfg.num_classes)
+    return seg_loss
+
+
+def split_transform(cfg: TrainConfig, data: DatasetInfo, train: bool):
+    """The augmentation of a split, preceded by the ``--seg-labels`` mask transform (on the full-size mask)."""
+    transform = train_transform(cfg.image_size, cfg.crop_scale) if train else eval_transform(cfg.image_size)
+    fn = relabel_fn(cfg.seg_labels, data.part_to_class())
+    return transform if fn is None else RelabelThen(fn, transform)
 
 
 def seg_label_mask_indices(train: PreparedDataset, frac: float, seed: int) -> set[int]:
@@ -99,7 +123,8 @@ class Trainer:
             if not last.is_file():
                 raise PartcliError(f"--resume: {last} not found; start the run without --resume")
             state = load_checkpoint(last)
-            cfg = TrainConfig(**{k: v for k, v in state["config"]["train"].items() if k in TrainConfig.__dataclass_fields__})
+            stored = {k: v for k, v in state["config"]["train"].items() if k in TrainConfig.__dataclass_fields__}
+            cfg = dataclasses.replace(TrainConfig(**stored), out=str(self.out))  # the run folder may have moved
         else:
             validate_config(cfg)
             if self.dist.is_main:
@@ -111,11 +136,18 @@ class Trainer:
         self.autocast = autocast_factory(cfg.amp, self.device)
         seed_everything(cfg.seed)
 
-        self.train_set = PreparedDataset(cfg.data, "train", train_transform(cfg.image_size))
-        self.train_set.drop_masks = seg_label_mask_indices(self.train_set, cfg.seg_frac, cfg.seed)
-        self.val_set = PreparedDataset(cfg.data, "val", eval_transform(cfg.image_size))
+        self.train_set = PreparedDataset(cfg.data, "train", check_files=False)
         self.data_info = self.train_set.info
+        self.train_set.transform = split_transform(cfg, self.data_info, train=True)
+        self.train_set.drop_masks = seg_label_mask_indices(self.train_set, cfg.seg_frac, cfg.seed)
+        # check what the loader will open: withheld masks (--seg-frac) are never opened, not even their headers
+        check_split_files(cfg.data, [dataclasses.replace(s, mask="") if i in self.train_set.drop_masks else s
+                                     for i, s in enumerate(self.train_set.samples)])
+        self.val_set = PreparedDataset(cfg.data, "val", split_transform(cfg, self.data_info, train=False),
+                                       check_files=False)
+        self.val_set.validate_files()  # strict: a missing val mask is refused now, not after the first epoch
         self.model_cfg = model_config_for(cfg, self.data_info)
+        self.seg_fn = seg_loss_for(cfg, self.model_cfg)
         model = build_model(self.model_cfg, cfg.pretrained if state is None else None)
         if cfg.init and state is None:
             self._load_init(model, cfg.init)
@@ -146,8 +178,9 @@ class Trainer:
                 self.model_cfg.arch, self.model_cfg.backbone, self.model_cfg.num_classes, self.model_cfg.num_parts):
             raise PartcliError(
                 f"--init {path}: a {init_cfg.arch}/{init_cfg.backbone} model with {init_cfg.num_classes} classes and "
-                f"{init_cfg.num_parts} parts does not fit --arch {self.cfg.arch} --backbone {self.cfg.backbone} on "
-                f"{self.cfg.data} ({self.model_cfg.num_classes} classes, {self.model_cfg.num_parts} parts)")
+                f"{init_cfg.num_parts} parts does not fit --arch {self.cfg.arch} --backbone {self.cfg.backbone} "
+                f"--seg-labels {self.cfg.seg_labels} on {self.cfg.data} ({self.model_cfg.num_classes} classes, "
+                f"{self.model_cfg.num_parts} segmenter parts); pretrain with the same options")
         model.load_state_dict(state["model"])
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -164,7 +197,8 @@ class Trainer:
         info(f"resuming {self.out} after epoch {self.epoch}")
 
     def _epoch_seed(self, epoch: int) -> int:
-        return self.cfg.seed * 1_000_003 + epoch
+        """Seed of one epoch's data order, augmentation and attack noise; ranks draw different noise."""
+        return self.cfg.seed * 1_000_003 + epoch + 7_919 * self.dist.rank
 
     def _train_loader(self, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(self._epoch_seed(epoch))
@@ -185,14 +219,27 @@ class Trainer:
 
     # -- training -------------------------------------------------------------------------------------
     def fit(self) -> Path:
+        fresh = self.epoch == 0  # not resumed
         if self.dist.is_main:
+            if fresh:  # --overwrite: no stale metrics rows or checkpoints of the run this one replaces
+                _remove_run_files(self.out)
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
             write_config(self.out / "config.yaml", self.cfg, {"partcli_version": __version__})
+        try:
+            self._fit_epochs()
+        except BaseException:
+            if self.dist.is_main and fresh and not (self.out / "checkpoints" / "last.pt").exists():
+                _remove_run_files(self.out)  # nothing resumable was written: leave no half-written run folder
+            raise
+        return self.out
+
+    def _fit_epochs(self) -> None:
         for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
             start = time.perf_counter()
             seed_everything(self._epoch_seed(epoch))
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_acc = self._train_epoch(epoch)
+            broadcast_buffers(self.model, self.dist)
             val = self.validate()
             row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, **val,
                    "seconds": time.perf_counter() - start}
@@ -207,14 +254,13 @@ class Trainer:
                 if improved:
                     save_checkpoint(self.out / "checkpoints" / "best.pt", state)
                 info(_describe(row))
-        return self.out
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         self.net.train()
         total_loss = correct = seen = 0.0
         for x, masks, y, _ in track(self._train_loader(epoch), f"epoch {epoch}/{self.cfg.epochs}"):
             x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
-            loss, logits = training_loss(self.net, self.model, x, y, masks, self.cfg, self.autocast)
+            loss, logits = training_loss(self.net, self.model, x, y, masks, self.cfg, self.autocast, self.seg_fn)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -230,12 +276,16 @@ class Trainer:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def validate(self) -> dict[str, float | None]:
-        """Clean accuracy, PGD accuracy (adversarial runs, §3.5.2) and pixel accuracy on this rank's share."""
+        """Clean accuracy, PGD accuracy (adversarial runs, §3.5.2) and pixel accuracy, summed over ranks.
+
+        Pixel accuracy compares the segmenter with the masks it is trained on (part, object or box masks);
+        it is left empty for baselines and for centroid labels (no pixel-level target).
+        """
         model = self.model
         model.eval()
         shard = Subset(self.val_set, list(range(self.dist.rank, len(self.val_set), self.dist.world_size)))
         loader = DataLoader(shard, batch_size=self.cfg.batch_size, num_workers=self.cfg.workers)
-        k1 = self.data_info.num_parts + 1
+        k1 = self.model_cfg.num_parts + 1
         cm = torch.zeros(k1, k1, dtype=torch.int64)
         clean = adv = seen = 0.0
         steps = self.cfg.val_steps if self.cfg.val_steps is not None else self.cfg.steps
@@ -245,7 +295,7 @@ class Trainer:
                 logits, seg = model(x, return_seg=True)
             clean += (logits.argmax(1) == y).sum().item()
             seen += len(y)
-            if seg is not None:
+            if seg is not None and self.cfg.seg_labels != "centroid":
                 cm += confusion_matrix(seg.argmax(1), masks, k1)
             if self.cfg.adv != "none":
                 with frozen_eval(model), self.autocast():
@@ -257,7 +307,7 @@ class Trainer:
         return {
             "val_clean_acc": clean / seen,
             "val_adv_acc": adv / seen if self.cfg.adv != "none" else None,
-            "val_pixel_acc": correct_px / total_px if total_px else pixel_accuracy(cm),
+            "val_pixel_acc": correct_px / total_px if total_px else None,
         }
 
     def _state(self) -> dict[str, Any]:
@@ -267,7 +317,7 @@ class Trainer:
                 "train": dataclasses.asdict(self.cfg),
                 "dataset": {"name": self.data_info.name, "classes": self.data_info.classes,
                             "parts": [{"name": p.name, "class": p.cls} for p in self.data_info.parts],
-                            "image_size": self.cfg.image_size},
+                            "image_size": self.cfg.image_size, "seg_labels": self.cfg.seg_labels},
             },
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -282,6 +332,18 @@ class Trainer:
 def run_training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
     """Python API of ``partcli pretrain`` / ``partcli train``: train and return the run folder."""
     return Trainer(cfg, resume=resume, overwrite=overwrite).fit()
+
+
+RUN_FILES = ("config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt")
+
+
+def _remove_run_files(out: Path) -> None:
+    """Delete the files a run writes, then ``checkpoints/`` and ``out`` if that left them empty; nothing else."""
+    for rel in RUN_FILES:
+        (out / rel).unlink(missing_ok=True)
+    for folder in (out / "checkpoints", out):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _append_metrics(path: Path, row: dict[str, Any]) -> None:

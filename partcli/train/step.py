@@ -9,7 +9,7 @@ from torch import nn
 
 from partcli.attacks.pgd import pgd_linf
 from partcli.train.config import TrainConfig
-from partcli.train.losses import combined_loss, trades_loss
+from partcli.train.losses import SegLossFn, combined_loss, seg_loss, trades_loss
 
 AutocastFactory = Callable[[], contextlib.AbstractContextManager]
 
@@ -17,6 +17,9 @@ AutocastFactory = Callable[[], contextlib.AbstractContextManager]
 @contextlib.contextmanager
 def frozen_eval(model: nn.Module):
     """Craft attacks in eval mode: BatchNorm uses (and never updates) its running statistics.
+
+    Eval mode also means the attacker sees the model as it is evaluated (deterministic BatchNorm), and
+    x* does not depend on how the batch happens to be composed.
 
     Parameters are also set not to require grad meanwhile, so crafting builds no parameter graph (faster,
     and no parameter's .grad can change). Both are restored afterwards.
@@ -35,25 +38,27 @@ def frozen_eval(model: nn.Module):
 
 
 def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                  masks: torch.Tensor, cfg: TrainConfig, autocast: AutocastFactory = contextlib.nullcontext
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  masks: torch.Tensor, cfg: TrainConfig, autocast: AutocastFactory = contextlib.nullcontext,
+                  seg_fn: SegLossFn = seg_loss) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (loss, logits on the input the loss classifies) for one batch.
 
     ``model`` is what the loss back-propagates through (possibly DDP-wrapped); ``attack_model`` is the
     bare module the attacker differentiates (no DDP hooks). The attacker maximises the classification
-    loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11).
+    loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11); attacks run in
+    ``frozen_eval`` and in the same autocast precision as the training forward pass. ``seg_fn`` is the
+    segmentation term (Eq. 7, or Eqs. 12–13 for centroid labels).
     """
     if cfg.adv == "none":
         with autocast():
             logits, seg = model(x, return_seg=True)
-            loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg)
+            loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg, seg_fn)
         return loss, logits
     if cfg.adv == "pgd":
         with frozen_eval(attack_model), autocast():
             x_adv = pgd_linf(attack_model, x, y, cfg.eps, cfg.step_size, cfg.steps, random_start=True)
         with autocast():
             logits, seg = model(x_adv, return_seg=True)
-            loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg)
+            loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg, seg_fn)
         return loss, logits
     if cfg.adv == "trades":
         with frozen_eval(attack_model), autocast():
@@ -64,7 +69,7 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
         with autocast():
             clean_logits = model(x)
             adv_logits, adv_seg = model(x_adv, return_seg=True)
-            loss, _, _ = trades_loss(clean_logits, adv_logits, adv_seg, y, masks, cfg.cseg, cfg.beta)
+            loss, _, _ = trades_loss(clean_logits, adv_logits, adv_seg, y, masks, cfg.cseg, cfg.beta, seg_fn)
         return loss, clean_logits
     raise ValueError(f"unknown adversarial mode {cfg.adv!r}")
 

@@ -1,0 +1,150 @@
+"""The real AutoAttack (PyPI ``pyautoattack`` 0.2.0, Croce & Hein 2020) configured as the paper did (App. B).
+
+Attacks run one at a time on the samples that are still robust, exactly as ``run_standard_evaluation`` does
+inside one call (each attack reseeds itself per batch, and its batches are the survivors in order), so the
+robust flags equal those of a single direct call with the same samples, ε, seed and batch size. Running them
+one at a time is what makes a long run resumable: after each attack the flags go to a small JSON state file.
+pyautoattack's own ``state_path`` cannot be used for that: in 0.2.0 a saved state can never be restored (it
+writes the attack set as ``str(set)`` and then refuses the file as "created with a different set of
+attacks"), and a restored run would also hit an unbound ``y_adv``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from partcli.errors import PartcliError
+
+STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
+FEW_CLASS_ATTACKS = ("apgd-ce", "fab", "square")  # App. B: DLR / targeted attacks need ≥ 4 classes
+KNOWN_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+DEFAULT_TARGET_CLASSES = 9
+
+
+@dataclass(frozen=True)
+class AutoAttackPlan:
+    version: str  # "standard" or "custom"
+    attacks: tuple[str, ...]
+    n_target_classes: int  # of apgd-t and fab-t
+    note: str | None = None  # what was changed from the standard version, for the user
+
+    @property
+    def name(self) -> str:
+        """The ``attack`` cell of the results CSV."""
+        return "autoattack" if self.version == "standard" else f"autoattack[{'+'.join(self.attacks)}]"
+
+
+@dataclass
+class AutoAttackResult:
+    robust: torch.Tensor  # bool, one flag per sample: correct clean and after every attack
+    plan: AutoAttackPlan
+    accuracy_after: dict[str, float]  # robust accuracy after each attack, in order
+
+
+def autoattack_plan(num_classes: int, attacks: tuple[str, ...] | list[str] | None = None) -> AutoAttackPlan:
+    """Standard AutoAttack, adapted to few classes as in App. B / STACK.md; ``attacks`` picks a custom list."""
+    n_target = min(DEFAULT_TARGET_CLASSES, num_classes - 1)
+    if attacks is not None:
+        unknown = [a for a in attacks if a not in KNOWN_ATTACKS]
+        if unknown or not attacks:
+            raise PartcliError(f"AutoAttack attacks {list(attacks)!r}: expected some of {', '.join(KNOWN_ATTACKS)}")
+        return AutoAttackPlan("custom", tuple(attacks), n_target, f"custom AutoAttack: {', '.join(attacks)}")
+    if num_classes < 4:
+        return AutoAttackPlan("custom", FEW_CLASS_ATTACKS, n_target,
+                              f"{num_classes} classes: AutoAttack runs apgd-ce, fab, square (the targeted attacks "
+                              "need 4 or more classes; paper App. B)")
+    note = None
+    if n_target < DEFAULT_TARGET_CLASSES:
+        note = f"{num_classes} classes: apgd-t and fab-t use {n_target} target classes instead of 9"
+    return AutoAttackPlan("standard", STANDARD_ATTACKS, n_target, note)
+
+
+def build_autoattack(model: nn.Module, plan: AutoAttackPlan, eps: float, seed: int, device: str,
+                     attacks: list[str] | None = None) -> Any:
+    """A configured ``pyautoattack.AutoAttack`` (quiet); ``attacks`` narrows the plan's list for one call."""
+    from pyautoattack import AutoAttack
+
+    if plan.version == "standard":
+        aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", device=device, seed=seed)
+    else:
+        aa = AutoAttack(model, norm="Linf", eps=eps, version="custom", attacks=list(plan.attacks), device=device,
+                        seed=seed)
+    aa.verbose = False
+    aa.apgd_targeted.n_target_classes = plan.n_target_classes
+    aa.fab.n_target_classes = plan.n_target_classes
+    if attacks is not None:
+        aa.attacks_to_run = list(attacks)
+    return aa
+
+
+def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, num_classes: int,
+                   seed: int = 0, batch_size: int = 256, device: str = "cpu",
+                   attacks: tuple[str, ...] | list[str] | None = None, clean_correct: torch.Tensor | None = None,
+                   state_path: str | Path | None = None, state_key: dict[str, Any] | None = None) -> AutoAttackResult:
+    """Robust flags of ``model`` (eval mode, [0, 1] inputs → logits) under AutoAttack at ℓ∞ radius ``eps``.
+
+    ``clean_correct`` saves the clean pass when the caller has it. With ``state_path`` the flags are saved after
+    every attack and a rerun with the same ``state_key`` continues after the last finished attack; the file is
+    removed when the run completes. Torch's global RNG is left as it was found (AutoAttack reseeds it).
+    """
+    plan = autoattack_plan(num_classes, attacks)
+    model.eval()
+    if clean_correct is None:
+        clean_correct = _clean_correct(model, x, y, batch_size, device)
+    key = {**(state_key or {}), "attacks": list(plan.attacks), "n": len(y)}
+    done, robust = _load_state(state_path, key) if state_path else ([], None)
+    robust = clean_correct.clone().cpu() if robust is None else robust
+    accuracy_after: dict[str, float] = {}
+    cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        for attack in plan.attacks:
+            if attack not in done and robust.any():
+                idx = robust.nonzero().squeeze(1)
+                aa = build_autoattack(model, plan, eps, seed, device, attacks=[attack])
+                _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
+                robust[idx] = y_adv.cpu() == y[idx].cpu()
+            done.append(attack)
+            accuracy_after[attack] = robust.float().mean().item()
+            if state_path:
+                _save_state(state_path, key, done, robust)
+    if state_path:
+        Path(state_path).unlink(missing_ok=True)
+    return AutoAttackResult(robust, plan, accuracy_after)
+
+
+def _clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: str) -> torch.Tensor:
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(y), batch_size):
+            out.append(model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size].cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def _load_state(path: str | Path, key: dict[str, Any]) -> tuple[list[str], torch.Tensor | None]:
+    path = Path(path)
+    if not path.exists():
+        return [], None
+    try:
+        doc = json.loads(path.read_text())
+        if doc["key"] != json.loads(json.dumps(key)):
+            raise PartcliError(f"{path}: AutoAttack state of another run (other samples or settings); delete it "
+                               "to start afresh")
+        return list(doc["done"]), torch.tensor(doc["robust"], dtype=torch.bool)
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise PartcliError(f"{path}: unreadable AutoAttack state file; delete it to start afresh") from None
+
+
+def _save_state(path: str | Path, key: dict[str, Any], done: list[str], robust: torch.Tensor) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"key": key, "done": done, "robust": robust.int().tolist()}, fh)
+    os.replace(tmp, path)

@@ -1,0 +1,437 @@
+"""``partcli attack``: run an attack suite on a checkpoint and a split (paper §4, App. B, App. D.3).
+
+Suites: ``autoattack`` (the real AutoAttack), ``pgd`` (App. B: 100 steps of 0.001, 5 restarts), ``seg-single``
+(Table 11), ``seg-two-stage`` (Table 12, one row per strategy), ``segmenter`` (Table 13), ``eps-sweep``
+(Table 10) and ``all`` (everything, plus an ``all`` row: robust only if a sample survives every attack at ε).
+
+Samples: the whole split, or ``n`` of them drawn without replacement with ``seed`` (kept in split order; a
+split CSV may be sorted by class, so its first n would be biased). ``survivors_of`` first restricts the
+candidates to the samples robust in an earlier run's per-sample file. Classification attacks only attack the
+clean-correct samples (the others count as not robust, as in AutoAttack).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack
+from partcli.attacks.outcomes import SampleOutcomes, outcomes_path, read_outcomes, write_outcomes
+from partcli.attacks.pgd import pgd_linf_restarts
+from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pixels, reference_masks,
+                                         seg_single_attack, segmenter_attack, two_stage_attack)
+from partcli.config import parse_fraction
+from partcli.data.dataset import PreparedDataset
+from partcli.errors import PartcliError
+from partcli.evaluate.hygiene import Check, run_hygiene
+from partcli.evaluate.results_csv import append_results
+
+SUITES = ("autoattack", "pgd", "seg-single", "seg-two-stage", "segmenter", "eps-sweep", "all")
+SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
+SWEEP_EPS = (8 / 255, 16 / 255, 24 / 255, 32 / 255)  # Table 10
+
+
+@dataclass
+class AttackConfig:
+    """Options of ``partcli attack`` (defaults: paper App. B)."""
+
+    suite: str = "autoattack"
+    eps: float = 8 / 255
+    n: int | None = None
+    batch_size: int = 256
+    seed: int = 0
+    device: str = "cpu"
+    attack_cseg: float = 0.5
+    restarts: int = 5
+    steps: int = 100
+    step_size: float = 0.001
+    strategies: tuple[str, ...] = STRATEGIES
+    aa_attacks: tuple[str, ...] | None = None  # a custom AutoAttack list (e.g. cheaper tests); None = App. B
+    hygiene: bool = True
+
+
+@dataclass
+class AttackSamples:
+    """The attacked samples, on the CPU: images in [0, 1], labels, masks (-1 = unlabelled) and provenance."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    masks: torch.Tensor  # int16 to save memory; widened per batch
+    has_mask: torch.Tensor
+    index: list[int]
+    image: list[str]
+
+
+@dataclass
+class SuiteResult:
+    rows: list[dict[str, Any]]
+    outcomes: SampleOutcomes
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    samples_path: Path | None = None
+
+
+@dataclass
+class _Attack:
+    """One attack of a suite: its row name, radius, and a function giving per-sample robust flags."""
+
+    name: str
+    eps: float
+    run: Callable[[], torch.Tensor]
+    pixel_acc: Callable[[], float | None] | None = None
+
+
+class MaskPool:
+    """Stage-1 target masks of the two-stage attack: the split's samples that have a part mask."""
+
+    def __init__(self, labels: torch.Tensor, get: Callable[[int], tuple[torch.Tensor, torch.Tensor]]):
+        self.labels = labels
+        self._get = get  # pool position -> (image, mask)
+        self._scores: torch.Tensor | None = None
+
+    @classmethod
+    def from_dataset(cls, ds: PreparedDataset) -> "MaskPool":
+        members = [i for i in range(len(ds)) if ds.has_mask(i)]
+        return cls(torch.tensor([ds.samples[i].label for i in members], dtype=torch.long),
+                   lambda k: ds[members[k]][:2])
+
+    @classmethod
+    def from_samples(cls, samples: AttackSamples) -> "MaskPool":
+        members = samples.has_mask.nonzero().squeeze(1).tolist()
+        return cls(samples.y[members], lambda k: (samples.x[members[k]], samples.masks[members[k]].long()))
+
+    def masks(self, positions: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self._get(int(k))[1] for k in positions.tolist()])
+
+    def scores(self, model: nn.Module, device: str, batch_size: int) -> torch.Tensor:
+        """The model's clean-image confidence in each pool sample's own class (for ``mc-sorted``)."""
+        if self._scores is None:
+            out = []
+            with torch.no_grad():
+                for start in range(0, len(self.labels), batch_size):
+                    stop = min(start + batch_size, len(self.labels))
+                    x = torch.stack([self._get(k)[0] for k in range(start, stop)]).to(device)
+                    prob = model(x).float().softmax(1).cpu()
+                    out.append(prob.gather(1, self.labels[start:stop, None]).squeeze(1))
+            self._scores = torch.cat(out)
+        return self._scores
+
+
+def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test", suite: str = "autoattack",
+                     eps: float | str = 8 / 255, n: int | None = None, batch_size: int = 256,
+                     out: str | Path | None = "results/attacks.csv", seed: int = 0, device: str = "cpu",
+                     attack_cseg: float = 0.5, restarts: int = 5, steps: int = 100, step_size: float | str = 0.001,
+                     strategies: tuple[str, ...] | list[str] = STRATEGIES, survivors_of: str | Path | None = None,
+                     aa_attacks: tuple[str, ...] | list[str] | None = None, hygiene: bool = True) -> SuiteResult:
+    """Python API of ``partcli attack``: attack ``n`` samples of ``split``, append rows to ``out`` (if given),
+    write the per-sample outcomes beside it and return the rows, notes and hygiene checklist."""
+    from partcli.checkpoint import load_checkpoint
+    from partcli.evaluate.evaluate import load_for_dataset
+
+    cfg = AttackConfig(suite=suite, eps=parse_fraction(eps, "--eps"), n=n, batch_size=batch_size, seed=seed,
+                       device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
+                       step_size=parse_fraction(step_size, "--step-size"), strategies=tuple(strategies),
+                       aa_attacks=tuple(aa_attacks) if aa_attacks is not None else None, hygiene=hygiene)
+    validate_config(cfg)
+    model, ds = load_for_dataset(ckpt, data, split)
+    train_adv = load_checkpoint(ckpt)["config"].get("train", {}).get("adv")
+    _require_segmenter(model, suite, str(ckpt))
+    survivors = _survivors(survivors_of, ds) if survivors_of is not None else None
+    indices, notes = select_indices(len(ds), cfg.n, cfg.seed, survivors, split)
+    samples = load_samples(ds, indices)
+    key = {"checkpoint": str(Path(ckpt).resolve()), "data": str(Path(data).resolve()), "split": split,
+           "eps": cfg.eps, "seed": cfg.seed, "samples": hashlib.sha1(json.dumps(indices).encode()).hexdigest()}
+    state_path = None
+    if out is not None:
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+        state_path = Path(out).with_name(f"{Path(out).stem}.autoattack-state.{digest}.json")
+    result = attack_model(model, samples, cfg, num_classes=ds.info.num_classes, pool=MaskPool.from_dataset(ds),
+                          train_adv=train_adv, state_path=state_path, state_key=key)
+    result.notes[:0] = notes
+    for row in result.rows:
+        row.update(checkpoint=str(ckpt), dataset=str(data), split=split)
+    if out is not None:
+        append_results(out, result.rows)
+        result.samples_path = outcomes_path(out, suite)
+        write_outcomes(result.samples_path, result.outcomes)
+    return result
+
+
+def validate_config(cfg: AttackConfig) -> None:
+    if cfg.suite not in SUITES:
+        raise PartcliError(f"--suite {cfg.suite!r}: expected one of {', '.join(SUITES)}")
+    bad = [s for s in cfg.strategies if s not in STRATEGIES]
+    if bad or not cfg.strategies:
+        raise PartcliError(f"--strategy {', '.join(bad) or '(none)'}: expected some of {', '.join(STRATEGIES)}")
+    if not 0 < cfg.eps <= 1:
+        raise PartcliError(f"--eps {cfg.eps:g}: expected a radius in (0, 1], e.g. 8/255")
+    if not 0 <= cfg.attack_cseg <= 1:
+        raise PartcliError(f"--attack-cseg {cfg.attack_cseg:g}: expected a weight in [0, 1]")
+    for option, value in (("--n", cfg.n), ("--batch-size", cfg.batch_size), ("--restarts", cfg.restarts),
+                          ("--steps", cfg.steps)):
+        if value is not None and value < 1:
+            raise PartcliError(f"{option} {value}: expected a positive integer")
+    if cfg.step_size <= 0:
+        raise PartcliError(f"--step-size {cfg.step_size:g}: expected a positive number")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise PartcliError(f"--device {cfg.device}: no CUDA device is available; use --device cpu")
+
+
+def select_indices(split_size: int, n: int | None, seed: int, candidates: list[int] | None,
+                   split: str = "test") -> tuple[list[int], list[str]]:
+    """Split indices to attack: all candidates, or ``n`` of them drawn with ``seed``, in split order."""
+    if n is not None and n > split_size:
+        raise PartcliError(f"--n {n}: the {split} split has only {split_size} samples")
+    pool = list(range(split_size)) if candidates is None else list(candidates)
+    notes = []
+    if n is None or n >= len(pool):
+        if n is not None and candidates is not None and n > len(pool):
+            notes.append(f"only {len(pool)} survivors to attack (asked for --n {n})")
+        return pool, notes
+    pick = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:n]
+    return [pool[i] for i in sorted(pick.tolist())], notes
+
+
+def load_samples(ds: PreparedDataset, indices: list[int]) -> AttackSamples:
+    indices = list(indices)
+    if not indices:
+        raise PartcliError(f"{ds.root}: no samples to attack in the {ds.split} split")
+    items = [ds[i] for i in indices]
+    return AttackSamples(x=torch.stack([it[0] for it in items]), y=torch.tensor([it[2] for it in items]),
+                         masks=torch.stack([it[1].to(torch.int16) for it in items]),
+                         has_mask=torch.tensor([it[3] for it in items], dtype=torch.bool), index=indices,
+                         image=[ds.samples[i].image for i in indices])
+
+
+def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *, num_classes: int,
+                 pool: MaskPool | None = None, train_adv: str | None = None, state_path: Path | None = None,
+                 state_key: dict[str, Any] | None = None) -> SuiteResult:
+    """Run ``cfg.suite`` on a model (any module mapping [0, 1] images to logits; part models for seg suites)."""
+    validate_config(cfg)
+    _require_segmenter(model, cfg.suite, "the model")
+    model = model.to(cfg.device).eval()
+    runner = _Runner(model, samples, cfg, num_classes, pool or MaskPool.from_samples(samples), state_path, state_key)
+    rows, robust = [], {}
+    for attack in runner.attacks():
+        start = time.perf_counter()
+        flags = attack.run()
+        column = attack.name if _same(attack.eps, cfg.eps) else f"{attack.name}@{eps_label(attack.eps)}"
+        robust[column] = flags
+        rows.append(runner.row(attack, flags, time.perf_counter() - start))
+    if cfg.suite == "all":
+        at_eps = [flags for name, flags in robust.items() if "@" not in name]
+        combined = torch.stack(at_eps).all(0)
+        robust["all"] = combined
+        rows.append(runner.row(_Attack("all", cfg.eps, lambda: combined), combined,
+                               sum(r["seconds"] for r in rows)))
+    outcomes = SampleOutcomes(samples.index, samples.image, samples.y.tolist(), runner.clean_correct.tolist(),
+                              {k: v.tolist() for k, v in robust.items()})
+    checks = (run_hygiene(rows, cfg.suite, cfg.eps, cfg.restarts, train_adv, runner.pgd_accuracy)
+              if cfg.hygiene else [])
+    return SuiteResult(rows, outcomes, checks, runner.notes)
+
+
+def eps_label(eps: float) -> str:
+    k = eps * 255
+    return f"{round(k)}/255" if math.isclose(k, round(k), abs_tol=1e-6) else f"{eps:g}"
+
+
+def sweep_step_size(eps: float, step_size: float, steps: int) -> float:
+    """Step size for radii above --eps: large enough that the steps can cross the ball (steps·α ≥ 2.5ε)."""
+    return max(step_size, 2.5 * eps / steps)
+
+
+def _require_segmenter(model: nn.Module, suite: str, what: str) -> None:
+    if suite in SEG_SUITES and not getattr(model, "has_segmenter", False):
+        raise PartcliError(f"--suite {suite}: {what} has no part segmenter; use autoattack, pgd, eps-sweep or all")
+
+
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def _survivors(path: str | Path, ds: PreparedDataset) -> list[int]:
+    outcomes = read_outcomes(path)
+    for i, image in zip(outcomes.index, outcomes.image):
+        if not 0 <= i < len(ds) or ds.samples[i].image != image:
+            raise PartcliError(f"--survivors-of {path}: written for another split or dataset (sample {i} is not "
+                               f"{image} in the {ds.split} split of {ds.root})")
+    return outcomes.survivors()
+
+
+class _Runner:
+    """Builds the suite's attacks over one set of samples and shares the clean pass between them."""
+
+    def __init__(self, model: nn.Module, samples: AttackSamples, cfg: AttackConfig, num_classes: int,
+                 pool: MaskPool, state_path: Path | None, state_key: dict[str, Any] | None):
+        self.model, self.s, self.cfg, self.num_classes, self.pool = model, samples, cfg, num_classes, pool
+        self.state_path, self.state_key = state_path, state_key
+        self.part_model = bool(getattr(model, "has_segmenter", False))
+        self.notes: list[str] = []
+        self._clean_pass()
+
+    def _clean_pass(self) -> None:
+        logits, correct_px = [], []
+        with torch.no_grad():
+            for sl in self._batches(range(len(self.s.y))):
+                x = self.s.x[sl].to(self.cfg.device)
+                if self.part_model:
+                    out, seg = self.model(x, return_seg=True)
+                    correct_px.append(correct_pixels(seg, self.s.masks[sl].long().to(self.cfg.device)).cpu())
+                else:
+                    out = self.model(x)
+                logits.append(out.float().cpu())
+        self.clean_logits = torch.cat(logits)
+        self.clean_correct = self.clean_logits.argmax(1) == self.s.y
+        labelled = (self.s.masks != -1).flatten(1).sum(1)
+        self.labelled_pixels = int(labelled.sum())
+        self.clean_pixel_acc = (int(torch.cat(correct_px).sum()) / self.labelled_pixels
+                                if self.part_model and self.labelled_pixels else None)
+
+    def attacks(self) -> list[_Attack]:
+        cfg, eps = self.cfg, self.cfg.eps
+        wanted = SUITES[:-1] if cfg.suite == "all" else (cfg.suite,)
+        if cfg.suite == "all" and not self.part_model:
+            self.notes.append("model without a part segmenter: seg-single, seg-two-stage and segmenter skipped")
+            wanted = tuple(w for w in wanted if w not in SEG_SUITES)
+        out: list[_Attack] = []
+        for suite in wanted:
+            if suite == "autoattack":
+                out.append(self._autoattack())
+            elif suite == "pgd":
+                out.append(_Attack("pgd", eps, lambda: self._pgd(eps, cfg.step_size, cfg.restarts, "pgd")))
+            elif suite == "seg-single":
+                out.append(_Attack("seg-single", eps, self._seg_single))
+            elif suite == "seg-two-stage":
+                out += [_Attack(f"seg-two-stage/{s}", eps, lambda s=s: self._two_stage(s)) for s in cfg.strategies]
+            elif suite == "segmenter":
+                out.append(self._segmenter())
+            elif suite == "eps-sweep":
+                for e in SWEEP_EPS:
+                    if cfg.suite == "all" and _same(e, eps):
+                        continue  # the pgd row at --eps is this radius already
+                    step = sweep_step_size(e, cfg.step_size, cfg.steps)
+                    out.append(_Attack("pgd", e, lambda e=e, step=step: self._pgd(e, step, cfg.restarts, "pgd")))
+        return out
+
+    def row(self, attack: _Attack, robust: torch.Tensor, seconds: float) -> dict[str, Any]:
+        return {"suite": self.cfg.suite, "attack": attack.name, "norm": "Linf", "eps": attack.eps,
+                "n": len(self.s.y), "clean_acc": self.clean_correct.float().mean().item(),
+                "adv_acc": robust.float().mean().item(), "clean_pixel_acc": self.clean_pixel_acc,
+                "adv_pixel_acc": attack.pixel_acc() if attack.pixel_acc else None, "seconds": seconds}
+
+    def pgd_accuracy(self, eps: float, restarts: int) -> float:
+        """The hygiene checks' extra runs: PGD at ``eps`` with ``restarts``; robust accuracy."""
+        step = sweep_step_size(eps, self.cfg.step_size, self.cfg.steps)
+        return self._pgd(eps, step, restarts, f"hygiene-{restarts}").float().mean().item()
+
+    # -- the attacks --------------------------------------------------------------------------------------
+    def _autoattack(self) -> _Attack:
+        def run() -> torch.Tensor:
+            return run_autoattack(self.model, self.s.x, self.s.y, self.cfg.eps, num_classes=self.num_classes,
+                                 seed=self.cfg.seed, batch_size=self.cfg.batch_size, device=self.cfg.device,
+                                 attacks=self.cfg.aa_attacks, clean_correct=self.clean_correct,
+                                 state_path=self.state_path, state_key=self.state_key).robust
+
+        plan = autoattack_plan(self.num_classes, self.cfg.aa_attacks)
+        if plan.note:
+            self.notes.append(plan.note)
+        return _Attack(plan.name, self.cfg.eps, run)
+
+    def _pgd(self, eps: float, step: float, restarts: int, name: str) -> torch.Tensor:
+        gen = self._generator(f"{name}@{eps}")
+
+        def attack(x, y, masks, has_mask):
+            return pgd_linf_restarts(self.model, x, y, eps, step, self.cfg.steps, restarts, generator=gen)
+        return self._classification_attack(attack)
+
+    def _seg_single(self) -> torch.Tensor:
+        cfg, gen = self.cfg, self._generator("seg-single")
+
+        def attack(x, y, masks, has_mask):
+            return seg_single_attack(self.model, x, y, masks, has_mask, cfg.eps, cfg.step_size, cfg.steps,
+                                     cfg.restarts, cfg.attack_cseg, gen)
+        return self._classification_attack(attack)
+
+    def _two_stage(self, strategy: str) -> torch.Tensor:
+        cfg, gen = self.cfg, self._generator(f"seg-two-stage/{strategy}")
+        targeted = strategy != "untargeted"
+        if targeted and len(self.pool.labels) == 0:
+            raise PartcliError(f"--strategy {strategy}: the split has no part masks to use as targets")
+        scores = (self.pool.scores(self.model, cfg.device, cfg.batch_size) if strategy == "mc-sorted" else None)
+        attacked = self.clean_correct.nonzero().squeeze(1)
+        targets = (choose_targets(strategy, self.s.y[attacked], self.clean_logits[attacked], self.pool.labels,
+                                  scores, cfg.restarts, gen) if targeted else None)
+        position = torch.full((len(self.s.y),), -1, dtype=torch.long)
+        position[attacked] = torch.arange(len(attacked))
+
+        def attack(x, y, masks, has_mask, sl):
+            fooled = torch.zeros(len(y), dtype=torch.bool, device=x.device)
+            reference = None if targeted else reference_masks(self.model, x, masks, has_mask)
+            for r in range(cfg.restarts):
+                stage1 = (self.pool.masks(targets[r, position[sl]]).to(x.device) if targeted else reference)
+                x_adv = two_stage_attack(self.model, x, y, stage1, targeted, cfg.eps, cfg.step_size, cfg.steps, gen)
+                with torch.no_grad():
+                    fooled |= self.model(x_adv).argmax(1) != y
+            return fooled
+        return self._classification_attack(attack, returns_fooled=True)
+
+    def _segmenter(self) -> _Attack:
+        cfg, gen = self.cfg, self._generator("segmenter")
+        adv_correct_px = [0]
+
+        def run() -> torch.Tensor:
+            robust = torch.zeros(len(self.s.y), dtype=torch.bool)
+            for sl in self._batches(range(len(self.s.y))):
+                x, y = self.s.x[sl].to(cfg.device), self.s.y[sl].to(cfg.device)
+                masks, has_mask = self.s.masks[sl].long().to(cfg.device), self.s.has_mask[sl].to(cfg.device)
+                reference = reference_masks(self.model, x, masks, has_mask)
+                x_adv = segmenter_attack(self.model, x, reference, cfg.eps, cfg.step_size, cfg.steps, cfg.restarts,
+                                         gen)
+                with torch.no_grad():
+                    logits, seg = self.model(x_adv, return_seg=True)
+                    adv_correct_px[0] += int(correct_pixels(seg, masks).sum())
+                    robust[sl] = ((logits.argmax(1) == y).cpu() & self.clean_correct[sl])
+            return robust
+
+        def pixel_acc() -> float | None:
+            return adv_correct_px[0] / self.labelled_pixels if self.labelled_pixels else None
+        return _Attack("segmenter", cfg.eps, run, pixel_acc)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _classification_attack(self, attack: Callable[..., torch.Tensor], returns_fooled: bool = False
+                               ) -> torch.Tensor:
+        """Robust flags: ``attack`` runs on the clean-correct samples only, batch by batch."""
+        robust = torch.zeros(len(self.s.y), dtype=torch.bool)
+        attacked = self.clean_correct.nonzero().squeeze(1)
+        for sl in self._batches(attacked.tolist()):
+            dev = self.cfg.device
+            x, y = self.s.x[sl].to(dev), self.s.y[sl].to(dev)
+            masks, has_mask = self.s.masks[sl].long().to(dev), self.s.has_mask[sl].to(dev)
+            if returns_fooled:
+                robust[sl] = ~attack(x, y, masks, has_mask, sl).cpu()
+            else:
+                x_adv = attack(x, y, masks, has_mask)
+                with torch.no_grad():
+                    robust[sl] = (self.model(x_adv).argmax(1) == y).cpu()
+        return robust
+
+    def _batches(self, indices) -> list[Any]:
+        """Index batches of ``cfg.batch_size``: slices for a range, index tensors for a list."""
+        if isinstance(indices, range):
+            return [slice(i, min(i + self.cfg.batch_size, len(indices))) for i in range(0, len(indices),
+                                                                                  self.cfg.batch_size)]
+        return [torch.tensor(indices[i:i + self.cfg.batch_size], dtype=torch.long)
+                for i in range(0, len(indices), self.cfg.batch_size)]
+
+    def _generator(self, name: str) -> torch.Generator:
+        """One generator per attack, so an attack's result does not depend on which others ran before it."""
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + zlib.crc32(name.encode()))

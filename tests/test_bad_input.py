@@ -1,0 +1,348 @@
+"""Bad input (DESIGN §2, §5): one-line errors naming the file or option, exit code 2, no traceback, and no
+half-written output folder."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from partcli.checkpoint import CHECKPOINT_VERSION
+from partcli.cli import main
+from partcli.data.contract import DatasetWriter, Part, prepare_output_dir
+from partcli.data.dataset import PreparedDataset
+from partcli.errors import PartcliError
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    """A valid 2-class, 2-part dataset of 16-px images: 2 train, 1 val, 1 test sample."""
+    out = tmp_path_factory.mktemp("bad") / "good"
+    rng = np.random.default_rng(0)
+    with DatasetWriter(out, ["a", "b"], [Part("a/x", "a"), Part("b/y", "b")], name="good") as writer:
+        for i, split in enumerate(["train", "train", "val", "test"]):
+            image = Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
+            mask = np.zeros((SIZE, SIZE), np.uint8)
+            mask[4:12, 4:12] = 1 + i % 2
+            writer.add(split, f"s{i}", i % 2, image, mask=mask)
+        writer.finish({"command": "test"})
+    return out
+
+
+@pytest.fixture
+def data(good, tmp_path) -> Path:
+    """A private copy of the good dataset for a test to break."""
+    return Path(shutil.copytree(good, tmp_path / "data"))
+
+
+def cli(capsys, monkeypatch, *args) -> tuple[int, str]:
+    """Run the console-script entry point in-process; return (exit code, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["partcli", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def assert_user_error(code: int, err: str, *names: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for name in names:
+        assert name in lines[0], f"{name!r} not named in: {lines[0]}"
+
+
+def pretrain(capsys, monkeypatch, data: Path, out: Path, *extra) -> tuple[int, str]:
+    return cli(capsys, monkeypatch, "--quiet", "pretrain", "--data", data, "--out", out, "--epochs", 1,
+               "--image-size", SIZE, "--batch-size", 2, "--device", "cpu", *extra)
+
+
+def first_row(data: Path, split: str) -> dict[str, str]:
+    lines = (data / f"{split}.csv").read_text().splitlines()
+    return dict(zip(lines[0].split(","), lines[1].split(",")))
+
+
+# ------------------------------------------------------------------------------ broken prepared datasets
+def break_missing_yaml(data: Path) -> str:
+    (data / "dataset.yaml").unlink()
+    return str(data / "dataset.yaml")
+
+
+def break_unknown_version(data: Path) -> str:
+    doc = yaml.safe_load((data / "dataset.yaml").read_text())
+    doc["format_version"] = 99
+    (data / "dataset.yaml").write_text(yaml.safe_dump(doc))
+    return str(data / "dataset.yaml")
+
+
+def break_image_bytes(data: Path) -> str:
+    rel = first_row(data, "train")["image"]
+    (data / rel).write_bytes(b"this is not a png")
+    return str(data / rel)
+
+
+def break_missing_image(data: Path) -> str:
+    rel = first_row(data, "val")["image"]
+    (data / rel).unlink()
+    return str(data / rel)
+
+
+def break_mask_bytes(data: Path) -> str:
+    rel = first_row(data, "val")["mask"]
+    (data / rel).write_bytes(bytes(range(200)))
+    return str(data / rel)
+
+
+def break_mask_size(data: Path) -> str:
+    rel = first_row(data, "train")["mask"]
+    Image.fromarray(np.zeros((SIZE, SIZE + 2), np.uint8)).save(data / rel)
+    return str(data / rel)
+
+
+def break_mask_channels(data: Path) -> str:
+    rel = first_row(data, "train")["mask"]
+    Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(data / rel)
+    return str(data / rel)
+
+
+def break_empty_split(data: Path) -> str:
+    (data / "val.csv").write_text("image,mask,label,mask_source\n")
+    return str(data / "val.csv")
+
+
+def break_label(data: Path) -> str:
+    text = (data / "train.csv").read_text().splitlines()
+    row = text[1].split(",")
+    row[2] = "7"
+    (data / "train.csv").write_text("\n".join([text[0], ",".join(row), *text[2:]]) + "\n")
+    return f"{data / 'train.csv'}:2"
+
+
+def break_short_row(data: Path) -> str:
+    text = (data / "train.csv").read_text().splitlines()
+    (data / "train.csv").write_text("\n".join([text[0], text[1].split(",")[0], *text[2:]]) + "\n")
+    return f"{data / 'train.csv'}:2"
+
+
+BREAKS = [break_missing_yaml, break_unknown_version, break_image_bytes, break_missing_image, break_mask_bytes,
+          break_mask_size, break_mask_channels, break_empty_split, break_label, break_short_row]
+
+
+@pytest.mark.parametrize("breaker", BREAKS, ids=lambda f: f.__name__.removeprefix("break_"))
+def test_pretrain_refuses_a_broken_dataset_before_writing(breaker, data, tmp_path, capsys, monkeypatch):
+    culprit = breaker(data)
+    out = tmp_path / "run"
+    code, err = pretrain(capsys, monkeypatch, data, out)
+    assert_user_error(code, err, culprit)
+    assert not out.exists(), "a failed pretrain left a run folder behind"
+
+
+@pytest.mark.parametrize("breaker, split", [(break_unknown_version, "test"), (break_mask_size, "train"),
+                                            (break_mask_bytes, "val"), (break_empty_split, "val")],
+                         ids=["unknown_version", "mask_size", "mask_bytes", "empty_split"])
+def test_evaluate_and_info_refuse_a_broken_dataset(breaker, split, data, tmp_path, capsys, monkeypatch,
+                                                   good_checkpoint):
+    culprit = breaker(data)
+    csv = tmp_path / "eval.csv"
+    code, err = cli(capsys, monkeypatch, "evaluate", "--ckpt", good_checkpoint, "--data", data, "--split", split,
+                    "--out", csv)
+    assert_user_error(code, err, culprit)
+    assert not csv.exists()
+    if breaker is break_unknown_version:
+        assert_user_error(*cli(capsys, monkeypatch, "info", data), culprit)
+
+
+def break_part_id(data: Path) -> str:
+    rel = first_row(data, "train")["mask"]
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[0, 0] = 3  # K = 2
+    Image.fromarray(mask).save(data / rel)
+    return str(data / rel)
+
+
+def break_missing_mask(data: Path) -> str:
+    rel = first_row(data, "train")["mask"]
+    (data / rel).unlink()
+    return str(data / rel)
+
+
+@pytest.mark.parametrize("breaker", [
+    break_part_id,
+    break_missing_mask,
+], ids=["part_id", "missing_mask"])
+def test_faults_in_masks_leave_no_run_folder(breaker, data, tmp_path, capsys, monkeypatch):
+    culprit = breaker(data)
+    out = tmp_path / "run"
+    code, err = pretrain(capsys, monkeypatch, data, out)
+    assert_user_error(code, err, culprit)
+    assert not out.exists()
+
+
+def test_validate_files_is_strict_but_honours_withheld_masks(data):
+    culprit = break_missing_mask(data)
+    ds = PreparedDataset(data, "train")  # the constructor's check lets a missing (maybe withheld) mask pass
+    with pytest.raises(PartcliError, match="mask file missing") as err:
+        ds.validate_files()
+    assert culprit in str(err.value)
+    ds.drop_masks = {0}
+    ds.validate_files()
+    assert not ds[0][3]
+
+
+def test_part_id_above_k_is_a_one_line_error(data, tmp_path, capsys, monkeypatch, good_checkpoint):
+    rel = first_row(data, "val")["mask"]
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[0, 0] = 3
+    Image.fromarray(mask).save(data / rel)
+    code, err = cli(capsys, monkeypatch, "evaluate", "--ckpt", good_checkpoint, "--data", data,
+                    "--split", "val", "--out", tmp_path / "e.csv")
+    assert_user_error(code, err, str(data / rel), "part id 3 > K=2")
+
+
+# ------------------------------------------------------------------------------ output folders and options
+def test_non_empty_out_is_refused_unless_overwrite(good, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, err = pretrain(capsys, monkeypatch, good, out)
+    assert_user_error(code, err, "--out", str(out), "--overwrite")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    code, err = cli(capsys, monkeypatch, "prepare", "synthetic", "--out", out, "--n", 40, "--image-size", 16)
+    assert_user_error(code, err, "--out", str(out))
+    assert prepare_output_dir(out, overwrite=True) == out
+    assert prepare_output_dir(tmp_path / "empty-or-new", overwrite=False) == tmp_path / "empty-or-new"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PartcliError, match="not a folder"):
+        prepare_output_dir(tmp_path / "file", overwrite=True)
+
+
+def test_overwrite_replaces_the_previous_run(good, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    header = "epoch,lr,train_loss,train_acc,val_clean_acc,val_adv_acc,val_pixel_acc,seconds\n"
+    (out / "metrics.csv").write_text(header + "".join(f"{e},0.1,1,0.5,0.5,,0.5,1\n" for e in range(1, 4)))
+    (out / "notes.txt").write_text("the user's own file")
+    code, err = pretrain(capsys, monkeypatch, good, out, "--overwrite")
+    assert code == 0, err
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0] + "\n" == header and [r.split(",")[0] for r in rows[1:]] == ["1"]
+    assert (out / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("content, culprit", [
+    ("epochs: [1, 2\n", "not valid YAML"),
+    ("epochz: 3\n", "unknown key(s) epochz"),
+    ("- 1\n- 2\n", "expected a mapping"),
+    ("epochs: ten\n", "epochs: expected an int, got 'ten'"),
+    ("eps: 8/0\n", "eps '8/0'"),
+    ("amp: off\n", "quote the word"),
+])
+def test_bad_config_file(content, culprit, good, tmp_path, capsys, monkeypatch):
+    config = tmp_path / "c.yaml"
+    config.write_text(content)
+    out = tmp_path / "run"
+    assert_user_error(*pretrain(capsys, monkeypatch, good, out, "--config", config), "--config", str(config), culprit)
+    assert_user_error(*pretrain(capsys, monkeypatch, good, out, "--config", tmp_path / "nope.yaml"), "--config",
+                      "not found")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option, value", [("--arch", "nope"), ("--image-size", "20"), ("--cseg", "2"),
+                                           ("--backbone", "not_a_net")])
+def test_bad_training_option(option, value, good, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert_user_error(*pretrain(capsys, monkeypatch, good, out, option, value), option)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--image-size", "20"), ("--device", "tpu"),
+                                           ("--workers", "-1"), ("--split", "nope")])
+def test_bad_evaluate_option(option, value, good, good_checkpoint, tmp_path, capsys, monkeypatch):
+    csv = tmp_path / "e.csv"
+    assert_user_error(*cli(capsys, monkeypatch, "evaluate", "--ckpt", good_checkpoint, "--data", good, "--out", csv,
+                           option, value), option)
+    assert not csv.exists()
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def _checkpoint(tmp_path: Path) -> Path:
+    """A tiny valid partcli checkpoint (random weights) for the ``good`` dataset's 2 classes and 2 parts."""
+    from partcli.checkpoint import save_checkpoint
+    from partcli.models.registry import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="bbox", backbone="resnet18", num_classes=2, num_parts=2, part_to_class=[0, 1])
+    path = tmp_path / "good.pt"
+    save_checkpoint(path, {"config": {"model": cfg.to_dict(), "dataset": {"image_size": SIZE}},
+                           "model": build_model(cfg).state_dict()})
+    return path
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory) -> Path:
+    return _checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+BAD_CHECKPOINTS = {
+    "random.pt": bytes(range(256)) * 8,
+    "plain.pt": {"weights": torch.zeros(3)},
+    "future.pt": {"format_version": CHECKPOINT_VERSION + 1, "model": {}, "config": {"model": {}}},
+}
+
+
+@pytest.mark.parametrize("name", BAD_CHECKPOINTS)
+def test_not_a_partcli_checkpoint(name, good, tmp_path, capsys, monkeypatch):
+    path = tmp_path / name
+    content = BAD_CHECKPOINTS[name]
+    path.write_bytes(content) if isinstance(content, bytes) else torch.save(content, path)
+    csv = tmp_path / "eval.csv"
+    code, err = cli(capsys, monkeypatch, "evaluate", "--ckpt", path, "--data", good, "--out", csv)
+    assert_user_error(code, err, str(path))
+    assert not csv.exists()
+    assert_user_error(*cli(capsys, monkeypatch, "info", path), str(path))
+    out = tmp_path / "run"
+    assert_user_error(*cli(capsys, monkeypatch, "--quiet", "train", "--data", good, "--out", out, "--init", path,
+                           "--epochs", 1, "--image-size", SIZE, "--device", "cpu"), str(path))
+    assert not out.exists()
+
+
+def test_checkpoint_for_another_dataset(good, good_checkpoint, tmp_path, capsys, monkeypatch):
+    other = tmp_path / "other"
+    with DatasetWriter(other, ["a", "b", "c"], [Part("a/x", "a")], name="other") as writer:
+        for split in ("train", "val", "test"):
+            writer.add(split, "s", 0, Image.new("RGB", (SIZE, SIZE)), mask=np.zeros((SIZE, SIZE), np.uint8))
+        writer.finish({})
+    code, err = cli(capsys, monkeypatch, "evaluate", "--ckpt", good_checkpoint, "--data", other,
+                    "--out", tmp_path / "e.csv")
+    assert_user_error(code, err, "--ckpt", "2 classes", "3")
+
+
+# ------------------------------------------------------------------------------ the real console script
+def console_script() -> list[str]:
+    script = Path(sys.executable).with_name("partcli")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "partcli"]
+
+
+def test_console_script_exit_code_and_no_traceback(good, tmp_path):
+    """User errors through the installed entry point: exit code 2, one line on stderr, no traceback."""
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 8)
+    cases = [
+        (["pretrain", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r1")], str(tmp_path / "nowhere")),
+        (["evaluate", "--ckpt", str(tmp_path / "random.pt"), "--data", str(good), "--out", str(tmp_path / "e.csv")],
+         str(tmp_path / "random.pt")),
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    procs = [subprocess.Popen([*console_script(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for args, _ in cases]  # concurrently: each spends seconds importing torch
+    for proc, (_, culprit) in zip(procs, cases):
+        _, stderr = proc.communicate(timeout=180)
+        assert_user_error(proc.returncode, stderr, culprit)
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "e.csv").exists()

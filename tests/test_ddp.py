@@ -1,0 +1,66 @@
+"""DistributedDataParallel through the torchrun environment: 2 CPU processes, gloo backend."""
+from __future__ import annotations
+
+import csv
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from partcli.checkpoint import load_checkpoint
+from partcli.data.synthetic import prepare_synthetic
+from partcli.train.config import TrainConfig
+from partcli.train.distributed import all_sum
+from partcli.train.loop import Trainer
+
+WORLD = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker(rank: int, port: int, cfg: dict, result_dir: str) -> None:
+    """One torchrun-like rank: the environment torchrun would set, then the normal Trainer."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        trainer = Trainer(TrainConfig(**cfg))
+        trainer.fit()
+        torch.save(trainer.model.state_dict(), Path(result_dir) / f"rank{rank}.pt")
+        (Path(result_dir) / f"sum{rank}.txt").write_text(str(all_sum([rank + 1.0], trainer.dist)))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("adv", ["pgd", pytest.param("trades", marks=pytest.mark.slow)])  # TRADES: 2 forwards
+def test_two_gloo_ranks_end_identical_and_rank_0_writes_averaged_metrics(tmp_path, adv):
+    prepare_synthetic(tmp_path / "data", n=40, image_size=16, seed=0)
+    out = tmp_path / "run"
+    cfg = dict(data=str(tmp_path / "data"), out=str(out), arch="bbox", backbone="resnet18", image_size=16,
+               batch_size=4, epochs=2, device="cpu", lr=0.05, seed=0, adv=adv, steps=1, step_size=4 / 255)
+    mp.spawn(worker, args=(free_port(), cfg, str(tmp_path)), nprocs=WORLD, join=True)
+
+    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    for name in states[0]:
+        assert torch.equal(states[0][name], states[1][name]), name
+    saved = load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(saved[name], states[0][name]) for name in saved)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]  # no rank-1 files
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]  # one row per epoch: only rank 0 writes
+    assert [(tmp_path / f"sum{r}.txt").read_text() for r in range(WORLD)] == ["[3.0]", "[3.0]"]
+
+    # metrics are over the whole val split (both ranks' shards), as a single process measures them
+    single = Trainer(TrainConfig(out=str(out)), resume=True)
+    val = single.validate()
+    assert float(rows[-1]["val_clean_acc"]) == pytest.approx(val["val_clean_acc"], abs=1e-5)
+    assert float(rows[-1]["val_pixel_acc"]) == pytest.approx(val["val_pixel_acc"], abs=1e-5)

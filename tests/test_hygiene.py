@@ -1,0 +1,85 @@
+"""Evaluation hygiene: the pure checks' thresholds, and that they fire on a gradient-masked model only."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from partcli.attacks.suite import AttackConfig, AttackSamples, attack_model
+from partcli.evaluate.hygiene import (binomial_noise, check_clean_model, check_large_eps, check_pgd_vs_autoattack,
+                                      check_restarts, format_checklist, run_hygiene)
+
+
+class MeanThreshold(nn.Module):
+    """Two classes told apart by the mean pixel value (< 0.5 or > 0.5); optionally gradient-masked by rounding
+    the input to a 1/50 grid first (torch.round has a zero gradient everywhere)."""
+
+    def __init__(self, masked: bool):
+        super().__init__()
+        self.masked = masked
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.masked:
+            x = torch.round(x * 50) / 50
+        m = x.flatten(1).mean(1, keepdim=True) - 0.5
+        return torch.cat([-100 * m, 100 * m], dim=1)
+
+
+def _samples(n: int = 12) -> AttackSamples:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 2
+    x = (0.475 + 0.05 * y.view(-1, 1, 1, 1).float() + (torch.rand(n, 3, 8, 8, generator=g) - 0.5) * 0.01)
+    return AttackSamples(x, y, torch.full((n, 8, 8), -1, dtype=torch.int16), torch.zeros(n, dtype=torch.bool),
+                         list(range(n)), [f"{i}.png" for i in range(n)])
+
+
+def _checks(masked: bool) -> dict[str, str]:
+    cfg = AttackConfig(suite="pgd", restarts=2, batch_size=16)  # App. B: 100 steps of 0.001
+    result = attack_model(MeanThreshold(masked), _samples(), cfg, num_classes=2, train_adv="none")
+    assert result.rows[0]["clean_acc"] == 1.0
+    return {c.name: c.status for c in result.checks}
+
+
+def test_checks_fire_on_gradient_masked_model_only():
+    honest, masked = _checks(masked=False), _checks(masked=True)
+    assert honest == {"large-eps": "ok", "pgd-vs-autoattack": "not run", "restarts": "ok", "clean-model": "ok"}
+    assert masked["large-eps"] == "warn" and masked["clean-model"] == "warn"
+
+
+def test_pgd_vs_autoattack_threshold():
+    assert check_pgd_vs_autoattack(0.30, 0.40, 1000).status == "warn"
+    assert check_pgd_vs_autoattack(0.395, 0.40, 1000).status == "ok"
+    assert check_pgd_vs_autoattack(0.45, 0.40, 1000).status == "ok"  # AutoAttack stronger: as expected
+    assert check_pgd_vs_autoattack(0.30, 0.40, 20).status == "ok"  # 2 samples out of 20 is noise
+
+
+def test_restarts_large_eps_and_clean_model_thresholds():
+    assert check_restarts(0.50, 0.30, 5, 1000).status == "warn"
+    assert check_restarts(0.50, 0.49, 5, 1000).status == "ok"
+    assert check_large_eps(0.01, 1000, "row").status == "ok"
+    assert check_large_eps(0.10, 1000, "row").status == "warn"
+    assert check_clean_model(0.0, 100, "row").status == "ok"
+    assert check_clean_model(0.3, 100, "row").status == "warn"
+    assert binomial_noise(0.5, 100) > binomial_noise(0.5, 10_000)
+
+
+def _row(attack: str, eps: float, adv: float, n: int = 1000) -> dict:
+    return {"attack": attack, "eps": eps, "adv_acc": adv, "n": n, "clean_acc": 0.8}
+
+
+def test_run_hygiene_reads_rows_and_says_why_a_check_did_not_run():
+    rows = [_row("autoattack", 8 / 255, 0.40), _row("pgd", 8 / 255, 0.30), _row("pgd", 32 / 255, 0.01)]
+    calls = []
+
+    def pgd(eps, restarts):
+        calls.append((eps, restarts))
+        return 0.31
+    checks = {c.name: c for c in run_hygiene(rows, "all", 8 / 255, 5, "pgd", pgd)}
+    assert checks["pgd-vs-autoattack"].status == "warn"
+    assert checks["large-eps"].status == "ok"
+    assert checks["restarts"].status == "ok" and calls == [(8 / 255, 1)]  # the only extra run
+    assert checks["clean-model"].status == "not run" and "adversarially trained" in checks["clean-model"].message
+
+    seg = {c.name: c for c in run_hygiene([_row("seg-single", 8 / 255, 0.5)], "seg-single", 8 / 255, 5, None, pgd)}
+    assert all(c.status == "not run" for c in seg.values())
+    assert "eps-sweep" in seg["large-eps"].message and "train.adv" in seg["clean-model"].message
+    assert "not run" in format_checklist(list(seg.values()))
