@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from partcli.errors import PartcliError
@@ -222,7 +223,7 @@ def evaluate(
     from partcli.evaluate.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(ckpt, data, split, out, batch_size, device, image_size, workers)
-    table = Table(title=f"{ckpt} on {data} [{split}]")
+    table = Table(title=escape(f"{ckpt} on {data} [{split}]"))
     for column in ("n", "clean acc", "pixel acc", "mIoU", "seconds"):
         table.add_column(column, justify="right")
     table.add_row(str(result.n), _pct(result.clean_acc), _pct(result.pixel_acc), _pct(result.miou), f"{result.seconds:.1f}")
@@ -260,7 +261,7 @@ def attack(
                               seed=seed, device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
                               step_size=step_size, strategies=strategy or STRATEGIES, survivors_of=survivors_of,
                               hygiene=not no_hygiene)
-    table = Table(title=f"{ckpt} on {data} [{split}], suite {suite}")
+    table = Table(title=escape(f"{ckpt} on {data} [{split}], suite {suite}"))
     columns = ("attack", "eps", "n", "clean acc", "adv acc", "clean pixel acc", "adv pixel acc", "seconds")
     for column in columns:
         table.add_column(column, justify="left" if column == "attack" else "right")

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from partcli.checkpoint import load_checkpoint, model_from_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
+from partcli.data.seg_labels import RelabelThen, relabel_fn, seg_channels
 from partcli.errors import PartcliError
 from partcli.evaluate.results_csv import append_results
 from partcli.evaluate.seg_metrics import confusion_matrix, mean_iou, pixel_accuracy
@@ -35,9 +36,14 @@ def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size:
     if model_cfg["num_classes"] != ds.info.num_classes:
         raise PartcliError(f"--ckpt {ckpt}: model has {model_cfg['num_classes']} classes but {data} has "
                            f"{ds.info.num_classes}; evaluate it on the dataset it was trained for")
-    if model_cfg["arch"] != "resnet" and model_cfg["num_parts"] != ds.info.num_parts:
-        raise PartcliError(f"--ckpt {ckpt}: model predicts {model_cfg['num_parts']} parts but {data} has "
-                           f"{ds.info.num_parts}")
+    kind = dataset_cfg.get("seg_labels", "part")  # what the segmenter was trained to predict (--seg-labels)
+    expected = seg_channels(kind, ds.info.num_classes, ds.info.part_to_class())[0]
+    if model_cfg["arch"] != "resnet" and model_cfg["num_parts"] != expected:
+        raise PartcliError(f"--ckpt {ckpt}: model predicts {model_cfg['num_parts']} {kind} labels but {data} has "
+                           f"{expected}")
+    relabel = relabel_fn(kind, ds.info.part_to_class())
+    if relabel is not None:  # score object/box segmenters against the labels they were trained on
+        ds.transform = RelabelThen(relabel, ds.transform)
     return model_from_checkpoint(state).eval(), ds
 
 
@@ -45,8 +51,7 @@ def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int 
                    workers: int = 0) -> EvalResult:
     start = time.perf_counter()
     model = model.to(device).eval()
-    k1 = ds.info.num_parts + 1
-    cm = torch.zeros(k1, k1, dtype=torch.int64)
+    cm: torch.Tensor | None = None  # sized by the segmenter's channels (K+1, or C+1 for object labels)
     correct = seen = 0
     with torch.no_grad():
         for x, masks, y, _ in track(DataLoader(ds, batch_size=batch_size, num_workers=workers), f"evaluate {ds.split}"):
@@ -54,8 +59,10 @@ def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int 
             correct += (logits.argmax(1).cpu() == y).sum().item()
             seen += len(y)
             if seg is not None:
-                cm += confusion_matrix(seg.argmax(1).cpu(), masks, k1)
-    return EvalResult(seen, correct / seen, pixel_accuracy(cm), mean_iou(cm), time.perf_counter() - start)
+                batch_cm = confusion_matrix(seg.argmax(1).cpu(), masks, seg.shape[1])
+                cm = batch_cm if cm is None else cm + batch_cm
+    pixel_acc, miou = (None, None) if cm is None else (pixel_accuracy(cm), mean_iou(cm))
+    return EvalResult(seen, correct / seen, pixel_acc, miou, time.perf_counter() - start)
 
 
 def check_eval_options(batch_size: int, device: str, image_size: int | None, workers: int) -> None:
