@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# partcli's main job on the built-in synthetic dataset, sized for a 2-core CPU (7.6 minutes there, measured).
+# partcli's main job on the built-in synthetic dataset, sized for a 2-core CPU (7.6–8.9 minutes there, measured).
 # 1. clean pretraining of a bounding-box part model and a ResNet-18 baseline (paper §3.5.2),
 # 2. short PGD adversarial training of both from those weights (Eqs. 8–9),
 # 3. clean and PGD accuracy of all four checkpoints side by side on the test split.
