@@ -141,8 +141,9 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
                        step_size=parse_fraction(step_size, "--step-size"), strategies=tuple(strategies),
                        aa_attacks=tuple(aa_attacks) if aa_attacks is not None else None, hygiene=hygiene)
     validate_config(cfg)
-    model, ds = load_for_dataset(ckpt, data, split)
-    train_adv = load_checkpoint(ckpt)["config"].get("train", {}).get("adv")
+    state = load_checkpoint(ckpt)
+    model, ds = load_for_dataset(ckpt, data, split, state=state)
+    train_adv = state["config"].get("train", {}).get("adv")
     _require_segmenter(model, suite, str(ckpt))
     survivors = _survivors(survivors_of, ds) if survivors_of is not None else None
     indices, notes = select_indices(len(ds), cfg.n, cfg.seed, survivors, split)

@@ -88,6 +88,12 @@ def seg_channels(kind: str, num_classes: int, part_to_class: list[int]) -> tuple
     return len(part_to_class), list(part_to_class)
 
 
+def with_relabel(kind: str, part_to_class: list[int], transform: Callable | None) -> Callable | None:
+    """``transform`` preceded by the ``kind``'s mask transform (on the full-size mask); unchanged when none."""
+    fn = relabel_fn(kind, part_to_class)
+    return transform if fn is None else RelabelThen(fn, transform)
+
+
 class RelabelThen:
     """A dataset transform: relabel the (full-size) mask with ``fn``, then apply ``then`` to image and mask."""
 

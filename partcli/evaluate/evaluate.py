@@ -4,13 +4,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from partcli.checkpoint import load_checkpoint, model_from_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
-from partcli.data.seg_labels import RelabelThen, relabel_fn, seg_channels
+from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError
 from partcli.evaluate.results_csv import append_results
 from partcli.evaluate.seg_metrics import confusion_matrix, mean_iou, pixel_accuracy
@@ -26,9 +27,14 @@ class EvalResult:
     seconds: float
 
 
-def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size: int | None = None):
-    """Load a checkpoint's model and a split it can be evaluated on; refuse a class/part mismatch."""
-    state = load_checkpoint(ckpt)
+def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size: int | None = None,
+                     state: dict[str, Any] | None = None):
+    """Load a checkpoint's model and a split it can be evaluated on; refuse a class/part mismatch.
+
+    ``state``: the checkpoint already loaded by the caller (it is then not read again).
+    """
+    if state is None:
+        state = load_checkpoint(ckpt)
     dataset_cfg = state["config"].get("dataset", {})
     size = image_size or int(dataset_cfg.get("image_size", 224))
     ds = PreparedDataset(data, split, eval_transform(size))
@@ -41,9 +47,7 @@ def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size:
     if model_cfg["arch"] != "resnet" and model_cfg["num_parts"] != expected:
         raise PartcliError(f"--ckpt {ckpt}: model predicts {model_cfg['num_parts']} {kind} labels but {data} has "
                            f"{expected}")
-    relabel = relabel_fn(kind, ds.info.part_to_class())
-    if relabel is not None:  # score object/box segmenters against the labels they were trained on
-        ds.transform = RelabelThen(relabel, ds.transform)
+    ds.transform = with_relabel(kind, ds.info.part_to_class(), ds.transform)  # object/box: their own labels
     return model_from_checkpoint(state).eval(), ds
 
 

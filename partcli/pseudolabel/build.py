@@ -18,17 +18,16 @@ Training masks that the fraction withholds are never opened, by the segmenter's 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from partcli.checkpoint import load_model
-from partcli.data.contract import (DatasetInfo, DatasetWriter, Sample, check_split_files, load_image, load_mask,
-                                   prepare_output_dir)
+from partcli.data.contract import DatasetInfo, DatasetWriter, Sample, load_image, load_mask, prepare_output_dir
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.errors import PartcliError
 from partcli.evaluate.evaluate import evaluate_model
-from partcli.progress import info, track
+from partcli.progress import track
 from partcli.pseudolabel.config import PseudoLabelConfig
 from partcli.pseudolabel.predict import native_resolution_masks
 from partcli.pseudolabel.segmenter import finished_segmenter, segmenter_config, work_dir_for
@@ -71,8 +70,9 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
     validate_config(tcfg)
     _check_apart(parent, out, "--data")
     train = PreparedDataset(parent, "train", check_files=False)  # the default check would open withheld masks
-    rows = _train_rows(parent, train, seg_label_mask_indices(train, cfg.frac, cfg.seed))
-    check_split_files(parent, [replace(r.sample, mask="") if r.pseudo else r.sample for r in rows])
+    train.drop_masks = seg_label_mask_indices(train, cfg.frac, cfg.seed)
+    train.validate_files()  # withheld masks are never opened, not even their headers
+    rows = _train_rows(parent, train, train.drop_masks)
     extra: list[_Row] = []
     if cfg.unlabelled:
         _check_apart(Path(cfg.unlabelled), out, "--unlabelled")
@@ -91,7 +91,6 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
     model = load_model(run / "checkpoints" / "last.pt", device)
     val = evaluate_model(model, PreparedDataset(parent, "val", eval_transform(cfg.image_size)), cfg.batch_size,
                          device, cfg.workers)
-    info(f"segmenter on the val split of {parent}: pixel accuracy {_pct(val.pixel_acc)}, mIoU {_pct(val.miou)}")
 
     final = out.resolve()
     source = {
@@ -121,7 +120,6 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
             else:
                 _add_kept(writer, "train", r, final)
         written = _finish_with_segmenter(writer, run, source, summary)
-    info(f"wrote {out}: {n_gt} ground-truth and {n_pseudo} pseudo training masks")
     return PseudoLabelResult(out, written, n_gt, n_pseudo, val.pixel_acc, val.miou, out / SEGMENTER_CHECKPOINT)
 
 
@@ -170,6 +168,3 @@ def _check_apart(folder: Path, out: Path, option: str) -> None:
     if src == dst or dst in src.parents:
         raise PartcliError(f"--out {out}: is or contains {option} {folder}; choose an output folder outside it")
 
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"

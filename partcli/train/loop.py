@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from partcli.attacks.pgd import pgd_linf
 from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.config import write_config
-from partcli.data.contract import DatasetInfo, check_split_files, prepare_output_dir, stratified_assign
+from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
 from partcli.data.dataset import PreparedDataset, eval_transform, train_transform
-from partcli.data.seg_labels import RelabelThen, relabel_fn, seg_channels
+from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError
 from partcli.evaluate.seg_metrics import confusion_matrix
 from partcli.models.registry import ModelConfig, build_model
@@ -99,8 +99,7 @@ def seg_loss_for(cfg: TrainConfig, model_cfg: ModelConfig) -> SegLossFn:
 def split_transform(cfg: TrainConfig, data: DatasetInfo, train: bool):
     """The augmentation of a split, preceded by the ``--seg-labels`` mask transform (on the full-size mask)."""
     transform = train_transform(cfg.image_size, cfg.crop_scale) if train else eval_transform(cfg.image_size)
-    fn = relabel_fn(cfg.seg_labels, data.part_to_class())
-    return transform if fn is None else RelabelThen(fn, transform)
+    return with_relabel(cfg.seg_labels, data.part_to_class(), transform)
 
 
 def seg_label_mask_indices(train: PreparedDataset, frac: float, seed: int) -> set[int]:
@@ -140,9 +139,7 @@ class Trainer:
         self.data_info = self.train_set.info
         self.train_set.transform = split_transform(cfg, self.data_info, train=True)
         self.train_set.drop_masks = seg_label_mask_indices(self.train_set, cfg.seg_frac, cfg.seed)
-        # check what the loader will open: withheld masks (--seg-frac) are never opened, not even their headers
-        check_split_files(cfg.data, [dataclasses.replace(s, mask="") if i in self.train_set.drop_masks else s
-                                     for i, s in enumerate(self.train_set.samples)])
+        self.train_set.validate_files()  # what the loader will open: withheld masks are never opened, not even headers
         self.val_set = PreparedDataset(cfg.data, "val", split_transform(cfg, self.data_info, train=False),
                                        check_files=False)
         self.val_set.validate_files()  # strict: a missing val mask is refused now, not after the first epoch
