@@ -13,7 +13,9 @@ from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig, build_model
 from partcli.version import __version__
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+# Format 1 (partcli 0.1) had part-model heads without BatchNorm; its baselines (arch resnet) are unchanged.
+READABLE_VERSIONS = (1, CHECKPOINT_VERSION)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -46,14 +48,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise PartcliError(f"{path}: not a partcli checkpoint (cannot be loaded safely: {exc.__class__.__name__})") from None
     if not isinstance(state, dict) or "format_version" not in state or "model" not in state:
         raise PartcliError(f"{path}: not a partcli checkpoint (no format_version/model entries)")
-    if state["format_version"] != CHECKPOINT_VERSION:
+    if state["format_version"] not in READABLE_VERSIONS:
         raise PartcliError(
             f"{path}: checkpoint format_version {state['format_version']!r} is unknown to partcli {__version__} "
-            f"(reads {CHECKPOINT_VERSION}); upgrade partcli to load it"
+            f"(reads {', '.join(map(str, READABLE_VERSIONS))}); upgrade partcli to load it"
         )
     config = state.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise PartcliError(f"{path}: not a partcli checkpoint (no model configuration)")
+    if state["format_version"] == 1 and config["model"].get("arch") != "resnet":
+        raise PartcliError(f"{path}: a format-1 part model, whose classifier head (no BatchNorm) partcli "
+                           f"{__version__} no longer builds; retrain it with this version")
     return state
 
 

@@ -142,12 +142,12 @@ def test_standard_autoattack_suite_matches_pyautoattack_directly(probe_checkpoin
 
 def test_survivors_of_restricts_to_robust_samples(probe_checkpoint, synthetic_data, tmp_path):
     out = tmp_path / "a.csv"
-    weak = dict(FAST, steps=2, step_size=1 / 255)
-    first = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=2 / 255, n=12,
+    weak = dict(FAST, steps=1, step_size=1 / 255)
+    first = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=1 / 255, n=12,
                              out=out, hygiene=False, **weak)
     survivors = read_outcomes(first.samples_path).survivors()
     assert 0 < len(survivors) < 12
-    second = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=2 / 255,
+    second = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=1 / 255,
                               out=out, survivors_of=first.samples_path, hygiene=False, **weak)
     assert read_outcomes(second.samples_path).index == survivors
     assert second.samples_path.name == "a.pgd.2.samples.csv" and second.rows[0]["clean_acc"] == 1.0

@@ -228,7 +228,7 @@ def test_non_empty_out_is_refused_unless_overwrite(good, tmp_path, capsys, monke
 def test_overwrite_replaces_the_previous_run(good, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
-    header = "epoch,lr,train_loss,train_acc,val_clean_acc,val_adv_acc,val_pixel_acc,seconds\n"
+    header = "epoch,lr,train_loss,train_acc,val_clean_acc,val_adv_acc,val_pixel_acc,seconds,val_fg_pixel_acc,val_miou\n"
     (out / "metrics.csv").write_text(header + "".join(f"{e},0.1,1,0.5,0.5,,0.5,1\n" for e in range(1, 4)))
     (out / "notes.txt").write_text("the user's own file")
     code, err = pretrain(capsys, monkeypatch, good, out, "--overwrite")
@@ -257,10 +257,21 @@ def test_bad_config_file(content, culprit, good, tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("option, value", [("--arch", "nope"), ("--image-size", "20"), ("--cseg", "2"),
-                                           ("--backbone", "not_a_net")])
+                                           ("--backbone", "not_a_net"), ("--optim", "adam"),
+                                           ("--warmup-epochs", "99"), ("--seg-only-epochs", "-1"),
+                                           ("--seg-loss-norm", "pixels"), ("--lr", "nan"), ("--momentum", "1.5")])
 def test_bad_training_option(option, value, good, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     assert_user_error(*pretrain(capsys, monkeypatch, good, out, option, value), option)
+    assert not out.exists()
+
+
+def test_train_refuses_an_eps_ball_beyond_the_pixel_range(good, tmp_path, capsys, monkeypatch):
+    """`--eps 8` (meant 8/255) would train against a ball covering all of [0, 1]: refused, as `attack` does."""
+    out = tmp_path / "run"
+    code, err = cli(capsys, monkeypatch, "--quiet", "train", "--data", good, "--out", out, "--epochs", 1,
+                    "--image-size", SIZE, "--batch-size", 2, "--device", "cpu", "--adv", "pgd", "--eps", "8")
+    assert_user_error(code, err, "--eps", "8/255")
     assert not out.exists()
 
 

@@ -73,7 +73,7 @@ def _write(path: Path, content) -> Path:
     ("tensor.pt", torch.zeros(2), "not a partcli checkpoint"),
     ("noconfig.pt", {"format_version": CHECKPOINT_VERSION, "model": {}}, "not a partcli checkpoint"),
     ("future.pt", {"format_version": CHECKPOINT_VERSION + 1, "model": {}, "config": {"model": {}}},
-     "format_version 2 is unknown"),
+     f"format_version {CHECKPOINT_VERSION + 1} is unknown"),
 ])
 def test_not_a_partcli_checkpoint(tmp_path, name, content, expected):
     path = _write(tmp_path / name, content)
@@ -100,3 +100,18 @@ def test_missing_file_and_folder(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
     with pytest.raises(PartcliError, match="folder"):
         load_checkpoint(tmp_path)
+
+
+def test_format_1_baselines_load_and_format_1_part_models_are_refused(tmp_path):
+    """Format 2 changed the part-model heads (BatchNorm, the paper's layout); baselines are unchanged."""
+    torch.manual_seed(0)
+    rn_cfg = ModelConfig(arch="resnet", backbone="resnet18", num_classes=2)
+    baseline = build_model(rn_cfg).eval()
+    old_rn = _write(tmp_path / "rn.pt", {"format_version": 1, "config": {"model": rn_cfg.to_dict()},
+                                          "model": baseline.state_dict()})
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_model(old_rn)(x), baseline(x))
+    old_part = _write(tmp_path / "bbox.pt", {"format_version": 1, "config": {"model": CFG.to_dict()}, "model": {}})
+    with pytest.raises(PartcliError, match="format-1 part model.*retrain"):
+        load_checkpoint(old_part)

@@ -35,11 +35,13 @@ def test_seg_loss_eq7_by_hand():
     assert seg_loss(SEG, MASK).item() == pytest.approx(SEG_BY_HAND, rel=1e-6)
 
 
-def test_seg_loss_ignores_samples_without_mask_and_passes_no_gradient_to_them():
+@pytest.mark.parametrize(("norm", "share"), [("batch", 0.5), ("labelled", 1.0)])
+def test_seg_loss_ignores_samples_without_mask_and_passes_no_gradient_to_them(norm, share):
+    """--seg-loss-norm batch (the paper's code): the unlabelled sample adds a zero to a mean over 2 samples."""
     seg = torch.cat([SEG, torch.randn(1, 2, 1, 2)]).requires_grad_(True)
     masks = torch.cat([MASK, torch.full((1, 1, 2), -1)])
-    loss = seg_loss(seg, masks)
-    assert loss.item() == pytest.approx(SEG_BY_HAND, rel=1e-6)
+    loss = seg_loss(seg, masks, norm=norm)
+    assert loss.item() == pytest.approx(share * SEG_BY_HAND, rel=1e-6)
     loss.backward()
     assert seg.grad[1].abs().sum() == 0 and seg.grad[0].abs().sum() > 0
 
@@ -115,9 +117,9 @@ def test_centroid_loss_skips_absent_parts_and_unlabelled_samples():
     mask[0, :2, :2] = 1  # only part 1 present
     y = torch.tensor([0])
     alone = centroid_loss(seg, mask, y, [0, 1], 2)
-    both = centroid_loss(torch.cat([seg, torch.randn(1, 3, 4, 4)]), torch.cat([mask, torch.full((1, 4, 4), -1)]),
-                         torch.tensor([0, 1]), [0, 1], 2)
-    assert both.item() == pytest.approx(alone.item(), rel=1e-6)
+    pair = torch.cat([seg, torch.randn(1, 3, 4, 4)]), torch.cat([mask, torch.full((1, 4, 4), -1)]), torch.tensor([0, 1])
+    assert centroid_loss(*pair, [0, 1], 2, norm="labelled").item() == pytest.approx(alone.item(), rel=1e-6)
+    assert centroid_loss(*pair, [0, 1], 2, norm="batch").item() == pytest.approx(alone.item() / 2, rel=1e-6)
     # part 2 is absent: Eq. 12 averages over part 1 alone
     probs = seg.softmax(1)[:, 1:]
     err = ((mass_centroids(probs)[0, 0] - torch.tensor([-2 / 3, -2 / 3])) ** 2).sum()  # rows/cols 0–1 of 4

@@ -43,7 +43,9 @@ def test_every_arch_maps_images_to_logits(arch, images):
         assert seg.shape == (N, K + 1, S, S)
         assert torch.allclose(model.segment(images), seg, atol=1e-5)
     if arch == "twohead":
-        assert model.head.net[5].in_features == model.head.net[1].out_channels * 2 * 2
+        conv = model.head.net[1]
+        assert conv.kernel_size == (2, 2) and conv.padding == (0, 0)  # covers the whole pooled map
+        assert model.head.net[5][0].in_features == conv.out_channels
 
 
 @pytest.mark.parametrize("options", [
@@ -54,8 +56,9 @@ def test_downsampled_head_options(options):
     head = DownsampledHead(K, C, **options).eval()
     pool = options.get("pool", 4)
     in_ch = K + (0 if options.get("drop_background") else 1) + (3 if options.get("concat_input") else 0)
-    assert head.conv[0].in_channels == in_ch
-    assert head.fc[1].in_features == head.conv[0].out_channels * pool * pool
+    assert head.conv[0].in_channels == in_ch and head.conv[0].out_channels == 5 * (K + 1)
+    assert head.conv[0].kernel_size == (pool, pool) and head.conv[0].padding == (0, 0)
+    assert head.fc[0].in_features == head.conv[0].out_channels
     assert head(torch.randn(N, K + 1, S, S), torch.rand(N, 3, S, S)).shape == (N, C)
 
 
@@ -63,8 +66,8 @@ def test_downsampled_model_with_all_options(images):
     """The options reach the head through ``build_model``, and the model feeds it the input image."""
     torch.manual_seed(0)
     model = build_model(config("downsampled", drop_background=True, concat_input=True, pool=3)).eval()
-    assert model.head.conv[0].in_channels == K + 3
-    assert model.head.fc[1].in_features == model.head.conv[0].out_channels * 3 * 3
+    assert model.head.conv[0].in_channels == K + 3 and model.head.conv[0].kernel_size == (3, 3)
+    assert model.head.fc[0].in_features == model.head.conv[0].out_channels
     with torch.no_grad():
         logits, seg = model(images, return_seg=True)
     assert logits.shape == (N, C) and seg.shape == (N, K + 1, S, S)
@@ -121,11 +124,28 @@ def test_model_config_round_trip():
     assert set(PART_ARCHS) == {"downsampled", "bbox", "twohead", "pixel"}
 
 
+SEGMENTER_R50_41 = 26_687_865  # smp DeepLabv3+ / ResNet-50 with 41 output channels (STACK.md)
+
+
+def head_params(arch: str, k: int, c: int, pool: int = 4) -> int:
+    """Parameter count of the paper's heads, layer by layer (weights + biases; BatchNorm: scale + shift)."""
+    if arch == "downsampled":  # conv (K+1)→5(K+1), kernel pool; BN; Linear→50; BN1d; Linear→C
+        w = 5 * (k + 1)
+        return (k + 1) * w * pool * pool + w + 2 * w + (w * 50 + 50) + 2 * 50 + (50 * c + c)
+    if arch == "bbox":  # BN1d(5K); Linear 5K→50; BN1d(50); Linear→C
+        return 2 * 5 * k + (5 * k * 50 + 50) + 2 * 50 + (50 * c + c)
+    if arch == "twohead":  # on the 256 decoder channels: conv 256→64, kernel pool; BN; Linear→50; BN1d; Linear→C
+        return 256 * 64 * pool * pool + 64 + 2 * 64 + (64 * 50 + 50) + 2 * 50 + (50 * c + c)
+    raise ValueError(arch)
+
+
 def test_parameter_counts_match_the_paper():
-    """§3.5.2: ResNet-50 baseline 25.6M; DeepLabv3+/ResNet-50 part models with 41 channels ≈ 26.7M."""
+    """§3.5.2: ResNet-50 baseline 25.6M; DeepLabv3+/ResNet-50 part models (41 channels) 26.7M plus their heads."""
     baseline = build_model(ModelConfig(arch="resnet", backbone="resnet50", num_classes=1000))
     assert n_params(baseline) == 25_557_032
-    for arch in ("downsampled", "bbox"):
+    expected = {"downsampled": 26_833_921, "bbox": 26_698_976, "twohead": 26_954_112}
+    for arch, total in expected.items():
         model = build_model(ModelConfig(arch=arch, backbone="resnet50", num_classes=11, num_parts=40,
                                         part_to_class=[i // 4 for i in range(40)]))
-        assert 26_650_000 <= n_params(model) <= 26_750_000, arch
+        assert n_params(model.head) == head_params(arch, 40, 11) > 10_000, arch
+        assert n_params(model) == total == SEGMENTER_R50_41 + head_params(arch, 40, 11), arch

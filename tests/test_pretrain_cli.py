@@ -22,7 +22,8 @@ from partcli.train.config import TrainConfig
 from partcli.version import __version__
 
 # DESIGN §2, spelled out here so that a change to the code's constants cannot silently change the contract.
-METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds"]
+METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
+                   "val_fg_pixel_acc", "val_miou"]
 RESULTS_COLUMNS = ["checkpoint", "dataset", "split", "suite", "attack", "norm", "eps", "n", "clean_acc", "adv_acc",
                    "clean_pixel_acc", "adv_pixel_acc", "seconds", "partcli_version"]
 

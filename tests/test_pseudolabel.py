@@ -3,6 +3,7 @@ determinism, relative paths, --unlabelled images, and reuse of a finished segmen
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import shutil
 from collections import Counter
@@ -24,7 +25,8 @@ from partcli.pseudolabel import PseudoLabelConfig, pseudolabel
 from partcli.pseudolabel.unlabelled import read_unlabelled
 from partcli.train.config import TrainConfig
 from partcli.train.loop import run_training, seg_label_mask_indices
-from partcli.train.losses import combined_loss
+from partcli.pseudolabel.segmenter import segmenter_config
+from partcli.train.losses import combined_loss, seg_loss
 
 FRAC, SEED = 0.25, 0
 EXTRA_SIZE = (48, 30)  # (W, H) of the --unlabelled images: not the training size, not square
@@ -103,12 +105,13 @@ def test_loss_ignores_samples_without_mask_when_cseg_is_one():
     masks = torch.randint(0, 4, (2, 8, 8))
     masks[1] = IGNORE_INDEX
     y = torch.tensor([0, 1])
-    loss, _, _ = combined_loss(logits, seg, y, masks, cseg=1.0)
-    alone, _, _ = combined_loss(logits[:1], seg[:1], y[:1], masks[:1], cseg=1.0)
+    seg_fn = functools.partial(seg_loss, norm=segmenter_config(PseudoLabelConfig(data="d", out="o"), Path("r")).seg_loss_norm)
+    loss, _, _ = combined_loss(logits, seg, y, masks, cseg=1.0, seg_fn=seg_fn)
+    alone, _, _ = combined_loss(logits[:1], seg[:1], y[:1], masks[:1], cseg=1.0, seg_fn=seg_fn)
     assert torch.equal(loss, alone)
     loss.backward()
     assert torch.count_nonzero(seg.grad[1]) == 0 and torch.count_nonzero(logits.grad) == 0
-    none, _, _ = combined_loss(logits, seg, y, torch.full_like(masks, IGNORE_INDEX), cseg=1.0)
+    none, _, _ = combined_loss(logits, seg, y, torch.full_like(masks, IGNORE_INDEX), cseg=1.0, seg_fn=seg_fn)
     assert none.item() == 0.0
 
 

@@ -13,7 +13,12 @@ from partcli.data.contract import SPLITS, read_dataset_info, read_split
 from partcli.data.dataset import PreparedDataset
 from partcli.data.synthetic import (
     BACKGROUNDS,
+    CLASS_PARTS,
     CLASSES,
+    HUE_JITTER,
+    PART_ROLES,
+    ROLE_HUES,
+    first_part_id,
     PREFERRED_BACKGROUND,
     pick_background,
     prepare_synthetic,
@@ -127,8 +132,8 @@ def nearest_centroid_accuracy(features: np.ndarray, labels: np.ndarray) -> float
     return float((pred == labels).mean())
 
 
-def test_silhouette_predicts_class_but_part_colour_does_not():
-    """The object's binary outline (no part ids) identifies the class; the parts' colours do not."""
+def test_silhouette_predicts_class_and_colour_is_only_a_weak_cue():
+    """The object's binary outline (no part ids) identifies the class; its mean colour only weakly (role shares)."""
     shape, colour, labels = [], [], []
     for i in range(300):
         cls = i % len(CLASSES)
@@ -140,8 +145,25 @@ def test_silhouette_predicts_class_but_part_colour_does_not():
         labels.append(cls)
     labels = np.array(labels)
     chance = 1 / len(CLASSES)
-    assert nearest_centroid_accuracy(np.array(shape), labels) > 3.5 * chance
-    assert nearest_centroid_accuracy(np.array(colour), labels) < 2 * chance
+    shape_acc, colour_acc = (nearest_centroid_accuracy(np.array(f), labels) for f in (shape, colour))
+    assert shape_acc > 3.5 * chance
+    assert colour_acc < 0.6 and colour_acc < shape_acc - 0.15, (shape_acc, colour_acc)
+
+
+def test_every_class_has_every_role_and_parts_take_their_roles_hue():
+    """Parts look alike by role across classes (generator version 2): no hue band belongs to one class."""
+    assert all(set(roles) == set(ROLE_HUES) for roles in PART_ROLES.values())
+    assert [len(PART_ROLES[c]) for c in CLASSES] == [len(CLASS_PARTS[c]) for c in CLASSES]
+    for cls in range(len(CLASSES)):
+        image, mask = render_sample(np.random.default_rng([5, cls]), cls, 64)
+        hsv = np.asarray(Image.fromarray(np.asarray(image)).convert("HSV"), dtype=float) / 255
+        for offset, role in enumerate(PART_ROLES[CLASSES[cls]]):
+            pixels = hsv[mask == first_part_id(cls) + offset]
+            if len(pixels) < 20:  # a part hidden behind others
+                continue
+            hue = np.angle(np.exp(2j * np.pi * pixels[:, 0]).mean()) / (2 * np.pi) % 1.0  # circular mean
+            distance = abs((hue - ROLE_HUES[role] + 0.5) % 1.0 - 0.5)
+            assert distance < HUE_JITTER + 0.03, (CLASSES[cls], role, hue)
 
 
 def test_background_family_is_a_weak_class_cue():

@@ -170,8 +170,10 @@ def test_seg_frac_in_the_trainer_withholds_masks_and_their_loss(synthetic_data, 
     x, masks, y, _ = (torch.stack([torch.as_tensor(v) for v in t]) for t in zip(ds[dropped], ds[kept]))
     _, seg = trainer.model.eval()(x, return_seg=True)
     seg.retain_grad()
-    term = seg_loss(seg, masks)
-    assert term.item() == pytest.approx(seg_loss(seg[1:], masks[1:]).item(), rel=1e-6)
+    term = seg_loss(seg, masks, norm=trainer.cfg.seg_loss_norm)
+    # the paper's normalisation (the default): mean over the batch, the dropped sample counting as zero
+    assert trainer.cfg.seg_loss_norm == "batch"
+    assert term.item() == pytest.approx(F.cross_entropy(seg[1:], masks[1:]).item() / 2, rel=1e-5)
     term.backward()
     assert seg.grad[0].abs().sum() == 0 and seg.grad[1].abs().sum() > 0
 
@@ -268,7 +270,8 @@ def test_best_checkpoint_follows_adversarial_validation_accuracy(synthetic_data,
 
     def fake_validate(self):
         clean, adv = next(scripted)
-        return {"val_clean_acc": clean, "val_adv_acc": adv, "val_pixel_acc": 0.5}
+        return {"val_clean_acc": clean, "val_adv_acc": adv, "val_pixel_acc": 0.5, "val_fg_pixel_acc": 0.2,
+                "val_miou": 0.1}
 
     monkeypatch.setattr(Trainer, "validate", fake_validate)
     monkeypatch.setattr(Trainer, "_train_epoch", lambda self, epoch: (1.0, 0.5))

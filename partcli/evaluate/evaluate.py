@@ -14,7 +14,7 @@ from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError
 from partcli.evaluate.results_csv import append_results
-from partcli.evaluate.seg_metrics import confusion_matrix, mean_iou, pixel_accuracy
+from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.progress import track
 
 
@@ -25,6 +25,7 @@ class EvalResult:
     pixel_acc: float | None
     miou: float | None
     seconds: float
+    fg_pixel_acc: float | None = None  # pixel accuracy over the object's pixels (0 for an all-background segmenter)
 
 
 def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size: int | None = None,
@@ -65,8 +66,10 @@ def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int 
             if seg is not None:
                 batch_cm = confusion_matrix(seg.argmax(1).cpu(), masks, seg.shape[1])
                 cm = batch_cm if cm is None else cm + batch_cm
-    pixel_acc, miou = (None, None) if cm is None else (pixel_accuracy(cm), mean_iou(cm))
-    return EvalResult(seen, correct / seen, pixel_acc, miou, time.perf_counter() - start)
+    if cm is None:
+        return EvalResult(seen, correct / seen, None, None, time.perf_counter() - start)
+    return EvalResult(seen, correct / seen, pixel_accuracy(cm), mean_iou(cm), time.perf_counter() - start,
+                      foreground_pixel_accuracy(cm))
 
 
 def check_eval_options(batch_size: int, device: str, image_size: int | None, workers: int) -> None:

@@ -24,3 +24,13 @@ def mean_iou(cm: torch.Tensor) -> float | None:
     union = cm.sum(0).double() + cm.sum(1).double() - inter
     present = union > 0
     return (inter[present] / union[present]).mean().item() if present.any() else None
+
+
+def foreground_pixel_accuracy(cm: torch.Tensor) -> float | None:
+    """Share of the object's pixels (target ≠ background) given their exact part id.
+
+    Plain pixel accuracy rewards a segmenter that predicts background everywhere (most pixels are
+    background); this one is 0 for it.
+    """
+    total = cm[1:].sum().item()
+    return cm[1:, 1:].diag().sum().item() / total if total else None

@@ -1,4 +1,9 @@
-"""Second-stage classifiers of the part models (paper §3.2, §3.3, App. C): masks in, class logits out."""
+"""Second-stage classifiers of the part models (paper §3.2, §3.3, App. C): masks in, class logits out.
+
+Early in training the soft masks barely differ between samples, so every learned head normalises across
+samples (BatchNorm) before its ReLUs, as the paper's code does: without it the hidden units die under
+SGD with momentum, the classification loss sits at ln C and no class gradient reaches the segmenter.
+"""
 from __future__ import annotations
 
 import torch
@@ -6,20 +11,33 @@ from torch import nn
 
 from partcli.models.bbox import bbox_features
 
+HIDDEN = 50  # the paper's code: 50 hidden units in every head
+
+
+def _mlp(in_features: int, num_classes: int, hidden: int = HIDDEN) -> nn.Sequential:
+    """Linear → BatchNorm1d → ReLU → Linear: the fully connected part of the downsampled-style heads."""
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, num_classes))
+
 
 class DownsampledHead(nn.Module):
-    """§3.2: softmax over parts, adaptive average pool to pool×pool, one conv and two FC layers."""
+    """§3.2: softmax over parts, average pool to pool×pool, a pool×pool conv (no padding) + BN, then the MLP.
+
+    The conv covers the whole pooled map, so it has no zero padding whose fixed spatial pattern would
+    dominate the features of near-uniform masks.
+    """
 
     def __init__(self, num_parts: int, num_classes: int, pool: int = 4, drop_background: bool = False,
-                 concat_input: bool = False, width: int = 32, hidden: int = 64):
+                 concat_input: bool = False):
         super().__init__()
         self.drop_background = drop_background
         self.concat_input = concat_input
         in_ch = num_parts + (0 if drop_background else 1) + (3 if concat_input else 0)
+        width = 5 * (num_parts + 1)
         self.pool = nn.AdaptiveAvgPool2d(pool)
-        self.conv = nn.Sequential(nn.Conv2d(in_ch, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(width * pool * pool, hidden), nn.ReLU(inplace=True),
-                                nn.Linear(hidden, num_classes))
+        self.conv = nn.Sequential(nn.Conv2d(in_ch, width, pool), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                                  nn.Flatten())
+        self.fc = _mlp(width, num_classes)
 
     def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         masks = seg_logits.softmax(dim=1)
@@ -31,12 +49,12 @@ class DownsampledHead(nn.Module):
 
 
 class BBoxHead(nn.Module):
-    """§3.3: 5 soft bounding-box features per part (Eqs. 1–4), then a tiny MLP."""
+    """§3.3: 5 soft bounding-box features per part (Eqs. 1–4), BatchNorm1d over them, then a tiny MLP."""
 
-    def __init__(self, num_parts: int, num_classes: int, hidden: int = 128):
+    def __init__(self, num_parts: int, num_classes: int, hidden: int = HIDDEN):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(5 * num_parts, hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes))
+        self.mlp = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(5 * num_parts), nn.Linear(5 * num_parts, hidden),
+                                 nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), nn.Linear(hidden, num_classes))
 
     def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         return self.mlp(bbox_features(seg_logits))
@@ -57,14 +75,13 @@ class PixelHead(nn.Module):
 
 
 class DecoderFeatureHead(nn.Module):
-    """App. C.1 (two-headed model): a classifier on the segmenter decoder's dense features."""
+    """App. C.1 (two-headed model): the downsampled head's layers on the segmenter decoder's dense features."""
 
-    def __init__(self, in_channels: int, num_classes: int, pool: int = 4, width: int = 32, hidden: int = 64):
+    def __init__(self, in_channels: int, num_classes: int, pool: int = 4, width: int = 64):
         super().__init__()
         self.net = nn.Sequential(
-            nn.AdaptiveAvgPool2d(pool), nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(width * pool * pool, hidden), nn.ReLU(inplace=True),
-            nn.Linear(hidden, num_classes))
+            nn.AdaptiveAvgPool2d(pool), nn.Conv2d(in_channels, width, pool), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True), nn.Flatten(), _mlp(width, num_classes))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)

@@ -31,6 +31,7 @@ def segmenter_config(cfg: PseudoLabelConfig, run_dir: Path) -> TrainConfig:
         pretrained=str(Path(cfg.pretrained).resolve()) if cfg.pretrained else None, epochs=cfg.epochs,
         batch_size=cfg.batch_size, lr=cfg.lr, image_size=cfg.image_size, workers=cfg.workers, seed=cfg.seed,
         device=cfg.device, cseg=1.0, adv="none", seg_frac=cfg.frac,
+        seg_loss_norm="labelled",  # only the masked samples teach a segmenter: their loss keeps its full weight
     )
 
 

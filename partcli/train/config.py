@@ -6,6 +6,8 @@ from dataclasses import dataclass
 ADV_MODES = ("none", "pgd", "trades")
 AMP_MODES = ("off", "bf16", "fp16")
 SEG_LABELS = ("part", "object", "box", "centroid")
+OPTIMIZERS = ("sgd", "adamw")
+SEG_LOSS_NORMS = ("batch", "labelled")
 
 
 @dataclass
@@ -24,6 +26,9 @@ class TrainConfig:
     lr: float = 0.1
     wd: float = 5e-4
     momentum: float = 0.9
+    optim: str = "sgd"
+    warmup_epochs: int = 0
+    decay_norm_bias: bool = False
     image_size: int = 224
     crop_scale: float = 0.08
     workers: int = 0
@@ -32,6 +37,8 @@ class TrainConfig:
     amp: str = "off"
     channels_last: bool = False
     cseg: float = 0.5
+    seg_only_epochs: int = 0
+    seg_loss_norm: str = "batch"
     adv: str = "none"
     eps: float = 8 / 255
     step_size: float = 2 / 255

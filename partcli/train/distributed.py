@@ -42,6 +42,15 @@ def all_sum(values: list[float], info: DistInfo, device: torch.device | str = "c
     return t.tolist()
 
 
+def all_sum_tensor(t: torch.Tensor, info: DistInfo, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Sum of a (CPU) tensor over all ranks, e.g. a confusion matrix (identity for one process)."""
+    if not info.enabled:
+        return t
+    summed = t.to(device)
+    dist.all_reduce(summed)
+    return summed.cpu()
+
+
 def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
 

@@ -10,6 +10,7 @@ import contextlib
 import csv
 import dataclasses
 import functools
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -19,23 +20,25 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from partcli.attacks.pgd import pgd_linf
-from partcli.checkpoint import load_checkpoint, save_checkpoint
+from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from partcli.config import write_config
 from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
 from partcli.data.dataset import PreparedDataset, eval_transform, train_transform
 from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError
-from partcli.evaluate.seg_metrics import confusion_matrix
+from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.models.registry import ModelConfig, build_model
 from partcli.progress import info, track, warn
-from partcli.train.config import ADV_MODES, AMP_MODES, SEG_LABELS, TrainConfig
-from partcli.train.distributed import DistInfo, all_sum, broadcast_buffers, init_distributed
+from partcli.train.config import ADV_MODES, AMP_MODES, OPTIMIZERS, SEG_LABELS, SEG_LOSS_NORMS, TrainConfig
+from partcli.train.distributed import DistInfo, all_sum, all_sum_tensor, broadcast_buffers, init_distributed
 from partcli.train.losses import SegLossFn, centroid_loss, seg_loss
+from partcli.train.optim import build_optimizer, build_scheduler
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
 from partcli.train.step import frozen_eval, training_loss
 from partcli.version import __version__
 
-METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds")
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
+                  "val_fg_pixel_acc", "val_miou")
 
 
 def validate_config(cfg: TrainConfig) -> None:
@@ -44,19 +47,32 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.adv in ADV_MODES, f"--adv {cfg.adv!r}: expected one of {', '.join(ADV_MODES)}"),
         (cfg.amp in AMP_MODES, f"--amp {cfg.amp!r}: expected one of {', '.join(AMP_MODES)}"),
         (cfg.seg_labels in SEG_LABELS, f"--seg-labels {cfg.seg_labels!r}: expected one of {', '.join(SEG_LABELS)}"),
+        (cfg.optim in OPTIMIZERS, f"--optim {cfg.optim!r}: expected one of {', '.join(OPTIMIZERS)}"),
+        (cfg.seg_loss_norm in SEG_LOSS_NORMS,
+         f"--seg-loss-norm {cfg.seg_loss_norm!r}: expected one of {', '.join(SEG_LOSS_NORMS)}"),
         (cfg.device in ("auto", "cpu", "cuda"), f"--device {cfg.device!r}: expected auto, cpu or cuda"),
         (cfg.epochs >= 1, "--epochs must be at least 1"),
+        (0 <= cfg.warmup_epochs < cfg.epochs, "--warmup-epochs must lie in [0, --epochs)"),
+        (0 <= cfg.seg_only_epochs < cfg.epochs,
+         "--seg-only-epochs must lie in [0, --epochs): the last epochs train the classifier too"),
+        (math.isfinite(cfg.lr) and cfg.lr > 0, "--lr must be a positive number"),
+        (math.isfinite(cfg.wd) and cfg.wd >= 0, "--wd must not be negative"),
+        (0.0 <= cfg.momentum < 1.0, "--momentum must lie in [0, 1)"),
         (cfg.batch_size >= 1, "--batch-size must be at least 1"),
         (cfg.image_size >= 16 and cfg.image_size % 16 == 0, "--image-size must be a multiple of 16 (the segmenter's output stride)"),
         (0.0 <= cfg.cseg <= 1.0, "--cseg must lie in [0, 1]"),
         (0.0 < cfg.seg_frac <= 1.0, "--seg-frac must lie in (0, 1]"),
         (0.0 < cfg.crop_scale <= 1.0, "--crop-scale must lie in (0, 1]"),
         (cfg.eps >= 0 and cfg.step_size >= 0 and cfg.steps >= 0, "--eps, --step-size and --steps must not be negative"),
+        (cfg.eps <= 1 and cfg.step_size <= 1,
+         "--eps and --step-size are on [0, 1] pixels: give at most 1 (e.g. 8/255, not 8)"),
         (cfg.workers >= 0, "--workers must not be negative"),
     ]
     for ok, message in checks:
         if not ok:
             raise PartcliError(message)
+    if cfg.arch == "resnet" and cfg.seg_only_epochs:
+        raise PartcliError("--seg-only-epochs: the resnet baseline has no segmenter; leave it at 0")
     if cfg.arch == "resnet" and cfg.seg_labels != "part":
         raise PartcliError(f"--seg-labels {cfg.seg_labels}: the resnet baseline uses no segmentation labels; "
                            "choose a part model with --arch or leave --seg-labels at part")
@@ -92,8 +108,8 @@ def seg_loss_for(cfg: TrainConfig, model_cfg: ModelConfig) -> SegLossFn:
     """The segmentation term of the loss: Eq. 7 on pixel labels, Eqs. 12–13 on centroid labels."""
     if cfg.seg_labels == "centroid":
         return functools.partial(centroid_loss, part_to_class=model_cfg.part_to_class,
-                                 num_classes=model_cfg.num_classes)
-    return seg_loss
+                                 num_classes=model_cfg.num_classes, norm=cfg.seg_loss_norm)
+    return functools.partial(seg_loss, norm=cfg.seg_loss_norm)
 
 
 def split_transform(cfg: TrainConfig, data: DatasetInfo, train: bool):
@@ -122,6 +138,9 @@ class Trainer:
             if not last.is_file():
                 raise PartcliError(f"--resume: {last} not found; start the run without --resume")
             state = load_checkpoint(last)
+            if state["format_version"] != CHECKPOINT_VERSION:
+                raise PartcliError(f"--resume: {last} was written by an older partcli (format "
+                                   f"{state['format_version']}); start a new run, with --init {last} to keep its weights")
             stored = {k: v for k, v in state["config"]["train"].items() if k in TrainConfig.__dataclass_fields__}
             cfg = dataclasses.replace(TrainConfig(**stored), out=str(self.out))  # the run folder may have moved
         else:
@@ -157,9 +176,8 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.wd)
-        steps_per_epoch = max(1, len(self._train_loader(1)))
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * steps_per_epoch)
+        self.optimizer = build_optimizer(model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, max(1, len(self._train_loader(1))))
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and self.device.type == "cuda")
         self.epoch = 0
         self.best_metric = -1.0
@@ -240,7 +258,9 @@ class Trainer:
             val = self.validate()
             row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, **val,
                    "seconds": time.perf_counter() - start}
-            metric = val["val_adv_acc"] if self.cfg.adv != "none" else val["val_clean_acc"]
+            # the segmenter-only stage trains no classifier: its accuracy cannot choose the best checkpoint
+            metric = -1.0 if epoch <= self.cfg.seg_only_epochs else (
+                val["val_adv_acc"] if self.cfg.adv != "none" else val["val_clean_acc"])
             self.epoch = epoch
             if self.dist.is_main:
                 _append_metrics(self.out / "metrics.csv", row)
@@ -255,9 +275,11 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         self.net.train()
         total_loss = correct = seen = 0.0
+        # --seg-only-epochs: a segmenter-first stage (clean inputs, segmentation loss only), then joint training
+        step_cfg = dataclasses.replace(self.cfg, cseg=1.0, adv="none") if epoch <= self.cfg.seg_only_epochs else self.cfg
         for x, masks, y, _ in track(self._train_loader(epoch), f"epoch {epoch}/{self.cfg.epochs}"):
             x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
-            loss, logits = training_loss(self.net, self.model, x, y, masks, self.cfg, self.autocast, self.seg_fn)
+            loss, logits = training_loss(self.net, self.model, x, y, masks, step_cfg, self.autocast, self.seg_fn)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -299,12 +321,14 @@ class Trainer:
                     x_adv = pgd_linf(model, x, y, self.cfg.eps, self.cfg.step_size, steps, random_start=True)
                 with torch.no_grad(), self.autocast():
                     adv += (model(x_adv).argmax(1) == y).sum().item()
-        clean, adv, seen, correct_px, total_px = all_sum(
-            [clean, adv, seen, cm.diag().sum().item(), cm.sum().item()], self.dist, self._reduce_device())
+        clean, adv, seen = all_sum([clean, adv, seen], self.dist, self._reduce_device())
+        cm = all_sum_tensor(cm, self.dist, self._reduce_device())
         return {
             "val_clean_acc": clean / seen,
             "val_adv_acc": adv / seen if self.cfg.adv != "none" else None,
-            "val_pixel_acc": correct_px / total_px if total_px else None,
+            "val_pixel_acc": pixel_accuracy(cm),
+            "val_fg_pixel_acc": foreground_pixel_accuracy(cm),
+            "val_miou": mean_iou(cm),
         }
 
     def _state(self) -> dict[str, Any]:
@@ -374,5 +398,6 @@ def _describe(row: dict[str, Any]) -> str:
     if row.get("val_adv_acc") is not None:
         parts.append(f"val adv acc {row['val_adv_acc']:.3f}")
     if row.get("val_pixel_acc") is not None:
-        parts.append(f"val pixel acc {row['val_pixel_acc']:.3f}")
+        parts.append(f"val pixel acc {row['val_pixel_acc']:.3f} (foreground {row['val_fg_pixel_acc'] or 0:.3f}, "
+                     f"mIoU {row['val_miou']:.3f})")
     return ", ".join(parts) + f" ({row['seconds']:.1f} s)"

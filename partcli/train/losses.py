@@ -16,30 +16,48 @@ from partcli.data.seg_labels import mask_centroids, mass_centroids
 SegLossFn = Callable[[torch.Tensor | None, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def seg_loss(seg_logits: torch.Tensor | None, masks: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 7: pixel-wise cross-entropy, averaged over the labelled pixels of the batch.
+def seg_loss(seg_logits: torch.Tensor | None, masks: torch.Tensor, y: torch.Tensor | None = None,
+             norm: str = "batch") -> torch.Tensor:
+    """Eq. 7: pixel-wise cross-entropy, averaged per sample over its labelled pixels, then over samples.
 
     Eq. 7's extra 1/(K+1) is a constant that would only rescale the segmentation term; like the usual
     ``nn.CrossEntropyLoss`` we average the per-pixel loss. Samples without a part label carry
-    ``IGNORE_INDEX`` everywhere and contribute nothing; a batch with no labelled pixel (or a model without a
-    segmenter) gives a zero that still back-propagates (DDP needs every parameter in the graph).
+    ``IGNORE_INDEX`` everywhere. ``norm`` says what they count for (``--seg-loss-norm``):
+    ``batch`` (the paper's code): they add a zero to the mean over the whole batch, so with ``--seg-frac f``
+    the segmentation term's effective weight is about f·c_seg; ``labelled``: the mean runs over the labelled
+    samples only, so the weight does not shrink with f. With every mask present the two are equal.
+    A batch with no labelled pixel (or a model without a segmenter) gives a zero that still back-propagates
+    (DDP needs every parameter in the graph).
     """
     if seg_logits is None:
         return masks.new_zeros((), dtype=torch.float32)
-    if not (masks != IGNORE_INDEX).any():
+    labelled = masks != IGNORE_INDEX
+    if not labelled.any():
         return seg_logits.sum() * 0.0
-    return F.cross_entropy(seg_logits.float(), masks, ignore_index=IGNORE_INDEX)
+    pixel = F.cross_entropy(seg_logits.float(), masks, ignore_index=IGNORE_INDEX, reduction="none")
+    counts = labelled.flatten(1).sum(dim=1)
+    per_sample = pixel.flatten(1).sum(dim=1) / counts.clamp_min(1)
+    return _sample_mean(per_sample, counts > 0, norm)
+
+
+def _sample_mean(per_sample: torch.Tensor, labelled: torch.Tensor, norm: str) -> torch.Tensor:
+    """Mean of per-sample losses (zero where unlabelled) over the batch (``batch``) or the labelled (``labelled``)."""
+    if norm == "batch":
+        return per_sample.sum() / per_sample.shape[0]
+    if norm == "labelled":
+        return per_sample.sum() / labelled.sum().clamp_min(1)
+    raise ValueError(f"unknown segmentation-loss normalisation {norm!r}")
 
 
 def centroid_loss(seg_logits: torch.Tensor | None, masks: torch.Tensor, y: torch.Tensor,
-                  part_to_class: list[int], num_classes: int) -> torch.Tensor:
+                  part_to_class: list[int], num_classes: int, norm: str = "batch") -> torch.Tensor:
     """Eqs. 12–13 (App. D.4): the segmentation loss of a model trained on part centroids only.
 
     Eq. 12: squared error between the centroids (Eq. 2) of the predicted soft part masks and of the
     ground-truth masks, averaged over the parts the label shows (an absent part has no centroid; averaging
     over the present ones rather than all K keeps the scale independent of K). Eq. 13: cross-entropy of the
     class shares of the predicted part mass, Σ_{k∈c} Σ_j f_seg(x) / Σ_c Σ_{k∈c} Σ_j f_seg(x), with
-    f_seg the softmax mask. Averaged over the samples that have a label; others add nothing.
+    f_seg the softmax mask. Samples without a label add zero; ``norm`` as in ``seg_loss``.
     """
     if seg_logits is None:
         return masks.new_zeros((), dtype=torch.float32)
@@ -54,7 +72,8 @@ def centroid_loss(seg_logits: torch.Tensor | None, masks: torch.Tensor, y: torch
     class_mass = parts.new_zeros(parts.shape[0], num_classes).index_add_(1, index, parts.sum(dim=(2, 3)))
     share = class_mass / class_mass.sum(dim=1, keepdim=True)
     eq13 = F.nll_loss(share.clamp_min(1e-12).log(), y[labelled], reduction="none")  # Eq. 13
-    return (eq12 + eq13).mean()
+    per_sample = (eq12 + eq13).new_zeros(masks.shape[0]).masked_scatter(labelled, eq12 + eq13)
+    return _sample_mean(per_sample, labelled, norm)
 
 
 def combined_loss(logits: torch.Tensor, seg_logits: torch.Tensor | None, y: torch.Tensor, masks: torch.Tensor,

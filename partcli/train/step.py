@@ -47,6 +47,10 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
     loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11); attacks run in
     ``frozen_eval`` and in the same autocast precision as the training forward pass. ``seg_fn`` is the
     segmentation term (Eq. 7, or Eqs. 12–13 for centroid labels).
+
+    TRADES, as in its reference implementation and the paper's code, makes two train-mode passes per step
+    (clean x and x*), so BatchNorm statistics are updated twice; the returned logits, and so the
+    training accuracy reported for TRADES runs, are those of the clean input the CE term classifies.
     """
     if cfg.adv == "none":
         with autocast():

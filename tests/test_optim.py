@@ -1,0 +1,88 @@
+"""Optimiser options of `pretrain`/`train`: AdamW or SGD, warm-up + cosine, no weight decay on BN and biases."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from partcli.errors import PartcliError
+from partcli.train.config import TrainConfig
+from partcli.train.loop import validate_config
+from partcli.train.optim import WarmupCosine, build_optimizer, build_scheduler, param_groups
+
+
+def small_net() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2, bias=False))
+
+
+def test_batchnorm_and_biases_are_exempt_from_weight_decay_unless_asked():
+    net = small_net()
+    decay, exempt = param_groups(net, 5e-4, decay_norm_bias=False)
+    assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[3].weight)} and decay["weight_decay"] == 5e-4
+    assert {id(p) for p in exempt["params"]} == {id(net[0].bias), id(net[1].weight), id(net[1].bias)}
+    assert exempt["weight_decay"] == 0.0
+    decay, exempt = param_groups(net, 5e-4, decay_norm_bias=True)
+    assert len(decay["params"]) == 5 and not exempt["params"]
+
+
+def test_exempt_parameters_are_not_shrunk_by_a_step():
+    net = small_net()
+    opt = build_optimizer(net, TrainConfig(optim="sgd", lr=0.1, wd=0.5, momentum=0.0))
+    before = net[1].weight.detach().clone(), net[0].weight.detach().clone()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # zero gradient: only weight decay could move a parameter
+    assert torch.equal(net[1].weight, before[0])
+    assert torch.allclose(net[0].weight, before[1] * (1 - 0.1 * 0.5))
+
+
+@pytest.mark.parametrize(("optim", "kind"), [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
+def test_optim_option_picks_the_optimiser(optim, kind):
+    opt = build_optimizer(small_net(), TrainConfig(optim=optim, lr=0.003))
+    assert type(opt) is kind and all(g["lr"] == 0.003 for g in opt.param_groups)
+
+
+def test_warmup_then_cosine_schedule_values():
+    schedule = WarmupCosine(warmup=4, total=12)
+    assert [schedule(t) for t in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert schedule(4) == 1.0
+    assert schedule(8) == pytest.approx(0.5)  # halfway through the 8 cosine steps
+    assert schedule(11) == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    assert WarmupCosine(0, 10)(0) == 1.0
+
+
+def test_scheduler_steps_per_iteration_over_the_whole_run():
+    net = small_net()
+    cfg = TrainConfig(optim="adamw", lr=1.0, epochs=3, warmup_epochs=1)
+    opt = build_optimizer(net, cfg)
+    sched = build_scheduler(opt, cfg, steps_per_epoch=2)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:2] == [0.5, 1.0] and lrs[2] == 1.0
+    assert lrs[3] == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    state = sched.state_dict()  # goes into the checkpoint: plain values only
+    torch.save(state, "/dev/null")
+    assert state["lr_lambdas"][0] == {"warmup": 2, "total": 6}
+
+
+@pytest.mark.parametrize(("options", "option"), [
+    (dict(optim="adam"), "--optim"),
+    (dict(warmup_epochs=-1), "--warmup-epochs"),
+    (dict(warmup_epochs=5, epochs=5), "--warmup-epochs"),
+    (dict(seg_only_epochs=3, epochs=3), "--seg-only-epochs"),
+    (dict(seg_only_epochs=1, epochs=3, arch="resnet"), "--seg-only-epochs"),
+    (dict(seg_loss_norm="pixels"), "--seg-loss-norm"),
+    (dict(lr=float("nan")), "--lr"),
+    (dict(lr=0.0), "--lr"),
+    (dict(momentum=1.0), "--momentum"),
+    (dict(eps=8.0), "--eps"),
+    (dict(step_size=2.0), "--eps and --step-size"),
+])
+def test_bad_optimisation_options_are_refused_by_name(options, option):
+    with pytest.raises(PartcliError, match=f"^{option}"):
+        validate_config(TrainConfig(data="d", out="o", epochs=options.pop("epochs", 4), **options))
