@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from partcli.checkpoint import load_checkpoint
+from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
 from partcli.train import loop
 from partcli.train.config import TrainConfig
 from partcli.train.loop import Trainer, run_training
+from partcli.train.run_files import restore_run_files
 
 EPOCHS = 3
 
@@ -70,24 +73,145 @@ def test_killed_during_epoch_2_then_resumed_matches_the_uninterrupted_run(setup,
     assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in full_rows]
 
 
-def test_killed_between_metrics_row_and_checkpoint_leaves_no_duplicate_epoch(setup, monkeypatch):
+def test_killed_between_checkpoint_and_metrics_row_gets_the_row_back(setup, monkeypatch):
     root, cfg = setup
-    out = root / "killed_before_checkpoint"
-    original = loop.save_checkpoint
+    out = root / "killed_before_metrics_row"
+    original = loop._append_metrics
 
-    def dies_saving_epoch_2(path, state):
-        if state["epoch"] == 2:
+    def dies_writing_row_2(path, row):
+        if row["epoch"] == 2:
             raise Killed
-        original(path, state)
+        original(path, row)
 
     with monkeypatch.context() as patch:
-        patch.setattr(loop, "save_checkpoint", dies_saving_epoch_2)
+        patch.setattr(loop, "_append_metrics", dies_writing_row_2)
         with pytest.raises(Killed):
             run_training(TrainConfig(out=str(out), **cfg))
-    assert metric_epochs(out) == [1, 2]  # epoch 2's row was written, its checkpoint was not
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 2  # the checkpoint comes first...
+    assert metric_epochs(out) == [1]  # ...so the row it holds is the one missing
     run_training(TrainConfig(out=str(out)), resume=True)
-    assert metric_epochs(out) == [1, 2, 3]
+    assert metric_rows(out) == metric_rows(root / "full")
     assert_same_final_state(root / "full", out)
+
+
+def metric_rows(run: Path) -> list[dict[str, str]]:
+    """metrics.csv without its seconds column (the one that differs between two runs of the same epochs)."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader((run / "metrics.csv").open())]
+
+
+def killed_in_epoch(epoch: int, monkeypatch, cfg: TrainConfig) -> None:
+    """Run ``cfg`` until it dies in ``epoch``; like SIGKILL, the clean-up of a failed first epoch never runs."""
+    original = Trainer._train_epoch
+
+    def dies(self, e):
+        if e == epoch:
+            raise Killed
+        return original(self, e)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_train_epoch", dies)
+        patch.setattr(loop, "_remove_run_files", lambda out: None)
+        with pytest.raises(Killed):
+            run_training(cfg)
+
+
+def test_missing_best_pt_and_stale_temp_files_are_repaired_on_resume(setup, monkeypatch):
+    """A folder as a kill between last.pt and best.pt left it (the order before best.pt came first)."""
+    root, cfg = setup
+    out = root / "lost_best"
+    killed_in_epoch(2, monkeypatch, TrainConfig(out=str(out), **cfg))
+    (out / "checkpoints" / "best.pt").unlink()
+    stale = out / "checkpoints" / ".best.pt.k3j2h1g0.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    run_training(TrainConfig(out=str(out)), resume=True)
+    assert not stale.exists()
+    best, full_best = (load_checkpoint(run / "checkpoints" / "best.pt") for run in (out, root / "full"))
+    assert best["epoch"] == full_best["epoch"]
+    for name in full_best["model"]:
+        assert torch.equal(best["model"][name], full_best["model"][name]), name
+
+
+def _fake_run(out: Path, scores: list[float]) -> dict:
+    """A run folder holding only last.pt, after len(scores) epochs with these validation accuracies."""
+    rows = [{"epoch": e, "lr": 0.1, "train_loss": 1.0, "train_acc": 0.5, "val_clean_acc": acc, "val_adv_acc": None,
+             "val_pixel_acc": None, "seconds": 1.0} for e, acc in enumerate(scores, 1)]
+    state = {"config": {"model": {}}, "model": {}, "epoch": len(scores), "metrics": rows}
+    save_checkpoint(out / "checkpoints" / "last.pt", state)
+    return state
+
+
+def test_resume_recreates_best_pt_from_last_pt_only_when_last_is_the_best(tmp_path, capsys):
+    state = _fake_run(tmp_path / "last_best", [0.3, 0.5])
+    restore_run_files(tmp_path / "last_best", state, "none")
+    assert load_checkpoint(tmp_path / "last_best" / "checkpoints" / "best.pt")["epoch"] == 2
+    assert "re-created from last.pt (epoch 2" in capsys.readouterr().err
+    assert metric_epochs(tmp_path / "last_best") == [1, 2]
+
+    state = _fake_run(tmp_path / "gone", [0.5, 0.3])
+    restore_run_files(tmp_path / "gone", state, "none")
+    assert not (tmp_path / "gone" / "checkpoints" / "best.pt").exists()  # last.pt is not the best: no fake best.pt
+    err = capsys.readouterr().err
+    assert "warning:" in err and "best epoch (1, metric 0.5) are gone" in err
+
+    state = _fake_run(tmp_path / "outdated", [0.3, 0.5])
+    save_checkpoint(tmp_path / "outdated" / "checkpoints" / "best.pt", {**state, "epoch": 1})
+    restore_run_files(tmp_path / "outdated", state, "none")
+    assert load_checkpoint(tmp_path / "outdated" / "checkpoints" / "best.pt")["epoch"] == 2
+
+
+def test_run_killed_before_its_first_checkpoint_is_restarted_by_resume(setup, monkeypatch):
+    root, cfg = setup
+    out = root / "killed_in_epoch_1"
+    killed_in_epoch(1, monkeypatch, TrainConfig(out=str(out), **cfg))
+    assert (out / "config.yaml").exists() and not (out / "checkpoints" / "last.pt").exists()
+    run_training(TrainConfig(out=str(out)), resume=True)  # starts from epoch 1 with the stored configuration
+    assert_same_final_state(root / "full", out)
+    assert metric_epochs(out) == [1, 2, 3]
+
+
+def test_resume_from_another_folder_and_with_a_moved_dataset(setup, monkeypatch, tmp_path):
+    root, cfg = setup
+    shutil.copytree(cfg["data"], tmp_path / "moving")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    killed_in_epoch(2, monkeypatch, TrainConfig(**{**cfg, "data": "moving", "out": "run"}))
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    assert stored["data"] == str(tmp_path / "moving") and stored["out"] == str(out)  # absolute
+
+    (tmp_path / "moving").rename(tmp_path / "moved")
+    monkeypatch.chdir(root)
+    with pytest.raises(PartcliError, match="pass --data"):
+        run_training(TrainConfig(out=str(out)), resume=True)
+    other = Path(shutil.copytree(tmp_path / "moved", tmp_path / "other"))
+    doc = yaml.safe_load((other / "dataset.yaml").read_text())
+    (other / "dataset.yaml").write_text(yaml.safe_dump({**doc, "name": "another"}))
+    with pytest.raises(PartcliError, match="--data .*different name"):
+        run_training(TrainConfig(out=str(out), data=str(other)), resume=True)
+    run_training(TrainConfig(out=str(out), data=str(tmp_path / "moved")), resume=True)
+    assert_same_final_state(root / "full", out)
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"] == str(tmp_path / "moved")
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(setup, monkeypatch):
+    root, cfg = setup
+    out = root / "nan_loss"
+    original_epoch, original_loss, at = Trainer._train_epoch, loop.training_loss, {"epoch": 0, "step": 0}
+
+    def counting_epochs(self, epoch):
+        at.update(epoch=epoch, step=0)
+        return original_epoch(self, epoch)
+
+    def nan_at_epoch_2_step_2(*args, **kwargs):
+        at["step"] += 1
+        loss, logits = original_loss(*args, **kwargs)
+        return (loss * float("nan") if (at["epoch"], at["step"]) == (2, 2) else loss), logits
+
+    monkeypatch.setattr(Trainer, "_train_epoch", counting_epochs)
+    monkeypatch.setattr(loop, "training_loss", nan_at_epoch_2_step_2)
+    with pytest.raises(PartcliError, match=r"epoch 2, step 2: the training loss is nan .*last.pt \(epoch 1\) is kept"):
+        run_training(TrainConfig(out=str(out), **cfg))
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 1
+    assert metric_epochs(out) == [1]
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path):
