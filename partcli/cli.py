@@ -21,6 +21,8 @@ Out = Annotated[Path, typer.Option("--out", help="Output folder (must not exist 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same result.")]
 Src = Annotated[Path, typer.Option("--src", help="Folder holding the official download.")]
+# click's UsageError, the base of Typer's parsing errors; Typer ≥ 0.22 vendors click and exports only BadParameter
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first undecodable image instead of skipping it.")]
 
 
@@ -292,10 +294,20 @@ def _pct(value: Optional[float]) -> str:
 def main() -> None:
     """Console-script entry point: one-line errors (exit code 2) for user mistakes, never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except PartcliError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+        _fail(str(exc))
+    except UsageError as exc:  # Typer's own parsing: a value of the wrong type, a missing or unknown option
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(2)  # the help text has been printed
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        _fail(exc.format_message() + where)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    sys.exit(2)

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from torch import nn
 
+from partcli.attacks.suite import AttackConfig, AttackSamples, attack_model
 from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
@@ -217,3 +220,19 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(setup,
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path):
     with pytest.raises(PartcliError, match="--resume"):
         run_training(TrainConfig(out=str(tmp_path / "nothing")), resume=True)
+
+
+def test_a_resumed_autoattack_row_counts_the_earlier_run_and_says_so(tmp_path):
+    """Both attacks had finished before the interruption: the row's seconds are that run's, and a note says so."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(36, 11)).eval()
+    x = torch.rand(4, 3, 8, 8)
+    samples = AttackSamples(x=x, y=model(x).argmax(1), masks=torch.full((4, 8, 8), -1, dtype=torch.int16),
+                            has_mask=torch.zeros(4, dtype=torch.bool), index=list(range(4)), image=["i"] * 4)
+    cfg = AttackConfig(suite="autoattack", eps=2 / 255, aa_attacks=("square", "apgd-ce"), hygiene=False)
+    state = tmp_path / "aa-state.json"
+    key = {"run": 1, "attacks": ["square", "apgd-ce"], "n": 4}
+    state.write_text(json.dumps({"key": key, "done": ["square", "apgd-ce"], "robust": [1, 0, 1, 0], "seconds": 300.0}))
+    result = attack_model(model, samples, cfg, num_classes=11, state_path=state, state_key={"run": 1})
+    assert result.rows[0]["adv_acc"] == 0.5 and 300.0 <= result.rows[0]["seconds"] < 310.0
+    assert any("resumed an interrupted run after square, apgd-ce" in note and "300.0 s" in note for note in result.notes)
