@@ -12,6 +12,9 @@ from rich.table import Table
 from partcli.errors import PartcliError
 from partcli.progress import console, set_quiet
 
+# click's UsageError, the base of Typer's parsing errors; Typer ≥ 0.22 vendors click and exports only BadParameter
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
 app = typer.Typer(help="Train and honestly evaluate adversarially robust part-based image classifiers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 prepare_app = typer.Typer(help="Turn a dataset into the prepared-dataset format (DESIGN §2).", no_args_is_help=True)
@@ -21,8 +24,6 @@ Out = Annotated[Path, typer.Option("--out", help="Output folder (must not exist 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same result.")]
 Src = Annotated[Path, typer.Option("--src", help="Folder holding the official download.")]
-# click's UsageError, the base of Typer's parsing errors; Typer ≥ 0.22 vendors click and exports only BadParameter
-UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first undecodable image instead of skipping it.")]
 
 

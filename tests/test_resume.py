@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -236,3 +240,75 @@ def test_a_resumed_autoattack_row_counts_the_earlier_run_and_says_so(tmp_path):
     result = attack_model(model, samples, cfg, num_classes=11, state_path=state, state_key={"run": 1})
     assert result.rows[0]["adv_acc"] == 0.5 and 300.0 <= result.rows[0]["seconds"] < 310.0
     assert any("resumed an interrupted run after square, apgd-ce" in note and "300.0 s" in note for note in result.notes)
+
+
+# A real `partcli pretrain` process that SIGKILLs itself at one point: (os.replace, file name, call, before/after
+# the rename) or (Trainer.validate, first call): killed before its first checkpoint.
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+point, name, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.argv = ["partcli", *sys.argv[4:]]
+calls = []
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "validate":
+    from partcli.train.loop import Trainer
+    Trainer.validate = lambda self: die()
+else:
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        hit = Path(dst).name == name and len(calls) + 1 == nth
+        calls.extend([dst] if Path(dst).name == name else [])
+        if hit and point == "before":
+            die()
+        real_replace(src, dst, *args, **kwargs)
+        if hit and point == "after":
+            die()
+    os.replace = replace
+from partcli.cli import main
+main()
+"""
+KILL_POINTS = {
+    "in-epoch-1": ("validate", "-", 1),  # trained, nothing written but config.yaml
+    "best-temp-file": ("before", "best.pt", 1),  # best.pt's temp file written, not renamed
+    "between-best-and-last": ("before", "last.pt", 1),  # best.pt of epoch 1, no last.pt
+    "after-last": ("after", "last.pt", 2),  # last.pt of epoch 2, not its metrics row
+}
+
+
+@pytest.mark.slow
+def test_sigkill_at_each_point_then_resume_matches_the_uninterrupted_run(setup, tmp_path):
+    root, cfg = setup
+    args = ["--quiet", "pretrain", "--data", cfg["data"], "--arch", "bbox", "--backbone", "resnet18", "--image-size",
+            "16", "--epochs", str(EPOCHS), "--batch-size", "8", "--lr", "0.05", "--seed", "1", "--device", "cpu"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+    def start(*command: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    runs = {name: tmp_path / name for name in ("full", *KILL_POINTS)}
+    procs = {"full": start("-m", "partcli", *args, "--out", str(runs["full"]))}
+    procs.update({name: start("-c", KILLER, point, file, str(nth), *args, "--out", str(runs[name]))
+                  for name, (point, file, nth) in KILL_POINTS.items()})
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == (0 if name == "full" else -signal.SIGKILL), (name, err)
+    assert not (runs["in-epoch-1"] / "checkpoints" / "last.pt").exists()
+    assert list((runs["best-temp-file"] / "checkpoints").glob(".best.pt.*.tmp"))
+    assert metric_epochs(runs["after-last"]) == [1]
+
+    resumed = {name: start("-m", "partcli", "--quiet", "pretrain", "--out", str(runs[name]), "--resume")
+               for name in KILL_POINTS}
+    for name, proc in resumed.items():
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, (name, err)
+        assert_same_final_state(runs["full"], runs[name])
+        assert metric_rows(runs[name]) == metric_rows(runs["full"]), name
+        best, full_best = (load_checkpoint(runs[n] / "checkpoints" / "best.pt") for n in (name, "full"))
+        assert best["epoch"] == full_best["epoch"], name
+        assert not list((runs[name] / "checkpoints").glob("*.tmp")), name

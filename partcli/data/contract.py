@@ -299,7 +299,8 @@ class DatasetWriter:
     """Builds a prepared dataset in a temporary sibling folder and renames it to ``out`` on ``finish``.
 
     Use as a context manager: if the block raises (or the process dies), ``out`` is left untouched and the
-    temporary folder is removed (or, after a kill, left with a ``.partial`` name and no dataset.yaml).
+    temporary folder is removed (or, after a kill, left with a ``.partial`` name and no dataset.yaml, until the
+    next write of ``out`` removes it).
     """
 
     def __init__(self, out: str | Path, classes: list[str], parts: list[Part], name: str, overwrite: bool = False):

@@ -231,7 +231,8 @@ class Trainer:
             self._fit_epochs()
         except BaseException:
             if self.dist.is_main and fresh and not (self.out / "checkpoints" / "last.pt").exists():
-                _remove_run_files(self.out)  # nothing resumable was written: leave no half-written run folder
+                with contextlib.suppress(OSError):  # e.g. a read-only file system: the first error is the one to show
+                    _remove_run_files(self.out)  # nothing resumable was written: leave no half-written run folder
             raise
         return self.out
 

@@ -58,15 +58,15 @@ def resume_point(cfg: TrainConfig) -> tuple[dict[str, Any] | None, TrainConfig]:
         raise PartcliError(f"--resume: {out} holds no run to continue (no {last}, no config.yaml); "
                            "start the run without --resume")
     fields = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
-    resumed = dataclasses.replace(TrainConfig(**fields), out=str(out.resolve()))
+    resumed = dataclasses.replace(TrainConfig(**fields), out=str(out))
     if cfg.data:
         if state is not None:
             check_same_dataset(cfg.data, state["config"]["dataset"])
-        return state, dataclasses.replace(resumed, data=str(Path(cfg.data).resolve()))
-    if not Path(resumed.data).is_dir():
+        resumed = dataclasses.replace(resumed, data=cfg.data)
+    elif not Path(resumed.data).is_dir():
         raise PartcliError(f"--resume: the run's dataset {resumed.data} is not a folder (moved?); pass --data "
                            "with the dataset's new place")
-    return state, resumed
+    return state, with_absolute_paths(resumed)
 
 
 def _stored_config(path: Path) -> dict[str, Any]:
