@@ -19,6 +19,7 @@ from partcli.attacks.suite import AttackConfig, AttackSamples, attack_model
 from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
+from partcli.progress import is_quiet, set_quiet
 from partcli.train import loop
 from partcli.train.config import TrainConfig
 from partcli.train.loop import Trainer, run_training
@@ -147,7 +148,16 @@ def _fake_run(out: Path, scores: list[float]) -> dict:
     return state
 
 
-def test_resume_recreates_best_pt_from_last_pt_only_when_last_is_the_best(tmp_path, capsys):
+@pytest.fixture
+def loud():
+    """Info lines on, whatever an earlier in-process `partcli --quiet` left behind."""
+    quiet = is_quiet()
+    set_quiet(False)
+    yield
+    set_quiet(quiet)
+
+
+def test_resume_recreates_best_pt_from_last_pt_only_when_last_is_the_best(tmp_path, capsys, loud):
     state = _fake_run(tmp_path / "last_best", [0.3, 0.5])
     restore_run_files(tmp_path / "last_best", state, "none")
     assert load_checkpoint(tmp_path / "last_best" / "checkpoints" / "best.pt")["epoch"] == 2

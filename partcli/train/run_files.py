@@ -3,9 +3,11 @@
 Every epoch writes ``best.pt`` (when the epoch improved), then ``last.pt``, then its ``metrics.csv`` row, and
 each checkpoint also holds every metrics row so far. A kill at any point therefore leaves a folder that a
 resume can repair from ``last.pt`` alone: it rewrites ``metrics.csv`` from the checkpoint's rows, removes the
-temp files of a checkpoint write that never finished, and re-creates a missing ``best.pt`` when ``last.pt``
-holds the best epoch (a kill between the two writes of that epoch). A kill before ``last.pt`` replays that
-epoch on resume, which rewrites ``best.pt`` as well.
+temp files of a checkpoint write that never finished, and re-creates a missing or outdated ``best.pt`` (a
+folder written before this order, or a deleted file) from ``last.pt`` when that holds the best epoch; when the
+best epoch's weights are gone it says so and writes ``best.pt`` at the next improvement. A kill before
+``last.pt`` replays that epoch on resume, which rewrites ``best.pt`` as well; a run killed before its first
+checkpoint restarts from its ``config.yaml``.
 
 Paths in a run's configuration are absolute, so a run can be resumed from any working directory; ``--data``
 given with ``--resume`` points the run at a dataset that has moved (checked against the checkpoint's
