@@ -62,14 +62,30 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def model_from_checkpoint(state: dict[str, Any]) -> nn.Module:
-    """Rebuild the model described in a loaded checkpoint and fill in its weights."""
+def model_from_checkpoint(state: dict[str, Any], source: str | Path = "checkpoint") -> nn.Module:
+    """Rebuild the model described in a loaded checkpoint and fill in its weights (``source`` names the file)."""
     model = build_model(ModelConfig.from_dict(state["config"]["model"]))
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], source)
     return model
+
+
+def load_weights(model: nn.Module, weights: Any, source: str | Path) -> None:
+    """``model.load_state_dict(weights)``, with weights that do not fit the model refused in one line."""
+    expected = model.state_dict()
+    if not isinstance(weights, dict):
+        raise PartcliError(f"{source}: its model weights are not a state dict; the file is damaged")
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    reshaped = [k for k in expected if k in weights and getattr(weights[k], "shape", None) != expected[k].shape]
+    if missing or unexpected or reshaped:
+        example = (reshaped or missing or unexpected)[0]
+        raise PartcliError(f"{source}: its weights do not fit the model its configuration describes ({len(missing)} "
+                           f"missing, {len(unexpected)} unexpected, {len(reshaped)} of another shape, e.g. "
+                           f"{example!r}); the file was damaged or edited")
+    model.load_state_dict(weights)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Public API: a ready, eval-mode model that maps N×3×H×W images in [0, 1] to class logits."""
-    model = model_from_checkpoint(load_checkpoint(path))
+    model = model_from_checkpoint(load_checkpoint(path), path)
     return model.to(device).eval()

@@ -12,6 +12,9 @@ from rich.table import Table
 from partcli.errors import PartcliError
 from partcli.progress import console, set_quiet
 
+# click's UsageError, the base of Typer's parsing errors; Typer ≥ 0.22 vendors click and exports only BadParameter
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
 app = typer.Typer(help="Train and honestly evaluate adversarially robust part-based image classifiers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 prepare_app = typer.Typer(help="Turn a dataset into the prepared-dataset format (DESIGN §2).", no_args_is_help=True)
@@ -307,10 +310,20 @@ def _pct(value: Optional[float]) -> str:
 def main() -> None:
     """Console-script entry point: one-line errors (exit code 2) for user mistakes, never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except PartcliError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+        _fail(str(exc))
+    except UsageError as exc:  # Typer's own parsing: a value of the wrong type, a missing or unknown option
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(2)  # the help text has been printed
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        _fail(exc.format_message() + where)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    sys.exit(2)

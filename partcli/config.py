@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ def parse_fraction(text: str | float | int, option: str) -> float:
         return float(text)
     try:
         return float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise PartcliError(f"{option} {text!r}: expected a number or a fraction such as 8/255") from None
 
 
@@ -33,6 +34,12 @@ def resolve_config(cls: type[C], config_file: str | Path | None, overrides: dict
             doc = yaml.safe_load(path.read_text()) or {}
         except FileNotFoundError:
             raise PartcliError(f"--config {path}: file not found") from None
+        except IsADirectoryError:
+            raise PartcliError(f"--config {path}: a folder, not a YAML file") from None
+        except UnicodeDecodeError:
+            raise PartcliError(f"--config {path}: not a text file; expected YAML") from None
+        except OSError as exc:
+            raise PartcliError(f"--config {path}: cannot be read ({exc.strerror})") from None
         except yaml.YAMLError:
             raise PartcliError(f"--config {path}: not valid YAML") from None
         if not isinstance(doc, dict):
@@ -62,10 +69,11 @@ def _yaml_value(value: Any, annotation: Any, where: str) -> Any:
         return value
     kind = base[0]
     if kind == "float" and not isinstance(value, bool):
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            return parse_fraction(value, where)
+        number = parse_fraction(value, where) if isinstance(value, str) else value
+        if isinstance(number, (int, float)):
+            if not math.isfinite(number):
+                raise PartcliError(f"{where}: expected a finite number, got {value!r}")
+            return float(number)
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind == "bool" and isinstance(value, bool):

@@ -7,7 +7,7 @@ import torch
 from rich.table import Table
 
 from partcli.checkpoint import load_checkpoint
-from partcli.data.contract import read_dataset_info
+from partcli.data.contract import SPLITS, check_split_files, read_dataset_info, read_split
 from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig, build_model
 
@@ -50,7 +50,10 @@ def count_parameters(cfg: ModelConfig) -> int:
 
 
 def describe_dataset(path: Path) -> Table:
+    """The dataset's classes, parts and counts, after checking every split and the headers of all its files."""
     info = read_dataset_info(path)
+    for split in SPLITS:
+        check_split_files(path, read_split(path, split, info))
     table = Table(title=f"prepared dataset {path} ({info.name}, format {info.format_version})")
     table.add_column("class")
     table.add_column("parts")

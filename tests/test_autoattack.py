@@ -93,13 +93,16 @@ def test_resumes_after_the_last_finished_attack(tmp_path):
     # an interrupted run: square finished (and, say, fooled sample 0), apgd-ce never started
     survivors = torch.ones(len(y), dtype=torch.bool)
     survivors[0] = False
-    state.write_text(json.dumps({"key": key, "done": ["square"], "robust": survivors.int().tolist()}))
+    state.write_text(json.dumps({"key": key, "done": ["square"], "robust": survivors.int().tolist(), "seconds": 12.5}))
     resumed = run_autoattack(model, x, y, 2 / 255, num_classes=11, attacks=["square", "apgd-ce"], state_path=state,
                              state_key={"run": 1}, batch_size=8)
     alone = run_autoattack(model, x[1:], y[1:], 2 / 255, num_classes=11, attacks=["apgd-ce"], batch_size=8)
     assert not resumed.robust[0] and torch.equal(resumed.robust[1:], alone.robust)
+    assert (resumed.resumed_after, resumed.earlier_seconds) == (["square"], 12.5)
+    assert (alone.resumed_after, alone.earlier_seconds) == ([], 0.0)
     assert not state.exists()  # removed once the run completed
     state.write_text(json.dumps({"key": key, "done": ["square"], "robust": survivors.int().tolist()}))
     with pytest.raises(PartcliError, match="another run"):
         run_autoattack(model, x, y, 2 / 255, num_classes=11, attacks=["square", "apgd-ce"], state_path=state,
                        state_key={"run": 2})
+

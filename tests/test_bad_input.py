@@ -357,3 +357,130 @@ def test_console_script_exit_code_and_no_traceback(good, tmp_path):
         _, stderr = proc.communicate(timeout=180)
         assert_user_error(proc.returncode, stderr, culprit)
     assert not (tmp_path / "r1").exists() and not (tmp_path / "e.csv").exists()
+
+
+# ------------------------------------------------------------------------------ issue 15: what still slipped through
+@pytest.mark.parametrize("command, option, value", [("pretrain", "--lr", "nan"), ("pretrain", "--lr", "inf"),
+                                                    ("pretrain", "--lr", "0"), ("pretrain", "--wd", "-inf"),
+                                                    ("train", "--beta", "-1")])
+def test_values_that_cannot_be_trained_on(command, option, value, good, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    extra = ["--adv", "trades"] if command == "train" else []
+    code, err = cli(capsys, monkeypatch, "--quiet", command, "--data", good, "--out", out, "--epochs", 1,
+                    "--image-size", SIZE, "--batch-size", 2, "--device", "cpu", *extra, option, value)
+    assert_user_error(code, err, option)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, culprit", [("eps: .nan\n", "eps: expected a finite number, got nan"),
+                                              ("lr: .inf\n", "lr: expected a finite number, got inf")])
+def test_non_finite_config_values_are_named_as_such(content, culprit, good, tmp_path, capsys, monkeypatch):
+    config = tmp_path / "c.yaml"
+    config.write_text(content)
+    assert_user_error(*pretrain(capsys, monkeypatch, good, tmp_path / "run", "--config", config), str(config), culprit)
+
+
+def test_config_that_is_a_folder_or_a_binary_file(good, tmp_path, capsys, monkeypatch):
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(256)))
+    for config, culprit in ((tmp_path, "a folder, not a YAML file"), (tmp_path / "binary.yaml", "not a text file")):
+        assert_user_error(*pretrain(capsys, monkeypatch, good, tmp_path / "run", "--config", config), "--config",
+                          str(config), culprit)
+    assert not (tmp_path / "run").exists()
+
+
+def test_typer_usage_errors_are_one_line(good, tmp_path, capsys, monkeypatch):
+    assert_user_error(*pretrain(capsys, monkeypatch, good, tmp_path / "run", "--epochs", "abc"), "'--epochs'",
+                      "partcli pretrain --help")
+    assert_user_error(*cli(capsys, monkeypatch, "evaluate", "--data", good), "Missing option '--ckpt'")
+    assert_user_error(*cli(capsys, monkeypatch, "pretrain", "--epochz", 3), "--epochz")
+    assert not (tmp_path / "run").exists()
+
+
+def test_user_errors_in_dataloader_workers_are_one_line(data, tmp_path, capsys, monkeypatch):
+    culprit = break_part_id(data)  # found when a worker loads the mask, not by the header check
+    out = tmp_path / "run"
+    code, err = pretrain(capsys, monkeypatch, data, out, "--workers", 1)
+    assert_user_error(code, err, culprit, "part id 3 > K=2")
+    assert not out.exists()
+
+
+def test_weights_that_do_not_fit_their_config(good, tmp_path, capsys, monkeypatch):
+    import partcli
+
+    state = torch.load(_checkpoint(tmp_path), weights_only=True)
+    state["config"]["model"]["num_parts"] = 3  # the segmenter would have 4 output channels, the weights have 3
+    path = tmp_path / "edited.pt"
+    torch.save(state, path)
+    with pytest.raises(PartcliError, match="do not fit the model its configuration describes"):
+        partcli.load_model(path)
+    good3 = tmp_path / "good3"  # a dataset with 3 parts, so that evaluate gets as far as the weights
+    with DatasetWriter(good3, ["a", "b"], [Part("a/x", "a"), Part("b/y", "b"), Part("b/z", "b")], name="g3") as w:
+        for split in ("train", "val", "test"):
+            w.add(split, "s", 0, Image.new("RGB", (SIZE, SIZE)), mask=np.zeros((SIZE, SIZE), np.uint8))
+        w.finish({})
+    code, err = cli(capsys, monkeypatch, "evaluate", "--ckpt", path, "--data", good3, "--out", tmp_path / "e.csv")
+    assert_user_error(code, err, f"--ckpt {path}", "of another shape")
+    assert not (tmp_path / "e.csv").exists()
+
+
+def test_dataset_yaml_with_malformed_parts_or_classes(data, tmp_path, capsys, monkeypatch, good_checkpoint):
+    doc = yaml.safe_load((data / "dataset.yaml").read_text())
+    for broken, culprit in (({**doc, "parts": "oops"}, "'parts' must be a list of {name, class} mappings"),
+                            ({**doc, "classes": 3}, "'classes' must be a list")):
+        (data / "dataset.yaml").write_text(yaml.safe_dump(broken))
+        assert_user_error(*cli(capsys, monkeypatch, "info", data), str(data / "dataset.yaml"), culprit)
+
+
+def test_absolute_paths_in_a_split_csv_are_refused(data, tmp_path, capsys, monkeypatch):
+    text = (data / "train.csv").read_text().splitlines()
+    row = text[1].split(",")
+    row[0] = str(data / row[0])  # the same file, by absolute path
+    (data / "train.csv").write_text("\n".join([text[0], ",".join(row), *text[2:]]) + "\n")
+    out = tmp_path / "run"
+    assert_user_error(*pretrain(capsys, monkeypatch, data, out), f"{data / 'train.csv'}:2", "is absolute")
+    assert not out.exists()
+
+
+def test_info_on_a_dataset_checks_its_files(data, capsys, monkeypatch):
+    culprit = break_missing_image(data)
+    assert_user_error(*cli(capsys, monkeypatch, "info", data), culprit, "image file missing")
+
+
+# Tests run as root here, and root writes through chmod's read-only bits: an output "inside" a regular file stands
+# for a place that cannot be written, and a patched mkstemp for a file system that turns read-only mid-run.
+def test_unwritable_outputs_are_one_line_errors(good, good_checkpoint, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for args in (["prepare", "synthetic", "--out", blocker / "ds", "--n", 40, "--image-size", SIZE],
+                 ["evaluate", "--ckpt", good_checkpoint, "--data", good, "--out", blocker / "e.csv"],
+                 ["attack", "--ckpt", good_checkpoint, "--data", good, "--suite", "pgd", "--steps", 1, "--restarts", 1,
+                  "--no-hygiene", "--out", blocker / "a.csv"]):
+        assert_user_error(*cli(capsys, monkeypatch, "--quiet", *args), f"--out {blocker}", "cannot write there")
+    assert_user_error(*pretrain(capsys, monkeypatch, good, blocker / "run"), f"--out {blocker / 'run'}",
+                      "cannot write there (Not a directory)")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_checkpoint_on_a_read_only_file_system(good, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import partcli.checkpoint
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(partcli.checkpoint.tempfile, "mkstemp", read_only)
+    out = tmp_path / "run"
+    assert_user_error(*pretrain(capsys, monkeypatch, good, out), f"--out {out}", "Read-only file system")
+
+
+def test_prepare_removes_the_partial_folders_of_a_killed_run(tmp_path, capsys, monkeypatch):
+    stale = [tmp_path / ".ds.k3j2h1g0.partial", tmp_path / ".ds.a_b_c_d_.partial"]
+    kept = [tmp_path / ".ds2.k3j2h1g0.partial", tmp_path / ".ds.x.k3j2h1g0.partial", tmp_path / ".ds.short.partial"]
+    for folder in stale + kept:
+        (folder / "images").mkdir(parents=True)
+    code, err = cli(capsys, monkeypatch, "prepare", "synthetic", "--out", tmp_path / "ds", "--n", 40,
+                    "--image-size", SIZE)
+    assert code == 0, err
+    assert "removed 2 partial folder(s)" in err
+    assert not any(folder.exists() for folder in stale) and all(folder.exists() for folder in kept)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from partcli.errors import PartcliError
+from partcli.errors import PartcliError, writing
 
 STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
 FEW_CLASS_ATTACKS = ("apgd-ce", "fab", "square")  # App. B: DLR / targeted attacks need ≥ 4 classes
@@ -46,6 +47,8 @@ class AutoAttackResult:
     robust: torch.Tensor  # bool, one flag per sample: correct clean and after every attack
     plan: AutoAttackPlan
     accuracy_after: dict[str, float]  # robust accuracy after each attack, in order
+    resumed_after: list[str]  # attacks that had finished in an earlier, interrupted run (state file)
+    earlier_seconds: float  # the time those attacks took in that run
 
 
 def autoattack_plan(num_classes: int, attacks: tuple[str, ...] | list[str] | None = None) -> AutoAttackPlan:
@@ -91,32 +94,37 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     """Robust flags of ``model`` (eval mode, [0, 1] inputs → logits) under AutoAttack at ℓ∞ radius ``eps``.
 
     ``clean_correct`` saves the clean pass when the caller has it. With ``state_path`` the flags are saved after
-    every attack and a rerun with the same ``state_key`` continues after the last finished attack; the file is
-    removed when the run completes. Torch's global RNG is left as it was found (AutoAttack reseeds it).
+    every attack and a rerun with the same ``state_key`` continues after the last finished attack (the result
+    says which, and the seconds they took); the file is removed when the run completes. Torch's global RNG is
+    left as it was found (AutoAttack reseeds it).
     """
     plan = autoattack_plan(num_classes, attacks)
     model.eval()
     if clean_correct is None:
         clean_correct = _clean_correct(model, x, y, batch_size, device)
     key = {**(state_key or {}), "attacks": list(plan.attacks), "n": len(y)}
-    done, robust = _load_state(state_path, key) if state_path else ([], None)
+    done, robust, earlier = _load_state(state_path, key) if state_path else ([], None, 0.0)
+    resumed_after, seconds = list(done), earlier
     robust = clean_correct.clone().cpu() if robust is None else robust
     accuracy_after: dict[str, float] = {}
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         for attack in plan.attacks:
-            if attack not in done and robust.any():
-                idx = robust.nonzero().squeeze(1)
-                aa = build_autoattack(model, plan, eps, seed, device, attacks=[attack])
-                _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
-                robust[idx] = y_adv.cpu() == y[idx].cpu()
-            done.append(attack)
+            if attack not in done:
+                start = time.perf_counter()
+                if robust.any():
+                    idx = robust.nonzero().squeeze(1)
+                    aa = build_autoattack(model, plan, eps, seed, device, attacks=[attack])
+                    _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
+                    robust[idx] = y_adv.cpu() == y[idx].cpu()
+                done.append(attack)
+                seconds += time.perf_counter() - start
             accuracy_after[attack] = robust.float().mean().item()
             if state_path:
-                _save_state(state_path, key, done, robust)
+                _save_state(state_path, key, done, robust, seconds)
     if state_path:
         Path(state_path).unlink(missing_ok=True)
-    return AutoAttackResult(robust, plan, accuracy_after)
+    return AutoAttackResult(robust, plan, accuracy_after, resumed_after, earlier)
 
 
 def _clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: str) -> torch.Tensor:
@@ -127,24 +135,26 @@ def _clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 
-def _load_state(path: str | Path, key: dict[str, Any]) -> tuple[list[str], torch.Tensor | None]:
+def _load_state(path: str | Path, key: dict[str, Any]) -> tuple[list[str], torch.Tensor | None, float]:
+    """Finished attacks, robust flags and the seconds those attacks took, from an interrupted run's state file."""
     path = Path(path)
     if not path.exists():
-        return [], None
+        return [], None, 0.0
     try:
         doc = json.loads(path.read_text())
         if doc["key"] != json.loads(json.dumps(key)):
             raise PartcliError(f"{path}: AutoAttack state of another run (other samples or settings); delete it "
                                "to start afresh")
-        return list(doc["done"]), torch.tensor(doc["robust"], dtype=torch.bool)
-    except (json.JSONDecodeError, KeyError, TypeError):
+        return list(doc["done"]), torch.tensor(doc["robust"], dtype=torch.bool), float(doc.get("seconds", 0.0))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise PartcliError(f"{path}: unreadable AutoAttack state file; delete it to start afresh") from None
 
 
-def _save_state(path: str | Path, key: dict[str, Any], done: list[str], robust: torch.Tensor) -> None:
+def _save_state(path: str | Path, key: dict[str, Any], done: list[str], robust: torch.Tensor, seconds: float) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"key": key, "done": done, "robust": robust.int().tolist()}, fh)
-    os.replace(tmp, path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"key": key, "done": done, "robust": robust.int().tolist(), "seconds": seconds}, fh)
+        os.replace(tmp, path)

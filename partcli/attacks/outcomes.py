@@ -12,7 +12,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from partcli.errors import PartcliError
+from partcli.errors import PartcliError, writing
 
 ROBUST_PREFIX = "robust:"
 
@@ -43,14 +43,15 @@ def outcomes_path(out_csv: str | Path, suite: str) -> Path:
 
 def write_outcomes(path: str | Path, outcomes: SampleOutcomes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     attacks = list(outcomes.robust)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["index", "image", "label", "clean_correct"] + [ROBUST_PREFIX + a for a in attacks])
-        for k, i in enumerate(outcomes.index):
-            writer.writerow([i, outcomes.image[k], outcomes.label[k], int(outcomes.clean_correct[k])]
-                            + [int(outcomes.robust[a][k]) for a in attacks])
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["index", "image", "label", "clean_correct"] + [ROBUST_PREFIX + a for a in attacks])
+            for k, i in enumerate(outcomes.index):
+                writer.writerow([i, outcomes.image[k], outcomes.label[k], int(outcomes.clean_correct[k])]
+                                + [int(outcomes.robust[a][k]) for a in attacks])
 
 
 def read_outcomes(path: str | Path) -> SampleOutcomes:

@@ -30,7 +30,7 @@ from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pix
                                          seg_single_attack, segmenter_attack, two_stage_attack)
 from partcli.config import parse_fraction
 from partcli.data.dataset import PreparedDataset
-from partcli.errors import PartcliError
+from partcli.errors import PartcliError, check_writable
 from partcli.evaluate.hygiene import Check, run_hygiene
 from partcli.evaluate.results_csv import append_results
 
@@ -87,6 +87,7 @@ class _Attack:
     eps: float
     run: Callable[[], torch.Tensor]
     pixel_acc: Callable[[], float | None] | None = None
+    earlier_seconds: float = 0.0  # spent on this attack by an interrupted earlier run that ``run`` resumed
 
 
 class MaskPool:
@@ -152,6 +153,7 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
            "eps": cfg.eps, "seed": cfg.seed, "samples": hashlib.sha1(json.dumps(indices).encode()).hexdigest()}
     state_path = None
     if out is not None:
+        check_writable(out)
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
         state_path = Path(out).with_name(f"{Path(out).stem}.autoattack-state.{digest}.json")
     result = attack_model(model, samples, cfg, num_classes=ds.info.num_classes, pool=MaskPool.from_dataset(ds),
@@ -226,7 +228,7 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
         flags = attack.run()
         column = attack.name if _same(attack.eps, cfg.eps) else f"{attack.name}@{eps_label(attack.eps)}"
         robust[column] = flags
-        rows.append(runner.row(attack, flags, time.perf_counter() - start))
+        rows.append(runner.row(attack, flags, time.perf_counter() - start + attack.earlier_seconds))
     if cfg.suite == "all":
         at_eps = [flags for name, flags in robust.items() if "@" not in name]
         combined = torch.stack(at_eps).all(0)
@@ -337,15 +339,22 @@ class _Runner:
     # -- the attacks --------------------------------------------------------------------------------------
     def _autoattack(self) -> _Attack:
         def run() -> torch.Tensor:
-            return run_autoattack(self.model, self.s.x, self.s.y, self.cfg.eps, num_classes=self.num_classes,
-                                 seed=self.cfg.seed, batch_size=self.cfg.batch_size, device=self.cfg.device,
-                                 attacks=self.cfg.aa_attacks, clean_correct=self.clean_correct,
-                                 state_path=self.state_path, state_key=self.state_key).robust
+            result = run_autoattack(self.model, self.s.x, self.s.y, self.cfg.eps, num_classes=self.num_classes,
+                                    seed=self.cfg.seed, batch_size=self.cfg.batch_size, device=self.cfg.device,
+                                    attacks=self.cfg.aa_attacks, clean_correct=self.clean_correct,
+                                    state_path=self.state_path, state_key=self.state_key)
+            if result.resumed_after:
+                attack.earlier_seconds = result.earlier_seconds
+                self.notes.append(f"AutoAttack resumed an interrupted run after {', '.join(result.resumed_after)} "
+                                  f"(state {self.state_path}); its seconds include their {result.earlier_seconds:.1f} "
+                                  "s in that run")
+            return result.robust
 
         plan = autoattack_plan(self.num_classes, self.cfg.aa_attacks)
         if plan.note:
             self.notes.append(plan.note)
-        return _Attack(plan.name, self.cfg.eps, run)
+        attack = _Attack(plan.name, self.cfg.eps, run)
+        return attack
 
     def _pgd(self, eps: float, step: float, restarts: int, name: str) -> torch.Tensor:
         gen = self._generator(f"{name}@{eps}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -19,13 +20,15 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from partcli.errors import PartcliError
+from partcli.errors import PartcliError, writing
+from partcli.progress import info
 from partcli.version import __version__
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 CSV_COLUMNS = ("image", "mask", "label", "mask_source")
 MASK_SOURCES = ("gt", "pseudo", "")
+PARTIAL_SUFFIX = ".partial"  # a dataset being written, in a hidden folder beside its --out
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,16 @@ def read_dataset_info(root: str | Path) -> DatasetInfo:
             f"{path}: unknown format_version {version!r}; this partcli ({__version__}) reads version "
             f"{FORMAT_VERSION}: re-run `partcli prepare` or upgrade partcli"
         )
-    try:
-        classes = [str(c) for c in doc["classes"]]
-        parts = [Part(str(p["name"]), str(p["class"])) for p in doc["parts"]]
-    except (KeyError, TypeError) as exc:
-        raise PartcliError(f"{path}: missing or malformed field {exc}") from None
+    for key in ("classes", "parts"):
+        if key not in doc:
+            raise PartcliError(f"{path}: missing field {key!r}")
+    if not isinstance(doc["classes"], list):
+        raise PartcliError(f"{path}: 'classes' must be a list of class names, got {doc['classes']!r}")
+    if not isinstance(doc["parts"], list) or not all(isinstance(p, dict) and {"name", "class"} <= set(p)
+                                                     for p in doc["parts"]):
+        raise PartcliError(f"{path}: 'parts' must be a list of {{name, class}} mappings, got {doc['parts']!r}")
+    classes = [str(c) for c in doc["classes"]]
+    parts = [Part(str(p["name"]), str(p["class"])) for p in doc["parts"]]
     if not classes:
         raise PartcliError(f"{path}: 'classes' is empty")
     for p in parts:
@@ -152,6 +160,10 @@ def read_split(root: str | Path, split: str, info: DatasetInfo) -> list[Sample]:
                 raise PartcliError(f"{path}:{lineno}: label {row['label']!r} is not an integer") from None
             if not 0 <= label < info.num_classes:
                 raise PartcliError(f"{path}:{lineno}: label {label} outside 0..{info.num_classes - 1}")
+            for column in ("image", "mask"):
+                if row[column] and Path(row[column]).is_absolute():
+                    raise PartcliError(f"{path}:{lineno}: {column} path {row[column]!r} is absolute; the contract "
+                                       "wants paths relative to the dataset folder")
             source = row["mask_source"] or ""
             if source not in MASK_SOURCES:
                 raise PartcliError(f"{path}:{lineno}: mask_source {source!r} not one of gt, pseudo or empty")
@@ -273,11 +285,22 @@ def stratified_split(labels: Iterable[int], seed: int, fractions: tuple[float, f
     return stratified_assign(labels, dict(zip(SPLITS, fractions)), seed)
 
 
+def remove_partial_folders(out: Path) -> None:
+    """Delete the ``.<out name>.<random>.partial`` folders that killed writes of ``out`` left beside it."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[a-z0-9_]{{8}}{re.escape(PARTIAL_SUFFIX)}")  # mkdtemp's names
+    stale = [p for p in out.parent.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
+    for folder in stale:
+        shutil.rmtree(folder)
+    if stale:
+        info(f"removed {len(stale)} partial folder(s) that an interrupted run left beside {out}")
+
+
 class DatasetWriter:
     """Builds a prepared dataset in a temporary sibling folder and renames it to ``out`` on ``finish``.
 
     Use as a context manager: if the block raises (or the process dies), ``out`` is left untouched and the
-    temporary folder is removed (or, after a kill, left with a ``.partial`` name and no dataset.yaml).
+    temporary folder is removed (or, after a kill, left with a ``.partial`` name and no dataset.yaml, until the
+    next write of ``out`` removes it).
     """
 
     def __init__(self, out: str | Path, classes: list[str], parts: list[Part], name: str, overwrite: bool = False):
@@ -288,8 +311,10 @@ class DatasetWriter:
         self.tmp: Path | None = None
 
     def __enter__(self) -> "DatasetWriter":
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=self.out.parent))
+        with writing(self.out):
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            remove_partial_folders(self.out)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=PARTIAL_SUFFIX, dir=self.out.parent))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from partcli.checkpoint import load_checkpoint, model_from_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.data.seg_labels import seg_channels, with_relabel
-from partcli.errors import PartcliError
+from partcli.errors import PartcliError, check_writable
 from partcli.evaluate.results_csv import append_results
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.progress import track
@@ -49,7 +49,7 @@ def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size:
         raise PartcliError(f"--ckpt {ckpt}: model predicts {model_cfg['num_parts']} {kind} labels but {data} has "
                            f"{expected}")
     ds.transform = with_relabel(kind, ds.info.part_to_class(), ds.transform)  # object/box: their own labels
-    return model_from_checkpoint(state).eval(), ds
+    return model_from_checkpoint(state, f"--ckpt {ckpt}").eval(), ds
 
 
 def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int = 64, device: str = "cpu",
@@ -93,6 +93,8 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, split: str = "test",
     """Python API of ``partcli evaluate``; appends a row to ``out`` when given."""
     check_eval_options(batch_size, device, image_size, workers)
     model, ds = load_for_dataset(ckpt, data, split, image_size)
+    if out is not None:
+        check_writable(out)
     result = evaluate_model(model, ds, batch_size, device, workers)
     if out is not None:
         append_results(out, [{"checkpoint": str(ckpt), "dataset": str(data), "split": split, "suite": "clean",

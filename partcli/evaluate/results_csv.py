@@ -5,7 +5,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from partcli.errors import PartcliError
+from partcli.errors import PartcliError, writing
 from partcli.version import __version__
 
 RESULT_COLUMNS = ("checkpoint", "dataset", "split", "suite", "attack", "norm", "eps", "n", "clean_acc", "adv_acc",
@@ -15,6 +15,11 @@ RESULT_COLUMNS = ("checkpoint", "dataset", "split", "suite", "attack", "norm", "
 def append_results(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Append rows (missing figures become empty cells); refuse a file whose header is not ours."""
     path = Path(path)
+    with writing(path):
+        _append(path, rows)
+
+
+def _append(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.stat().st_size > 0:
         with path.open(newline="") as fh:

@@ -7,7 +7,6 @@ uninterrupted run would (bit-identical weights on the CPU).
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import functools
 import math
@@ -20,12 +19,12 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from partcli.attacks.pgd import pgd_linf
-from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+from partcli.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from partcli.config import write_config
 from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
 from partcli.data.dataset import PreparedDataset, eval_transform, train_transform
 from partcli.data.seg_labels import seg_channels, with_relabel
-from partcli.errors import PartcliError
+from partcli.errors import PartcliError, writing
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.models.registry import ModelConfig, build_model
 from partcli.progress import info, track, warn
@@ -34,15 +33,17 @@ from partcli.train.distributed import DistInfo, all_sum, all_sum_tensor, broadca
 from partcli.train.losses import SegLossFn, centroid_loss, seg_loss
 from partcli.train.optim import build_optimizer, build_scheduler
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
+from partcli.train.run_files import (_append_metrics, _remove_run_files, restore_run_files, resume_point,
+                                     selection_metric, with_absolute_paths)
 from partcli.train.step import frozen_eval, training_loss
 from partcli.version import __version__
-
-METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
-                  "val_fg_pixel_acc", "val_miou")
 
 
 def validate_config(cfg: TrainConfig) -> None:
     """Refuse impossible options up front, naming the option."""
+    for name, value in dataclasses.asdict(cfg).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PartcliError(f"--{name.replace('_', '-')} {value}: must be a finite number")
     checks = [
         (cfg.adv in ADV_MODES, f"--adv {cfg.adv!r}: expected one of {', '.join(ADV_MODES)}"),
         (cfg.amp in AMP_MODES, f"--amp {cfg.amp!r}: expected one of {', '.join(AMP_MODES)}"),
@@ -55,10 +56,10 @@ def validate_config(cfg: TrainConfig) -> None:
         (0 <= cfg.warmup_epochs < cfg.epochs, "--warmup-epochs must lie in [0, --epochs)"),
         (0 <= cfg.seg_only_epochs < cfg.epochs,
          "--seg-only-epochs must lie in [0, --epochs): the last epochs train the classifier too"),
-        (math.isfinite(cfg.lr) and cfg.lr > 0, "--lr must be a positive number"),
-        (math.isfinite(cfg.wd) and cfg.wd >= 0, "--wd must not be negative"),
+        (cfg.wd >= 0, "--wd must not be negative"),
         (0.0 <= cfg.momentum < 1.0, "--momentum must lie in [0, 1)"),
         (cfg.batch_size >= 1, "--batch-size must be at least 1"),
+        (cfg.lr > 0, "--lr must be positive"),
         (cfg.image_size >= 16 and cfg.image_size % 16 == 0, "--image-size must be a multiple of 16 (the segmenter's output stride)"),
         (0.0 <= cfg.cseg <= 1.0, "--cseg must lie in [0, 1]"),
         (0.0 < cfg.seg_frac <= 1.0, "--seg-frac must lie in (0, 1]"),
@@ -66,6 +67,7 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.eps >= 0 and cfg.step_size >= 0 and cfg.steps >= 0, "--eps, --step-size and --steps must not be negative"),
         (cfg.eps <= 1 and cfg.step_size <= 1,
          "--eps and --step-size are on [0, 1] pixels: give at most 1 (e.g. 8/255, not 8)"),
+        (cfg.beta >= 0, "--beta (TRADES) must not be negative"),
         (cfg.workers >= 0, "--workers must not be negative"),
     ]
     for ok, message in checks:
@@ -134,17 +136,11 @@ class Trainer:
         self.out = Path(cfg.out)
         state = None
         if resume:
-            last = self.out / "checkpoints" / "last.pt"
-            if not last.is_file():
-                raise PartcliError(f"--resume: {last} not found; start the run without --resume")
-            state = load_checkpoint(last)
-            if state["format_version"] != CHECKPOINT_VERSION:
-                raise PartcliError(f"--resume: {last} was written by an older partcli (format "
-                                   f"{state['format_version']}); start a new run, with --init {last} to keep its weights")
-            stored = {k: v for k, v in state["config"]["train"].items() if k in TrainConfig.__dataclass_fields__}
-            cfg = dataclasses.replace(TrainConfig(**stored), out=str(self.out))  # the run folder may have moved
+            state, cfg = resume_point(cfg)  # the stored configuration; the run folder or its dataset may have moved
+            validate_config(cfg)
         else:
             validate_config(cfg)
+            cfg = with_absolute_paths(cfg)
             if self.dist.is_main:
                 prepare_output_dir(self.out, overwrite)
         self.cfg = cfg
@@ -181,6 +177,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and self.device.type == "cuda")
         self.epoch = 0
         self.best_metric = -1.0
+        self.metrics: list[dict[str, Any]] = []  # the rows of metrics.csv so far; every checkpoint holds them
         if state is not None:
             self._restore(state)
 
@@ -196,10 +193,10 @@ class Trainer:
                 f"{init_cfg.num_parts} parts does not fit --arch {self.cfg.arch} --backbone {self.cfg.backbone} "
                 f"--seg-labels {self.cfg.seg_labels} on {self.cfg.data} ({self.model_cfg.num_classes} classes, "
                 f"{self.model_cfg.num_parts} segmenter parts); pretrain with the same options")
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], f"--init {path}")
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"], self.out / "checkpoints" / "last.pt")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
@@ -208,7 +205,8 @@ class Trainer:
         self.best_metric = float(state["best_metric"])
         set_rng_state(state["rng"])
         if self.dist.is_main:
-            _truncate_metrics(self.out / "metrics.csv", self.epoch)
+            with writing(self.out):
+                self.metrics = restore_run_files(self.out, state, self.cfg)
         info(f"resuming {self.out} after epoch {self.epoch}")
 
     def _epoch_seed(self, epoch: int) -> int:
@@ -234,17 +232,19 @@ class Trainer:
 
     # -- training -------------------------------------------------------------------------------------
     def fit(self) -> Path:
-        fresh = self.epoch == 0  # not resumed
+        fresh = self.epoch == 0  # not resumed from a checkpoint
         if self.dist.is_main:
-            if fresh:  # --overwrite: no stale metrics rows or checkpoints of the run this one replaces
-                _remove_run_files(self.out)
-            (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
-            write_config(self.out / "config.yaml", self.cfg, {"partcli_version": __version__})
+            with writing(self.out):
+                if fresh:  # --overwrite: no stale metrics rows or checkpoints of the run this one replaces
+                    _remove_run_files(self.out)
+                (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+                write_config(self.out / "config.yaml", self.cfg, {"partcli_version": __version__})
         try:
             self._fit_epochs()
         except BaseException:
             if self.dist.is_main and fresh and not (self.out / "checkpoints" / "last.pt").exists():
-                _remove_run_files(self.out)  # nothing resumable was written: leave no half-written run folder
+                with contextlib.suppress(OSError):  # e.g. a read-only file system: the first error is the one to show
+                    _remove_run_files(self.out)  # nothing resumable was written: leave no half-written run folder
             raise
         return self.out
 
@@ -258,28 +258,33 @@ class Trainer:
             val = self.validate()
             row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, **val,
                    "seconds": time.perf_counter() - start}
-            # the segmenter-only stage trains no classifier: its accuracy cannot choose the best checkpoint
-            metric = -1.0 if epoch <= self.cfg.seg_only_epochs else (
-                val["val_adv_acc"] if self.cfg.adv != "none" else val["val_clean_acc"])
+            metric = selection_metric(row, self.cfg)
             self.epoch = epoch
             if self.dist.is_main:
-                _append_metrics(self.out / "metrics.csv", row)
                 improved = metric > self.best_metric
                 self.best_metric = max(self.best_metric, metric)
-                state = self._state()
-                save_checkpoint(self.out / "checkpoints" / "last.pt", state)
-                if improved:
-                    save_checkpoint(self.out / "checkpoints" / "best.pt", state)
+                self.metrics.append(row)
+                self._save_epoch(row, improved)
                 info(_describe(row))
+
+    def _save_epoch(self, row: dict[str, Any], improved: bool) -> None:
+        """best.pt, then last.pt, then the metrics row: each kill point leaves what a resume repairs (run_files)."""
+        state = self._state()
+        with writing(self.out):
+            if improved:
+                save_checkpoint(self.out / "checkpoints" / "best.pt", state)
+            save_checkpoint(self.out / "checkpoints" / "last.pt", state)
+            _append_metrics(self.out / "metrics.csv", row)
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         self.net.train()
         total_loss = correct = seen = 0.0
         # --seg-only-epochs: a segmenter-first stage (clean inputs, segmentation loss only), then joint training
         step_cfg = dataclasses.replace(self.cfg, cseg=1.0, adv="none") if epoch <= self.cfg.seg_only_epochs else self.cfg
-        for x, masks, y, _ in track(self._train_loader(epoch), f"epoch {epoch}/{self.cfg.epochs}"):
+        for step, (x, masks, y, _) in enumerate(track(self._train_loader(epoch), f"epoch {epoch}/{self.cfg.epochs}"), 1):
             x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
             loss, logits = training_loss(self.net, self.model, x, y, masks, step_cfg, self.autocast, self.seg_fn)
+            self._stop_unless_finite(loss, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -290,6 +295,15 @@ class Trainer:
             seen += len(y)
         total_loss, correct, seen = all_sum([total_loss, correct, seen], self.dist, self._reduce_device())
         return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    def _stop_unless_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        """A NaN or infinite loss ends the run before it reaches the weights; the last checkpoint stays good."""
+        if torch.isfinite(loss).all():
+            return
+        kept = (f"{self.out / 'checkpoints' / 'last.pt'} (epoch {self.epoch}) is kept" if self.epoch
+                else "no checkpoint had been written")
+        raise PartcliError(f"epoch {epoch}, step {step}: the training loss is {loss.item()} (not finite); training "
+                           f"stopped and {kept}; lower --lr, or check the data")
 
     def _reduce_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
@@ -347,49 +361,13 @@ class Trainer:
             "epoch": self.epoch,
             "rng": rng_state(),
             "best_metric": self.best_metric,
+            "metrics": list(self.metrics),
         }
 
 
 def run_training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
     """Python API of ``partcli pretrain`` / ``partcli train``: train and return the run folder."""
     return Trainer(cfg, resume=resume, overwrite=overwrite).fit()
-
-
-RUN_FILES = ("config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt")
-
-
-def _remove_run_files(out: Path) -> None:
-    """Delete the files a run writes, then ``checkpoints/`` and ``out`` if that left them empty; nothing else."""
-    for rel in RUN_FILES:
-        (out / rel).unlink(missing_ok=True)
-    for folder in (out / "checkpoints", out):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
-def _append_metrics(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: ("" if row.get(k) is None else _fmt(row[k])) for k in METRIC_COLUMNS})
-
-
-def _truncate_metrics(path: Path, last_epoch: int) -> None:
-    """Drop rows after the checkpoint's epoch (written just before a crash), so no epoch appears twice."""
-    if not path.exists():
-        return
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= last_epoch]
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _fmt(value: Any) -> Any:
-    return f"{value:.6g}" if isinstance(value, float) else value
 
 
 def _describe(row: dict[str, Any]) -> str:

@@ -1,0 +1,194 @@
+"""The files of a run folder (DESIGN §2) and how a resumed run brings them back into agreement.
+
+Every epoch writes ``best.pt`` (when the epoch improved), then ``last.pt``, then its ``metrics.csv`` row, and
+each checkpoint also holds every metrics row so far. A kill at any point therefore leaves a folder that a
+resume can repair from ``last.pt`` alone: it rewrites ``metrics.csv`` from the checkpoint's rows, removes the
+temp files of a checkpoint write that never finished, and re-creates a missing or outdated ``best.pt`` (a
+folder written before this order, or a deleted file) from ``last.pt`` when that holds the best epoch; when the
+best epoch's weights are gone it says so and writes ``best.pt`` at the next improvement. A kill before
+``last.pt`` replays that epoch on resume, which rewrites ``best.pt`` as well; a run killed before its first
+checkpoint restarts from its ``config.yaml``.
+
+Paths in a run's configuration are absolute, so a run can be resumed from any working directory; ``--data``
+given with ``--resume`` points the run at a dataset that has moved (checked against the checkpoint's
+description of it).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint
+from partcli.data.contract import read_dataset_info
+from partcli.errors import PartcliError
+from partcli.progress import info, warn
+from partcli.train.config import TrainConfig
+
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
+                  "val_fg_pixel_acc", "val_miou")
+RUN_FILES = ("config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt")
+CHECKPOINT_TEMP_FILES = (".last.pt.*.tmp", ".best.pt.*.tmp")  # save_checkpoint's temp names
+PATH_FIELDS = ("data", "out", "init", "pretrained")
+
+
+def with_absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its paths made absolute, so that the stored configuration works from any folder."""
+    return dataclasses.replace(cfg, **{name: str(Path(getattr(cfg, name)).resolve())
+                                       for name in PATH_FIELDS if getattr(cfg, name)})
+
+
+def resume_point(cfg: TrainConfig) -> tuple[dict[str, Any] | None, TrainConfig]:
+    """The last checkpoint of the run in ``cfg.out`` (None if it died before its first) and its configuration.
+
+    ``cfg.data``, when given, replaces the stored dataset path (a dataset that moved); no other option does.
+    """
+    out = Path(cfg.out)
+    last = out / "checkpoints" / "last.pt"
+    if last.is_file():
+        state = load_checkpoint(last)
+        if state["format_version"] != CHECKPOINT_VERSION:
+            raise PartcliError(f"--resume: {last} was written by an older partcli (format {state['format_version']}); "
+                               f"start a new run, with --init {last} to keep its weights")
+        stored = state["config"]["train"]
+    elif (out / "config.yaml").is_file():
+        state, stored = None, _stored_config(out / "config.yaml")
+        info(f"resuming {out}: it has no checkpoint yet, so training starts from epoch 1")
+    else:
+        raise PartcliError(f"--resume: {out} holds no run to continue (no {last}, no config.yaml); "
+                           "start the run without --resume")
+    fields = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
+    resumed = dataclasses.replace(TrainConfig(**fields), out=str(out))
+    if cfg.data:
+        if state is not None:
+            check_same_dataset(cfg.data, state["config"]["dataset"])
+        resumed = dataclasses.replace(resumed, data=cfg.data)
+    elif not Path(resumed.data).is_dir():
+        raise PartcliError(f"--resume: the run's dataset {resumed.data} is not a folder (moved?); pass --data "
+                           "with the dataset's new place")
+    return state, with_absolute_paths(resumed)
+
+
+def _stored_config(path: Path) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        doc = None
+    if not isinstance(doc, dict):
+        raise PartcliError(f"--resume: {path} is unreadable; start the run afresh with --overwrite")
+    return doc
+
+
+def check_same_dataset(data: str, expected: dict[str, Any]) -> None:
+    """Refuse a ``--data`` for a resumed run that is not the dataset the run trained on (name, classes, parts)."""
+    found = read_dataset_info(data)
+    parts = [{"name": p.name, "class": p.cls} for p in found.parts]
+    differ = [what for what, mine, theirs in (("name", found.name, expected.get("name")),
+                                              ("classes", found.classes, expected.get("classes")),
+                                              ("parts", parts, expected.get("parts"))) if mine != theirs]
+    if differ:
+        raise PartcliError(f"--data {data}: not the dataset the run was trained on ({expected.get('name')!r}; "
+                           f"different {', '.join(differ)}); give that dataset's folder")
+
+
+def restore_run_files(out: Path, state: dict[str, Any], cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Make ``out`` agree with the checkpoint being resumed; return the metrics rows up to its epoch."""
+    checkpoints = out / "checkpoints"
+    stale = [p for pattern in CHECKPOINT_TEMP_FILES for p in checkpoints.glob(pattern)]
+    for path in stale:
+        path.unlink()
+    if stale:
+        info(f"removed {len(stale)} temp file(s) of a checkpoint write that was cut short in {checkpoints}")
+    rows = state.get("metrics")
+    if rows is None:  # a checkpoint written before checkpoints held their rows: keep the file's, up to its epoch
+        rows = _read_metrics(out / "metrics.csv", int(state["epoch"]))
+    _write_metrics(out / "metrics.csv", rows)
+    _repair_best(checkpoints, rows, cfg)
+    return rows
+
+
+def selection_metric(row: dict[str, Any], cfg: TrainConfig) -> float:
+    """The figure ``best.pt`` is chosen by: PGD validation accuracy for adversarial runs, else clean accuracy.
+
+    Epochs of the segmenter-only stage (``--seg-only-epochs``) trained no classifier and never count (-1).
+    """
+    if int(row["epoch"]) <= cfg.seg_only_epochs:
+        return -1.0
+    return float(row["val_adv_acc" if cfg.adv != "none" else "val_clean_acc"])
+
+
+def _repair_best(checkpoints: Path, rows: list[dict[str, Any]], cfg: TrainConfig) -> None:
+    """Re-create a missing or outdated ``best.pt`` from ``last.pt`` when that is the best epoch; else say so."""
+    if not rows:
+        return
+    scores = [selection_metric(r, cfg) for r in rows]
+    best_row = rows[scores.index(max(scores))]  # the first epoch reaching the maximum, as best.pt is written
+    best_epoch, best = int(best_row["epoch"]), checkpoints / "best.pt"
+    if best.exists() and int(load_checkpoint(best).get("epoch", 0)) >= best_epoch:
+        return  # up to date, or ahead of last.pt (killed in between): the replayed epoch rewrites it
+    if best_row is rows[-1]:
+        _copy_atomically(checkpoints / "last.pt", best)
+        info(f"{best} was missing or outdated; re-created from last.pt (epoch {best_epoch}, the best so far)")
+    else:
+        warn(f"{best} is missing or outdated and the weights of the best epoch ({best_epoch}, metric "
+             f"{max(scores):.4g}) are gone; best.pt will be written when a later epoch beats it (last.pt is kept)")
+
+
+def _copy_atomically(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _remove_run_files(out: Path) -> None:
+    """Delete the files a run writes, then ``checkpoints/`` and ``out`` if that left them empty; nothing else."""
+    for rel in RUN_FILES:
+        (out / rel).unlink(missing_ok=True)
+    for pattern in CHECKPOINT_TEMP_FILES:
+        for path in (out / "checkpoints").glob(pattern):
+            path.unlink()
+    for folder in (out / "checkpoints", out):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow(_cells(row))
+
+
+def _read_metrics(path: Path, last_epoch: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return [r for r in csv.DictReader(fh) if int(r["epoch"]) <= last_epoch]
+
+
+def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(_cells(r) for r in rows)
+
+
+def _cells(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("" if row.get(k) is None else _fmt(row[k])) for k in METRIC_COLUMNS}
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
