@@ -230,7 +230,7 @@ def _hsv(hue: float, saturation: float, value: float) -> np.ndarray:
 
 
 def part_colour(rng: np.random.Generator, hue: float) -> tuple[int, int, int]:
-    """A saturated colour in the hue band around ``hue`` (backgrounds are desaturated, so objects stand out)."""
+    """A colour in the hue band around ``hue``, more saturated than backgrounds (``PART_SATURATION``)."""
     hue = hue + rng.uniform(-HUE_JITTER, HUE_JITTER)
     return tuple(int(c) for c in _hsv(hue, rng.uniform(*PART_SATURATION), rng.uniform(*PART_VALUE)).round())
 
