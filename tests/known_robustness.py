@@ -41,11 +41,18 @@ def linear_model(num_classes: int, seed: int = 0) -> Linear:
 
 def samples_around(model: nn.Module, radii: list[float], per_gap: int, margin: float = 0.25, seed: int = 1
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inputs in [0.3, 0.7] labelled with the model's prediction, ``per_gap`` of them in each gap between
+    """Inputs in [0.3, 0.7] labelled with the model's prediction, ``per_gap`` of them spread over each gap between
     consecutive radii (and below the first, above the last), none within ``margin``·r of any radius r.
     Returns (x, y, exact distances)."""
     gen = torch.Generator().manual_seed(seed)
-    x = 0.3 + 0.4 * torch.rand(20000, 3, SIDE, SIDE, generator=gen)
+    n, dim = 4000, 3 * SIDE * SIDE
+    x = 0.3 + 0.4 * torch.rand(n, dim, generator=gen)
+    if isinstance(model, Linear):  # half of them pushed along a class pair's direction: distances up to 0.2
+        pair = torch.randint(len(model.weight), (n // 2, 2), generator=gen)
+        direction = (model.weight[pair[:, 0]] - model.weight[pair[:, 1]]).sign().detach()
+        x[: n // 2] = 0.5 + 0.2 * torch.rand(n // 2, 1, generator=gen) * direction
+        x[: n // 2] += 0.05 * (torch.rand(n // 2, dim, generator=gen) - 0.5)
+    x = x.clamp(0.3, 0.7).view(n, 3, SIDE, SIDE)
     with torch.no_grad():
         y = model(x).argmax(1)
     dist = linear_distance(model, x, y)
@@ -54,7 +61,8 @@ def samples_around(model: nn.Module, radii: list[float], per_gap: int, margin: f
     for lo, hi in zip(edges[:-1], edges[1:]):
         ok = ((dist > lo * (1 + margin)) & (dist < hi * (1 - margin))).nonzero().squeeze(1)
         assert len(ok) >= per_gap, f"too few samples with distance in ({lo:.3f}, {hi:.3f})"
-        chosen.append(ok[:per_gap])
+        ok = ok[dist[ok].argsort()]  # spread over the gap, its largest distance included
+        chosen.append(ok[torch.linspace(len(ok) - 1, 0, per_gap).round().long()])
     idx = torch.cat(chosen)
     return x[idx], y[idx], dist[idx]
 
