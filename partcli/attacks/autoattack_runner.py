@@ -44,8 +44,9 @@ class AutoAttackPlan:
         attacks that ran (and the target classes, where fewer than 9), e.g. ``autoattack[apgd-ce,fab,square]``."""
         if self.attacks == STANDARD_ATTACKS and self.n_target_classes == DEFAULT_TARGET_CLASSES:
             return "autoattack"
-        targeted = any(a in TARGETED_ATTACKS for a in self.attacks)
-        targets = f";targets={self.n_target_classes}" if targeted and self.n_target_classes != DEFAULT_TARGET_CLASSES else ""
+        fewer_targets = (any(a in TARGETED_ATTACKS for a in self.attacks)
+                         and self.n_target_classes != DEFAULT_TARGET_CLASSES)
+        targets = f";targets={self.n_target_classes}" if fewer_targets else ""
         return f"autoattack[{','.join(self.attacks)}{targets}]"
 
 

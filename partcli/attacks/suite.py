@@ -135,7 +135,8 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
                      out: str | Path | None = "results/attacks.csv", seed: int = 0, device: str = "cpu",
                      attack_cseg: float = 0.5, restarts: int = 5, steps: int = 100, step_size: float | str = 0.001,
                      strategies: tuple[str, ...] | list[str] = STRATEGIES, sweep_attack: str = "autoattack",
-                     survivors_of: str | Path | None = None, aa_attacks: tuple[str, ...] | list[str] | None = None, hygiene: bool = True) -> SuiteResult:
+                     survivors_of: str | Path | None = None, aa_attacks: tuple[str, ...] | list[str] | None = None,
+                     hygiene: bool = True) -> SuiteResult:
     """Python API of ``partcli attack``: attack ``n`` samples of ``split``, append rows to ``out`` (if given),
     write the per-sample outcomes beside it and return the rows, notes and hygiene checklist."""
     from partcli.checkpoint import load_checkpoint
@@ -144,7 +145,8 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
     cfg = AttackConfig(suite=suite, eps=parse_fraction(eps, "--eps"), n=n, batch_size=batch_size, seed=seed,
                        device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
                        step_size=parse_fraction(step_size, "--step-size"), strategies=tuple(strategies),
-                       sweep_attack=sweep_attack, aa_attacks=tuple(aa_attacks) if aa_attacks is not None else None, hygiene=hygiene)
+                       sweep_attack=sweep_attack, aa_attacks=tuple(aa_attacks) if aa_attacks is not None else None,
+                       hygiene=hygiene)
     validate_config(cfg)
     if survivors_of is not None and n is not None:
         raise PartcliError(f"--n {n}: not with --survivors-of, which attacks every survivor so that its rows can "

@@ -6,8 +6,9 @@ Layout of ``--out`` (a prepared dataset, DESIGN §2):
   images). Image paths point at the parent's (and the unlabelled folder's) files relative to ``--out``
   (``../parent/images/...``), so nothing is copied and the folders keep working when moved together.
 - ``masks/``: the pseudo masks (``mask_source: pseudo``; only background and the parts of the image's own
-  class, App. D.6, recorded as ``source.pseudo_masks`` in ``dataset.yaml``) and copies of the ground-truth masks that are kept
-  (train ``gt`` rows, val and test), so the dataset never reads a mask from its parent after it is written.
+  class, App. D.6, recorded as ``source.pseudo_masks`` in ``dataset.yaml``) and copies of the ground-truth masks
+  that are kept (train ``gt`` rows, val and test), so the dataset never reads a mask from its parent after it is
+  written.
 - ``segmenter/``: the segmenter's run folder (config.yaml, metrics.csv, checkpoints/); its ``last.pt`` made
   the pseudo masks (with c_seg = 1 the run's "best" is picked by a classification metric, not by masks).
 
