@@ -266,7 +266,8 @@ def attack(
     steps: Annotated[int, typer.Option(help="PGD steps (App. B).")] = 100,
     step_size: Annotated[str, typer.Option(help="PGD step size (App. B): a number or fraction.")] = "0.001",
     strategy: Annotated[Optional[list[str]], typer.Option(help="Two-stage stage-1 strategy, repeatable: untargeted, random, mc-random, mc-sorted  [default: all four]")] = None,
-    survivors_of: Annotated[Optional[Path], typer.Option(help="Attack only the samples robust in this earlier *.samples.csv.")] = None,
+    sweep_attack: Annotated[str, typer.Option(help="Attack of --suite eps-sweep (Table 10): autoattack or pgd.")] = "autoattack",
+    survivors_of: Annotated[Optional[Path], typer.Option(help="Attack only the samples robust in this earlier *.samples.csv (same checkpoint and split); rows report over its samples, named '<attack> after <file>'.")] = None,
     no_hygiene: Annotated[bool, typer.Option("--no-hygiene", help="Skip the evaluation-hygiene checks and their extra PGD runs.")] = False,
 ) -> None:
     """Measure robustness: AutoAttack, PGD, segmenter-guided attacks, ε sweep; prints a hygiene checklist."""
@@ -277,7 +278,8 @@ def attack(
 
     result = run_attack_suite(ckpt, data, split=split, suite=suite, eps=eps, n=n, batch_size=batch_size, out=out,
                               seed=seed, device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
-                              step_size=step_size, strategies=strategy or STRATEGIES, survivors_of=survivors_of,
+                              step_size=step_size, strategies=strategy or STRATEGIES, sweep_attack=sweep_attack,
+                              survivors_of=survivors_of,
                               hygiene=not no_hygiene)
     table = Table(title=escape(f"{ckpt} on {data} [{split}], suite {suite}"))
     columns = ("attack", "eps", "n", "clean acc", "adv acc", "clean pixel acc", "adv pixel acc", "seconds")

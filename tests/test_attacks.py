@@ -9,11 +9,13 @@ import torch
 import torch.nn.functional as F
 from pyautoattack import AutoAttack
 
-from partcli.attacks.outcomes import read_outcomes
+from known_robustness import PART_COLOURS, LinearPartModel, linear_distance, part_images
+from partcli.attacks.outcomes import checkpoint_fingerprint, read_outcomes
 from partcli.attacks.pgd import pgd_linf, pgd_linf_restarts
-from partcli.attacks.seg_attacks import choose_targets, segmenter_attack, two_stage_attack
-from partcli.attacks.suite import AttackConfig, MaskPool, attack_model, load_samples, run_attack_suite
-from partcli.checkpoint import load_model, save_checkpoint
+from partcli.attacks.seg_attacks import choose_targets, segmenter_toward
+from partcli.attacks.suite import (AttackConfig, AttackSamples, MaskPool, attack_model, load_samples,
+                                   run_attack_suite)
+from partcli.checkpoint import load_checkpoint, load_model, save_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.errors import PartcliError
 from partcli.evaluate.evaluate import load_for_dataset
@@ -140,22 +142,53 @@ def test_standard_autoattack_suite_matches_pyautoattack_directly(probe_checkpoin
     assert outcomes.robust["autoattack"] == (y_adv == y).tolist()
 
 
-def test_survivors_of_restricts_to_robust_samples(probe_checkpoint, synthetic_data, tmp_path):
+def test_survivors_of_attacks_the_survivors_and_reports_over_the_earlier_set(probe_checkpoint, synthetic_data,
+                                                                              tmp_path):
     out = tmp_path / "a.csv"
     weak = dict(FAST, steps=1, step_size=1 / 255)
     first = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=1 / 255, n=12,
                              out=out, hygiene=False, **weak)
-    survivors = read_outcomes(first.samples_path).survivors()
+    earlier = read_outcomes(first.samples_path)
+    survivors = earlier.survivors()
     assert 0 < len(survivors) < 12
-    second = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=1 / 255,
+    second = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=2 / 255, seed=1,
                               out=out, survivors_of=first.samples_path, hygiene=False, **weak)
-    assert read_outcomes(second.samples_path).index == survivors
-    assert second.samples_path.name == "a.pgd.2.samples.csv" and second.rows[0]["clean_acc"] == 1.0
+    (row,) = second.rows
+    chained = read_outcomes(second.samples_path)
+    assert chained.index == earlier.index and chained.clean_correct == earlier.clean_correct
+    robust = chained.robust["pgd"]
+    assert all(i in survivors for i, r in zip(chained.index, robust) if r)  # only survivors can be robust
+    # the same PGD on the survivors alone gives the same flags: they were the ones attacked
+    model, ds = load_for_dataset(probe_checkpoint, synthetic_data, "train")
+    alone = attack_model(model, load_samples(ds, survivors), AttackConfig(suite="pgd", eps=2 / 255, seed=1,
+                                                                          hygiene=False, **weak), num_classes=5)
+    assert [r for i, r in zip(chained.index, robust) if i in survivors] == alone.outcomes.robust["pgd"]
+    assert row["attack"] == "pgd after a.pgd.1.samples.csv" and row["n"] == 12
+    assert row["clean_acc"] == pytest.approx(first.rows[0]["clean_acc"])
+    assert row["adv_acc"] == pytest.approx(sum(robust) / 12) and row["adv_acc"] <= first.rows[0]["adv_acc"]
+    with out.open() as fh:
+        written = list(csv.DictReader(fh))
+    assert [(r["attack"], r["n"]) for r in written] == [("pgd", "12"), ("pgd after a.pgd.1.samples.csv", "12")]
+    assert 0 < sum(robust)
+    third = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=2 / 255, seed=2,
+                             out=out, survivors_of=second.samples_path, hygiene=False, **weak)  # chains
+    assert third.rows[0]["n"] == 12 and third.rows[0]["adv_acc"] <= row["adv_acc"]
+
+    state = load_checkpoint(probe_checkpoint)
+    state["model"]["net.fc.bias"][0] += 1e-3  # a retrained or fine-tuned model: another checkpoint
+    save_checkpoint(tmp_path / "other.pt", state)
+    for ckpt, options, message in ((tmp_path / "other.pt", {}, "--survivors-of .*written for another checkpoint"),
+                                   (probe_checkpoint, dict(split="val"), "--survivors-of .*the train split, not val"),
+                                   (probe_checkpoint, dict(n=3), "--n 3: not with --survivors-of")):
+        with pytest.raises(PartcliError, match=message) as err:
+            run_attack_suite(ckpt, synthetic_data, **{"split": "train", **options}, suite="pgd", out=None,
+                             survivors_of=first.samples_path)
+        assert "\n" not in str(err.value)
 
 
 def test_all_suite_combines_every_attack(probe_checkpoint, synthetic_data):
     model, ds = load_for_dataset(probe_checkpoint, synthetic_data, "train")
-    cfg = AttackConfig(suite="all", eps=16 / 255, aa_attacks=("square",), hygiene=False, **FAST)
+    cfg = AttackConfig(suite="all", eps=16 / 255, aa_attacks=("square",), sweep_attack="pgd", hygiene=False, **FAST)
     result = attack_model(model, load_samples(ds, list(range(8))), cfg, num_classes=5)
     attacks = [(r["attack"], round(r["eps"] * 255)) for r in result.rows]
     assert attacks == [("autoattack[square]", 16), ("pgd", 16), ("pgd", 8), ("pgd", 24), ("pgd", 32), ("all", 16)]
@@ -165,29 +198,76 @@ def test_all_suite_combines_every_attack(probe_checkpoint, synthetic_data):
     assert any("segmenter" in note for note in result.notes)  # a baseline: seg attacks skipped, and said so
 
 
-def test_seg_attacks_on_a_part_model(bbox_checkpoint, synthetic_data):
-    """The bbox fixture predicts one class for every image: attack the train samples of that class."""
-    model, ds = load_for_dataset(bbox_checkpoint, synthetic_data, "train")
-    with torch.no_grad():
-        predicted = model(torch.stack([ds[i][0] for i in range(10)])).argmax(1)
-    chosen = [i for i in range(len(ds)) if ds.samples[i].label == int(predicted[0])][:2]
-    samples = load_samples(ds, chosen)
-    cfg = AttackConfig(suite="seg-two-stage", steps=1, step_size=EPS, restarts=1, hygiene=False)
-    result = attack_model(model, samples, cfg, num_classes=5, pool=MaskPool.from_samples(load_samples(ds, range(10))))
+def _linear_part_samples(n: int) -> tuple[LinearPartModel, AttackSamples, torch.Tensor]:
+    """A linear part model and n samples whose exact ℓ∞ distance is not within 25% of EPS (half below, half above)."""
+    model = LinearPartModel(PART_COLOURS)
+    x, y, masks = part_images(200)
+    dist = linear_distance(model, x, y)
+    below, above = ((dist < 0.75 * EPS).nonzero()[:n // 2, 0], (dist > 1.25 * EPS).nonzero()[:n - n // 2, 0])
+    keep = torch.cat([below, above]).sort().values
+    samples = AttackSamples(x[keep], y[keep], masks[keep].to(torch.int16), torch.ones(len(keep), dtype=torch.bool),
+                            keep.tolist(), [f"{i}.png" for i in keep.tolist()])
+    return model, samples, dist[keep]
+
+
+def test_two_stage_attacks_fool_exactly_the_non_robust_samples_of_a_linear_part_model():
+    model, samples, dist = _linear_part_samples(12)
+    cfg = AttackConfig(suite="seg-two-stage", steps=10, step_size=2 / 255, restarts=2, hygiene=False)
+    result = attack_model(model, samples, cfg, num_classes=2)
     assert [r["attack"] for r in result.rows] == [f"seg-two-stage/{s}" for s in
                                                    ("untargeted", "random", "mc-random", "mc-sorted")]
     assert all(r["clean_acc"] == 1.0 for r in result.rows)
+    for flags in result.outcomes.robust.values():
+        assert flags == (dist > EPS).tolist()  # every sample within EPS of the boundary fooled, no other
 
-    seg = attack_model(model, samples, AttackConfig(suite="segmenter", steps=2, step_size=EPS, restarts=1,
-                                                    hygiene=False), num_classes=5)
-    (row,) = seg.rows
-    assert row["adv_pixel_acc"] <= row["clean_pixel_acc"] and row["clean_pixel_acc"] > 0.5
 
-    masks = samples.masks.long()
-    x_adv = segmenter_attack(model, samples.x, masks, EPS, 0.01, 2, 1, torch.Generator().manual_seed(0))
-    x_two = two_stage_attack(model, samples.x, samples.y, masks, False, EPS, 0.01, 1, torch.Generator().manual_seed(0))
-    for adv in (x_adv, x_two):
-        assert (adv - samples.x).abs().max() <= EPS + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+def test_targeted_first_stage_moves_the_segmentation_toward_the_target():
+    model, samples, _ = _linear_part_samples(8)
+    target = torch.where(samples.masks > 0, 0, 1)  # parts become background, background class 0's part
+    guide = pgd_linf(model, samples.x, target, 3 * EPS, 2 / 255, 20, True, segmenter_toward,
+                     torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        agree = [(model.segment(x).argmax(1) == target).float().mean() for x in (samples.x, guide)]
+    assert agree[1] > agree[0] + 0.05
+
+
+def test_segmenter_attack_flips_exactly_the_pixels_within_reach():
+    model, samples, _ = _linear_part_samples(12)
+    cfg = AttackConfig(suite="segmenter", steps=20, step_size=2 / 255, restarts=1, hygiene=False)
+    (row,) = attack_model(model, samples, cfg, num_classes=2).rows
+    with torch.no_grad():  # per pixel: (own logit − other logit) / ‖∇‖₁ = the exact ℓ∞ distance to a flip
+        seg, w = model.segment(samples.x), model.segmenter.weight[:, :, 0, 0]
+    own = samples.masks.long()
+    dist = torch.full(own.shape, float("inf"))
+    for j in range(3):
+        d = (seg.gather(1, own[:, None])[:, 0] - seg[:, j]) / (w[own] - w[j]).abs().sum(-1).clamp(min=1e-9)
+        dist = torch.where(own == j, dist, torch.minimum(dist, d))
+    assert row["clean_pixel_acc"] == 1.0
+    assert (dist > EPS).float().mean() - 1e-6 <= row["adv_pixel_acc"] <= (dist > 0.75 * EPS).float().mean()
+    assert row["adv_pixel_acc"] < row["clean_pixel_acc"]
+
+
+class _AreaHead(torch.nn.Module):
+    """Class logits = 4 × the area fraction of the class's part (part id = class + 1) in the soft mask."""
+
+    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return 4 * seg_logits.softmax(1)[:, 1:].mean((2, 3))
+
+
+def test_mc_sorted_ranks_guide_masks_by_the_head_on_the_masks_themselves():
+    """App. D.3 as the paper's code: each pool mask (one-hot × 1000 as part logits) goes through the head; the
+    target class's masks (as the head predicts them), most confident first."""
+    areas = [(0, 1, 3), (1, 2, 4), (1, 2, 2), (0, 2, 6), (1, 1, 5)]  # (label, part id, side of the square)
+    masks = torch.zeros(len(areas), 8, 8, dtype=torch.long)
+    for k, (_, part, side) in enumerate(areas):
+        masks[k, :side, :side] = part
+    images = torch.zeros(len(areas), 3, 8, 8)  # the images carry nothing: ranking them would tie
+    pool = MaskPool(torch.tensor([a[0] for a in areas]), lambda k: (images[k], masks[k]))
+    scores = pool.scores(_AreaHead(), 3, "cpu", 2)
+    assert scores.argmax(1).tolist() == [0, 1, 1, 1, 0]  # mask 3 is labelled 0 but shows class 1's part
+    targets = choose_targets("mc-sorted", torch.tensor([0]), torch.tensor([[5.0, 1.0]]), pool.labels, scores, 4,
+                             torch.Generator())
+    assert targets[:, 0].tolist() == [3, 1, 2, 3]  # class 1 by area 36, 16, 4, then cycling
 
 
 def test_choose_targets_strategies():
@@ -199,9 +279,6 @@ def test_choose_targets_strategies():
     assert (pool_labels[rand[:, 0]] != 0).all() and (pool_labels[rand[:, 1]] != 1).all()
     mc = choose_targets("mc-random", y, logits, pool_labels, None, 5, gen)
     assert (pool_labels[mc] == 2).all()
-    scores = torch.tensor([0.0, 0.0, 0.0, 0.2, 0.9, 0.5])
-    ranked = choose_targets("mc-sorted", y, logits, pool_labels, scores, 3, gen)
-    assert ranked[:, 0].tolist() == [4, 5, 3]
 
 
 @pytest.mark.parametrize("options, message", [
@@ -222,6 +299,7 @@ def test_class_count_mismatch_and_foreign_survivors_file(synthetic_data, probe_c
     with pytest.raises(PartcliError, match="3 classes"):
         run_attack_suite(three, synthetic_data, out=None)
     foreign = tmp_path / "x.samples.csv"
-    foreign.write_text("index,image,label,clean_correct,robust:pgd\n0,images/other.png,0,1,1\n")
+    sha = checkpoint_fingerprint(probe_checkpoint)
+    foreign.write_text(f"index,image,label,clean_correct,split,checkpoint,robust:pgd\n0,images/other.png,0,1,test,{sha},1\n")
     with pytest.raises(PartcliError, match="another split or dataset"):
         run_attack_suite(probe_checkpoint, synthetic_data, out=None, survivors_of=foreign)

@@ -1,5 +1,6 @@
-"""The AutoAttack wrapper: App. B's few-class switch, STACK.md's target-class fix, equality with a direct
-pyautoattack call, RNG hygiene and resumption."""
+"""The AutoAttack wrapper: App. B's few-class switch with the standard settings, STACK.md's target-class fix
+(which attacks run, with which settings, on exactly known models), equality with a direct pyautoattack call,
+RNG hygiene and resumption."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import torch
 from pyautoattack import AutoAttack
 from torch import nn
 
+from known_robustness import linear_model, samples_around
 from partcli.attacks.autoattack_runner import (FEW_CLASS_ATTACKS, STANDARD_ATTACKS, autoattack_plan,
                                                build_autoattack, run_autoattack)
 from partcli.errors import PartcliError
@@ -31,42 +33,67 @@ def _data(model: nn.Module, n: int, seed: int = 1) -> tuple[torch.Tensor, torch.
 
 def test_plan_follows_app_b_and_stack_md():
     two = autoattack_plan(2)
-    assert (two.version, two.attacks) == ("custom", FEW_CLASS_ATTACKS) and "App. B" in two.note
+    assert two.attacks == FEW_CLASS_ATTACKS and "App. B" in two.note
+    assert two.name == "autoattack[apgd-ce,fab,square]"
     five = autoattack_plan(5)
-    assert (five.version, five.attacks, five.n_target_classes) == ("standard", STANDARD_ATTACKS, 4)
-    assert "4 target classes" in five.note
+    assert (five.attacks, five.n_target_classes) == (STANDARD_ATTACKS, 4) and "4 target classes" in five.note
+    assert five.name == "autoattack[apgd-ce,apgd-t,fab-t,square;targets=4]"
     eleven = autoattack_plan(11)
     assert (eleven.n_target_classes, eleven.note, eleven.name) == (9, None, "autoattack")
+    assert autoattack_plan(11, ["square"]).name == "autoattack[square]"
     with pytest.raises(PartcliError, match="expected some of"):
         autoattack_plan(5, ["pgd"])
 
 
-def test_five_classes_set_target_classes():
-    aa = build_autoattack(_toy(5), autoattack_plan(5), EPS, seed=0, device="cpu")
-    assert aa.attacks_to_run == list(STANDARD_ATTACKS)
-    assert aa.apgd_targeted.n_target_classes == 4 and aa.fab.n_target_classes == 4
+@pytest.fixture
+def attacks_run(monkeypatch) -> list[tuple]:
+    """Records every pyautoattack attack call: (attack, restarts, target classes or queries, samples)."""
+    from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
+    from pyautoattack.fab_base import FABAttack
+    from pyautoattack.square import SquareAttack
+
+    calls: list[tuple] = []
+
+    def spy(cls, describe):
+        original = cls.perturb
+
+        def perturb(self, x, *args, **kwargs):
+            calls.append(describe(self) + (len(x),))
+            return original(self, x, *args, **kwargs)
+        monkeypatch.setattr(cls, "perturb", perturb)
+
+    spy(APGDAttack, lambda a: (f"apgd-{a.loss}", a.n_restarts, None))
+    spy(APGDAttack_targeted, lambda a: ("apgd-t", a.n_restarts, a.n_target_classes))
+    spy(FABAttack, lambda a: ("fab-t" if a.targeted else "fab", a.n_restarts,
+                              a.n_target_classes if a.targeted else None))
+    spy(SquareAttack, lambda a: ("square", a.n_restarts, a.n_queries))
+    return calls
 
 
-@pytest.mark.slow
-def test_five_classes_standard_version_runs():
-    """The targeted attacks are the ones that crash with 9 targets on 5 classes; survivors of 1/255 reach them."""
-    model = _toy(5)
-    x, y = _data(model, 4)
-    result = run_autoattack(model, x, y, 1 / 255, num_classes=5)
-    assert list(result.accuracy_after) == list(STANDARD_ATTACKS) and result.robust.any()
+def test_two_classes_run_apgd_ce_fab_square_with_the_standard_settings(attacks_run):
+    """App. B's 2-class AutoAttack with the standard version's settings (1 restart each, square's 5000 queries) on a
+    linear model whose exact ℓ∞ distances leave half the samples robust, so that every attack runs."""
+    model = linear_model(2)
+    x, y, dist = samples_around(model, [EPS], per_gap=4)
+    result = run_autoattack(model, x, y, EPS, num_classes=2, batch_size=8)
+    assert attacks_run == [("apgd-ce", 1, None, 8), ("fab", 1, None, 4), ("square", 1, 5000, 4)]
+    assert torch.equal(result.robust, dist > EPS) and list(result.accuracy_after) == list(FEW_CLASS_ATTACKS)
+    assert result.plan.name == "autoattack[apgd-ce,fab,square]"
 
 
-def test_two_class_model_switches_to_untargeted_attacks():
-    model = _toy(2)
-    x, y = _data(model, 4)
-    result = run_autoattack(model, x, y, 0.5, num_classes=2, batch_size=4)  # runs where the standard one crashes
-    assert result.plan.attacks == FEW_CLASS_ATTACKS and result.plan.name == "autoattack[apgd-ce+fab+square]"
-    assert list(result.accuracy_after) == list(FEW_CLASS_ATTACKS) and not result.robust.any()
+def test_five_classes_run_the_targeted_attacks_with_four_targets(attacks_run):
+    model = linear_model(5)
+    x, y, dist = samples_around(model, [EPS], per_gap=4)
+    result = run_autoattack(model, x, y, EPS, num_classes=5, batch_size=8)
+    assert attacks_run == [("apgd-ce", 1, None, 8), ("apgd-t", 1, 4, 4), ("fab-t", 1, 4, 4), ("square", 1, 5000, 4)]
+    assert torch.equal(result.robust, dist > EPS)
 
 
 def _direct(model, x, y, attacks, eps, batch_size, seed=0):
-    aa = AutoAttack(model, norm="Linf", eps=eps, version="custom", attacks=list(attacks), device="cpu", seed=seed)
+    """One pyautoattack call over all samples: the standard version's settings with ``attacks``."""
+    aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", device="cpu", seed=seed)
     aa.verbose = False
+    aa.attacks_to_run = list(attacks)
     _, y_adv = aa.run_standard_evaluation(x, y, batch_size=batch_size)
     return y_adv == y
 

@@ -191,3 +191,38 @@ def test_trades_training_loss_is_eq10_with_the_kl_attacker_of_eq11(monkeypatch):
     expected, _, _ = trades_loss(clean, adv_logits, adv_seg, y, masks, 0.3, 1.5)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert torch.allclose(logits, clean)
+
+
+class TinySegBN(TinySeg):
+    """TinySeg with BatchNorm after the segmenter, its running statistics far from any batch's."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm2d(3)
+        self.bn.running_mean.fill_(2.0)
+        self.bn.running_var.fill_(4.0)
+
+    def forward(self, x, return_seg=False):
+        seg = self.bn(self.seg(x))
+        logits = self.cls(seg.mean(dim=(2, 3)))
+        return (logits, seg) if return_seg else logits
+
+
+def test_trades_anchor_is_the_eval_mode_prediction_of_a_batchnorm_model(monkeypatch):
+    """Eq. 11's f(x) is computed like the attack, in eval mode: running statistics, not the batch's."""
+    import copy
+
+    model = TinySegBN().train()
+    before = copy.deepcopy(model)
+    x = torch.rand(4, 3, 4, 4)
+    recorder = Recorder((x - 0.01).clamp(0, 1))
+    monkeypatch.setattr(step, "pgd_linf", recorder)
+    step.training_loss(model, model, x, torch.tensor([0, 1, 0, 1]), torch.randint(0, 3, (4, 4, 4)),
+                       TrainConfig(adv="trades", cseg=0.3, beta=1.5))
+    (call,) = recorder.calls
+    with torch.no_grad():
+        eval_anchor = copy.deepcopy(before).eval()(x)
+        batch_anchor = copy.deepcopy(before).train()(x)
+    assert torch.allclose(call["y"], eval_anchor, atol=1e-6)
+    assert not torch.allclose(call["y"], batch_anchor, atol=1e-2)  # the two modes really differ here
+    assert call["training"] is False and model.training  # attacked in eval mode, left in train mode

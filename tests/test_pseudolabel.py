@@ -12,16 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torchvision.transforms import v2
 
 from conftest import TINY
-from partcli.checkpoint import load_checkpoint
+from partcli.checkpoint import load_checkpoint, load_model
 from partcli.data.contract import SPLITS, read_dataset_info, read_split
 from partcli.data.dataset import IGNORE_INDEX, PreparedDataset
 from partcli.data.synthetic import CLASSES, render_sample
 from partcli.errors import PartcliError
 from partcli.evaluate.evaluate import evaluate_checkpoint
 from partcli.pseudolabel import PseudoLabelConfig, pseudolabel
+from partcli.pseudolabel.predict import OWN_CLASS_PARTS, native_resolution_masks, own_class_parts
 from partcli.pseudolabel.unlabelled import read_unlabelled
 from partcli.train.config import TrainConfig
 from partcli.train.loop import run_training, seg_label_mask_indices
@@ -115,13 +118,68 @@ def test_loss_ignores_samples_without_mask_when_cseg_is_one():
     assert none.item() == 0.0
 
 
-def test_output_validates_and_trains(result, tmp_path):
+def test_own_class_parts_by_hand():
+    """App. D.6 as the paper's code: other classes' parts zeroed, own parts scaled by (1 − p_bg) / (p_bg + Σ own)."""
+    probs = torch.tensor([[0.30, 0.20, 0.30, 0.60],   # background
+                          [0.25, 0.05, 0.10, 0.10],   # part 1: class A
+                          [0.00, 0.00, 0.05, 0.00],   # part 2: class A
+                          [0.45, 0.75, 0.55, 0.30]])  # part 3: class B
+    own = torch.tensor([True, True, True, False])  # the image is of class A
+    # pixel 0: 0.25·0.7/0.55 = 0.318 > 0.30 (plain masking would say background); pixel 1: 0.05·0.8/0.25 = 0.16
+    # < 0.20; pixel 2: 0.10·0.7/0.45 = 0.156 < 0.30; pixel 3: background wins outright (never part 3)
+    assert own_class_parts(probs[:, None, :], own)[0].tolist() == [1, 0, 0, 0]
+
+
+class _PrefersClassB(torch.nn.Module):
+    """Part logits: on the left half part 3 (class B) first, part 1 (class A) second; on the right half background."""
+
+    def segment(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(len(x), 4, *x.shape[2:])
+        half = x.shape[3] // 2
+        logits[:, 3, :, :half], logits[:, 1, :, :half] = 3.0, 2.0
+        logits[:, 0, :, half:], logits[:, 3, :, half:] = 5.0, 3.0
+        return logits
+
+
+def test_pseudo_masks_keep_only_the_images_own_class_parts_at_native_size(tmp_path):
+    sizes = [(20, 12), (9, 15)]  # (W, H)
+    for k, size in enumerate(sizes):
+        Image.new("RGB", size).save(tmp_path / f"{k}.png")
+    files = [(tmp_path, f"{k}.png") for k in range(len(sizes))]
+    labels, part_to_class = [0, 1], [0, 0, 1]  # parts 1, 2: class 0 (A); part 3: class 1 (B)
+    masks = list(native_resolution_masks(_PrefersClassB(), files, labels, part_to_class, image_size=16))
+    a, b = masks
+    assert a.shape == (12, 20) and b.shape == (15, 9)
+    assert set(np.unique(a)) == {0, 1} and (a[:, :8] == 1).all() and (a[:, 12:] == 0).all()  # never part 3
+    assert set(np.unique(b)) == {0, 3} and (b[:, :3] == 3).all() and (b[:, 6:] == 0).all()  # never part 1
+
+
+def test_output_validates_trains_and_holds_the_segmenters_own_class_masks(project, result, tmp_path):
     info = read_dataset_info(result.out)
     for split in SPLITS:
         ds = PreparedDataset(result.out, split)
         for i in range(len(ds)):
             image, mask, _, has_mask = ds[i]
             assert has_mask and mask.shape == image.shape[1:] and int(mask.max()) <= info.num_parts
+    # every pseudo mask, recomputed from the segmenter: resize, segment, upsample, then App. D.6's rule
+    segmenter = load_model(result.segmenter_checkpoint).eval()
+    part_class = np.array([-1] + info.part_to_class())
+    pseudo = [(path, s) for path, s in train_rows(result.out) if s.mask_source == "pseudo"]
+    for path, s in pseudo:
+        rgb = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0, 1)
+        x = v2.functional.to_dtype(v2.functional.resize(rgb, [TINY["image_size"]] * 2, antialias=True), torch.float32,
+                                   scale=True)
+        with torch.no_grad():
+            logits = F.interpolate(segmenter.segment(x[None]), size=rgb.shape[1:], mode="bilinear",
+                                   align_corners=False)[0]
+        p = logits.softmax(0).numpy()
+        own = (part_class == s.label) | (part_class == -1)
+        q = np.where(own[:, None, None], p, 0.0)
+        q[1:] *= (1 - q[0]) / q.sum(0)
+        expected = q.argmax(0)
+        written = np.array(Image.open(result.out / s.mask))
+        assert set(np.unique(written)) <= set(np.flatnonzero(own))  # only background and the own class's parts
+        assert (written == expected).mean() > 0.999  # float rounding may flip a tie
     run = run_training(TrainConfig(data=str(result.out), out=str(tmp_path / "run"), arch="downsampled", epochs=1,
                                    **TINY))
     assert (run / "checkpoints" / "last.pt").is_file()
@@ -143,6 +201,7 @@ def test_provenance(project, result):
     info = read_dataset_info(result.out)
     src, extra = info.source, info.extra["pseudolabel"]
     assert src["command"] == "pseudolabel" and (src["frac"], src["seed"]) == (FRAC, SEED)
+    assert src["pseudo_masks"] == OWN_CLASS_PARTS and "own parts" in src["pseudo_masks"]
     assert (result.out / src["parent"]).resolve() == (project / "synth").resolve()
     assert (result.out / src["unlabelled"]).resolve() == (project / "extra").resolve()
     assert src["segmenter"]["backbone"] == "resnet18" and src["partcli_version"]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import TINY
+from hand_labels import object_masks_by_hand, pixel_acc_by_hand
 from partcli.attacks.pgd import pgd_linf
 from partcli.checkpoint import load_checkpoint, model_from_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
@@ -18,10 +19,9 @@ from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
 from partcli.models.part_model import Classifier
 from partcli.models.registry import ModelConfig, build_model
-from partcli.train import loop
 from partcli.train.config import TrainConfig
 from partcli.train.loop import Trainer, run_training, seg_label_mask_indices, validate_config
-from partcli.train.losses import seg_loss
+from partcli.train.losses import centroid_loss, seg_loss
 from partcli.train.step import frozen_eval, training_loss
 
 EPS = 8 / 255
@@ -159,6 +159,7 @@ def test_seg_frac_in_the_trainer_withholds_masks_and_their_loss(synthetic_data, 
     trainer = Trainer(TrainConfig(data=str(synthetic_data), out=str(tmp_path / "r"), arch="bbox", seg_frac=0.5,
                       epochs=1, **TINY))
     ds = trainer.train_set
+    ds.transform = eval_transform(TINY["image_size"])  # no random crop: the masks below are the same pixels
     assert len(ds.drop_masks) == len(ds) // 2
     dropped = min(ds.drop_masks)
     kept = min(set(range(len(ds))) - ds.drop_masks)
@@ -166,16 +167,22 @@ def test_seg_frac_in_the_trainer_withholds_masks_and_their_loss(synthetic_data, 
     assert not has_mask and (mask == -1).all()
     _, mask, _, has_mask = ds[kept]
     assert has_mask and (mask >= 0).all()
-    # a dropped sample adds only the classification loss: its segmentation term is exactly zero
+    # the training loss of a (dropped, kept) batch, against Eq. 5 written out: (1 − c)·CE + c·(pixel CE of the
+    # kept sample only)
     x, masks, y, _ = (torch.stack([torch.as_tensor(v) for v in t]) for t in zip(ds[dropped], ds[kept]))
-    _, seg = trainer.model.eval()(x, return_seg=True)
-    seg.retain_grad()
-    term = seg_loss(seg, masks, norm=trainer.cfg.seg_loss_norm)
-    # the paper's normalisation (the default): mean over the batch, the dropped sample counting as zero
+    model, c = trainer.model.eval(), trainer.cfg.cseg
+    loss, _ = training_loss(model, model, x, y, masks, trainer.cfg, seg_fn=trainer.seg_fn)
+    with torch.no_grad():
+        logits, seg = model(x, return_seg=True)
+        ce = -logits.log_softmax(1)[[0, 1], y].mean()
+        pixel_ce = -seg[1].log_softmax(0).gather(0, masks[1][None].long())[0].mean()
+        withheld = PreparedDataset(synthetic_data, "train", ds.transform)[dropped][1]  # the mask it had
+        both = -torch.cat([seg[0].log_softmax(0).gather(0, withheld[None].long())[0].flatten(),
+                           seg[1].log_softmax(0).gather(0, masks[1][None].long())[0].flatten()]).mean()
+    # --seg-loss-norm batch (the default, the paper's code): the dropped sample adds a zero to a mean over 2 samples
     assert trainer.cfg.seg_loss_norm == "batch"
-    assert term.item() == pytest.approx(F.cross_entropy(seg[1:], masks[1:]).item() / 2, rel=1e-5)
-    term.backward()
-    assert seg.grad[0].abs().sum() == 0 and seg.grad[1].abs().sum() > 0
+    assert loss.item() == pytest.approx(((1 - c) * ce + c * pixel_ce / 2).item(), rel=1e-5)
+    assert abs(both - pixel_ce / 2) > 0.1  # with the withheld mask the seg term would differ: the check can fail
 
 
 # ------------------------------------------------------------------------------------------- seg-labels
@@ -231,8 +238,12 @@ def test_object_labels_train_a_class_channel_segmenter_that_rebuilds(synthetic_d
     with torch.no_grad():
         logits, seg = model(torch.rand(2, 3, 32, 32), return_seg=True)
     assert logits.shape == (2, 5) and seg.shape == (2, 6, 32, 32)
+    # the validation pixel accuracy is measured against object masks (class + 1), recomputed here by hand
+    images, raw, _ = load_split(synthetic_data, "val", 32)
+    part_to_class = PreparedDataset(synthetic_data, "val").info.part_to_class()
+    expected = pixel_acc_by_hand(model, images, torch.stack([object_masks_by_hand(m, part_to_class) for m in raw]))
     row = next(csv.DictReader((out / "metrics.csv").open()))
-    assert 0.0 <= float(row["val_pixel_acc"]) <= 1.0
+    assert float(row["val_pixel_acc"]) == pytest.approx(expected, abs=1e-6)
 
 
 def test_box_and_object_labels_reach_the_dataset(synthetic_data, tmp_path):
@@ -247,20 +258,23 @@ def test_box_and_object_labels_reach_the_dataset(synthetic_data, tmp_path):
             assert torch.equal(masks, object_masks(raw_masks, trainer.data_info.part_to_class()))
 
 
-def test_centroid_labels_train_with_eqs_12_13_and_report_no_pixel_accuracy(synthetic_data, tmp_path, monkeypatch):
-    seen = []
-    original = loop.centroid_loss
-
-    def spy(*args, **kwargs):
-        seen.append(True)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "centroid_loss", spy)
-    out = tmp_path / "cen"
-    run_training(TrainConfig(data=str(synthetic_data), out=str(out), arch="bbox", epochs=1, seg_labels="centroid",
-                             **TINY))
-    assert seen
-    row = next(csv.DictReader((out / "metrics.csv").open()))
+def test_centroid_labels_train_with_eqs_12_13_and_report_no_pixel_accuracy(synthetic_data, tmp_path):
+    cfg = TrainConfig(data=str(synthetic_data), out=str(tmp_path / "cen"), arch="bbox", epochs=1,
+                      seg_labels="centroid", **TINY)
+    trainer = Trainer(cfg)
+    x, masks, y, _ = (torch.stack([torch.as_tensor(v) for v in t]) for t in zip(*(trainer.train_set[i]
+                                                                                     for i in range(4))))
+    model = trainer.model.eval()
+    loss, _ = training_loss(model, model, x, y, masks, cfg, seg_fn=trainer.seg_fn)
+    with torch.no_grad():
+        logits, seg = model(x, return_seg=True)
+        info = trainer.data_info
+        eqs_12_13 = centroid_loss(seg, masks, y, info.part_to_class(), info.num_classes)  # checked by hand in
+        ce = F.cross_entropy(logits, y)                                                  # test_losses.py
+    assert loss.item() == pytest.approx(((1 - cfg.cseg) * ce + cfg.cseg * eqs_12_13).item(), rel=1e-5)
+    assert abs(eqs_12_13 - seg_loss(seg, masks)) > 1e-3  # the pixel loss would give another value
+    run_training(cfg)
+    row = next(csv.DictReader((tmp_path / "cen" / "metrics.csv").open()))
     assert row["val_pixel_acc"] == "" and float(row["train_loss"]) > 0
 
 

@@ -26,20 +26,29 @@ from partcli.errors import PartcliError, writing
 STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
 FEW_CLASS_ATTACKS = ("apgd-ce", "fab", "square")  # App. B: DLR / targeted attacks need ≥ 4 classes
 KNOWN_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+TARGETED_ATTACKS = ("apgd-t", "fab-t")
 DEFAULT_TARGET_CLASSES = 9
 
 
 @dataclass(frozen=True)
 class AutoAttackPlan:
-    version: str  # "standard" or "custom"
+    """What AutoAttack runs: always the standard version's settings (1 restart each, square with 5000 queries),
+    with this list of attacks and this many target classes for apgd-t / fab-t."""
+
     attacks: tuple[str, ...]
-    n_target_classes: int  # of apgd-t and fab-t
+    n_target_classes: int
     note: str | None = None  # what was changed from the standard version, for the user
 
     @property
     def name(self) -> str:
-        """The ``attack`` cell of the results CSV."""
-        return "autoattack" if self.version == "standard" else f"autoattack[{'+'.join(self.attacks)}]"
+        """The ``attack`` cell of the results CSV: ``autoattack`` for the standard version verbatim, else the
+        attacks that ran (and the target classes, where fewer than 9), e.g. ``autoattack[apgd-ce,fab,square]``."""
+        if self.attacks == STANDARD_ATTACKS and self.n_target_classes == DEFAULT_TARGET_CLASSES:
+            return "autoattack"
+        fewer_targets = (any(a in TARGETED_ATTACKS for a in self.attacks)
+                         and self.n_target_classes != DEFAULT_TARGET_CLASSES)
+        targets = f";targets={self.n_target_classes}" if fewer_targets else ""
+        return f"autoattack[{','.join(self.attacks)}{targets}]"
 
 
 @dataclass
@@ -52,38 +61,34 @@ class AutoAttackResult:
 
 
 def autoattack_plan(num_classes: int, attacks: tuple[str, ...] | list[str] | None = None) -> AutoAttackPlan:
-    """Standard AutoAttack, adapted to few classes as in App. B / STACK.md; ``attacks`` picks a custom list."""
+    """Standard AutoAttack, adapted to few classes as in App. B / STACK.md; ``attacks`` picks another list."""
     n_target = min(DEFAULT_TARGET_CLASSES, num_classes - 1)
     if attacks is not None:
         unknown = [a for a in attacks if a not in KNOWN_ATTACKS]
         if unknown or not attacks:
             raise PartcliError(f"AutoAttack attacks {list(attacks)!r}: expected some of {', '.join(KNOWN_ATTACKS)}")
-        return AutoAttackPlan("custom", tuple(attacks), n_target, f"custom AutoAttack: {', '.join(attacks)}")
+        return AutoAttackPlan(tuple(attacks), n_target, f"AutoAttack runs only {', '.join(attacks)}")
     if num_classes < 4:
-        return AutoAttackPlan("custom", FEW_CLASS_ATTACKS, n_target,
-                              f"{num_classes} classes: AutoAttack runs apgd-ce, fab, square (the targeted attacks "
-                              "need 4 or more classes; paper App. B)")
+        return AutoAttackPlan(FEW_CLASS_ATTACKS, n_target,
+                              f"{num_classes} classes: AutoAttack runs apgd-ce, fab, square with the standard "
+                              "settings (the targeted attacks need 4 or more classes; paper App. B)")
     note = None
     if n_target < DEFAULT_TARGET_CLASSES:
         note = f"{num_classes} classes: apgd-t and fab-t use {n_target} target classes instead of 9"
-    return AutoAttackPlan("standard", STANDARD_ATTACKS, n_target, note)
+    return AutoAttackPlan(STANDARD_ATTACKS, n_target, note)
 
 
 def build_autoattack(model: nn.Module, plan: AutoAttackPlan, eps: float, seed: int, device: str,
                      attacks: list[str] | None = None) -> Any:
-    """A configured ``pyautoattack.AutoAttack`` (quiet); ``attacks`` narrows the plan's list for one call."""
+    """A quiet ``pyautoattack.AutoAttack`` with the standard version's settings (App. B: "default
+    hyperparameters"), the plan's attacks and target classes; ``attacks`` narrows the list for one call."""
     from pyautoattack import AutoAttack
 
-    if plan.version == "standard":
-        aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", device=device, seed=seed)
-    else:
-        aa = AutoAttack(model, norm="Linf", eps=eps, version="custom", attacks=list(plan.attacks), device=device,
-                        seed=seed)
+    aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", device=device, seed=seed)
     aa.verbose = False
+    aa.attacks_to_run = list(plan.attacks if attacks is None else attacks)
     aa.apgd_targeted.n_target_classes = plan.n_target_classes
     aa.fab.n_target_classes = plan.n_target_classes
-    if attacks is not None:
-        aa.attacks_to_run = list(attacks)
     return aa
 
 

@@ -14,6 +14,7 @@ from partcli.attacks.pgd import LossFn, ce_loss, pgd_linf, pgd_linf_from, pgd_li
 from partcli.data.dataset import IGNORE_INDEX
 
 STRATEGIES = ("untargeted", "random", "mc-random", "mc-sorted")
+MASK_LOGIT_SCALE = 1e3  # the paper's code: a one-hot mask times 1000 stands in for the part logits
 
 
 def per_sample_seg_ce(seg_logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -92,18 +93,31 @@ def correct_pixels(seg_logits: torch.Tensor, masks: torch.Tensor) -> torch.Tenso
     return hit.flatten(1).sum(1)
 
 
+def mask_scores(head: nn.Module, masks: torch.Tensor, images: torch.Tensor, channels: int) -> torch.Tensor:
+    """App. D.3 "most-confident (sorted)": the classifier's softmax (N × classes) on each part mask itself, fed as
+    part logits (one-hot × 1000, as the paper's code); unlabelled pixels count as background. ``images`` are
+    the masks' own images, for heads that also read the input (App. D.10). The head must be in eval mode."""
+    onehot = F.one_hot(masks.clamp(min=0), channels).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        return head(onehot * MASK_LOGIT_SCALE, images).float().softmax(1)
+
+
 def choose_targets(strategy: str, y: torch.Tensor, clean_logits: torch.Tensor, pool_labels: torch.Tensor,
                    pool_scores: torch.Tensor | None, restarts: int, generator: torch.Generator) -> torch.Tensor:
     """Pool indices (restarts × N) of the stage-1 target masks of App. D.3's targeted strategies.
 
     The pool is the split's samples with a part mask; ``pool_labels`` their classes. ``random``: per restart a
     random class other than the true one, then a random pool mask of it. ``mc-random``: random masks of the
-    class the model finds most likely apart from the true one (clean logits). ``mc-sorted``: that class's
-    masks in decreasing ``pool_scores`` (our simplification of "masks the classifier is most confident on":
-    the model's clean-image confidence in the class of each pool sample), one per restart. Only classes with
-    a pool mask are used as targets.
+    class the model finds most likely apart from the true one (clean logits). ``mc-sorted``: ``pool_scores``
+    (pool × classes, ``mask_scores``) rank the masks themselves, as the paper's code does: the target is the
+    most likely class (clean logits, true class last) that the classifier predicts for some pool mask; its
+    masks, the classifier's most confident first, one per restart (cycling when there are fewer). ``random``
+    and ``mc-random`` only use classes with a pool mask.
     """
     num_classes = clean_logits.shape[1]
+    if strategy == "mc-sorted":
+        assert pool_scores is not None
+        return _most_confident_sorted(y, clean_logits, pool_scores, restarts)
     available = torch.zeros(num_classes, dtype=torch.bool)
     available[pool_labels.unique()] = True
     out = torch.empty(restarts, len(y), dtype=torch.long)
@@ -120,10 +134,19 @@ def choose_targets(strategy: str, y: torch.Tensor, clean_logits: torch.Tensor, p
             picks = [int(logits.argmax())] * restarts
         for r, cls in enumerate(picks):
             members = (pool_labels == cls).nonzero().squeeze(1)
-            if strategy == "mc-sorted":
-                assert pool_scores is not None
-                ranked = members[pool_scores[members].argsort(descending=True, stable=True)]
-                out[r, i] = ranked[r % len(ranked)]
-            else:
-                out[r, i] = members[torch.randint(len(members), (1,), generator=generator)]
+            out[r, i] = members[torch.randint(len(members), (1,), generator=generator)]
+    return out
+
+
+def _most_confident_sorted(y: torch.Tensor, clean_logits: torch.Tensor, pool_scores: torch.Tensor,
+                           restarts: int) -> torch.Tensor:
+    predicted = pool_scores.argmax(1)
+    out = torch.empty(restarts, len(y), dtype=torch.long)
+    for i, label in enumerate(y.tolist()):
+        logits = clean_logits[i].float().cpu().clone()
+        logits[label] = -float("inf")  # the true class comes last, as in the paper's code
+        cls = next(c for c in logits.argsort(descending=True, stable=True).tolist() if (predicted == c).any())
+        members = (predicted == cls).nonzero().squeeze(1)
+        ranked = members[pool_scores[members, cls].argsort(descending=True, stable=True)]
+        out[:, i] = ranked[torch.arange(restarts) % len(ranked)]
     return out

@@ -2,12 +2,15 @@
 
 Suites: ``autoattack`` (the real AutoAttack), ``pgd`` (App. B: 100 steps of 0.001, 5 restarts), ``seg-single``
 (Table 11), ``seg-two-stage`` (Table 12, one row per strategy), ``segmenter`` (Table 13), ``eps-sweep``
-(Table 10) and ``all`` (everything, plus an ``all`` row: robust only if a sample survives every attack at ε).
+(Table 10: AutoAttack, or PGD with ``sweep_attack="pgd"``, at 8, 16, 24 and 32/255) and ``all`` (everything,
+plus an ``all`` row: robust only if a sample survives every attack at ε).
 
 Samples: the whole split, or ``n`` of them drawn without replacement with ``seed`` (kept in split order; a
-split CSV may be sorted by class, so its first n would be biased). ``survivors_of`` first restricts the
-candidates to the samples robust in an earlier run's per-sample file. Classification attacks only attack the
-clean-correct samples (the others count as not robust, as in AutoAttack).
+split CSV may be sorted by class, so its first n would be biased). ``survivors_of`` attacks only the samples
+robust in an earlier run's per-sample file (same checkpoint and split) and reports over that run's samples: its
+rows are named ``<attack> after <file name>``, ``n`` is the earlier set's size and ``adv_acc`` the fraction of it
+robust under the earlier attacks and this one. Classification attacks only attack the clean-correct samples
+(the others count as not robust, as in AutoAttack).
 """
 from __future__ import annotations
 
@@ -24,19 +27,22 @@ import torch
 from torch import nn
 
 from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack
-from partcli.attacks.outcomes import SampleOutcomes, outcomes_path, read_outcomes, write_outcomes
+from partcli.attacks.outcomes import (SampleOutcomes, checkpoint_fingerprint, on_earlier_set, outcomes_path,
+                                      read_outcomes, write_outcomes)
 from partcli.attacks.pgd import pgd_linf_restarts
-from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pixels, reference_masks,
+from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pixels, mask_scores, reference_masks,
                                          seg_single_attack, segmenter_attack, two_stage_attack)
 from partcli.config import parse_fraction
 from partcli.data.dataset import PreparedDataset
 from partcli.errors import PartcliError, check_writable
 from partcli.evaluate.hygiene import Check, run_hygiene
 from partcli.evaluate.results_csv import append_results
+from partcli.models.heads import DecoderFeatureHead
 
 SUITES = ("autoattack", "pgd", "seg-single", "seg-two-stage", "segmenter", "eps-sweep", "all")
 SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
 SWEEP_EPS = (8 / 255, 16 / 255, 24 / 255, 32 / 255)  # Table 10
+SWEEP_ATTACKS = ("autoattack", "pgd")  # Table 10 reports AutoAttack
 
 
 @dataclass
@@ -54,6 +60,7 @@ class AttackConfig:
     steps: int = 100
     step_size: float = 0.001
     strategies: tuple[str, ...] = STRATEGIES
+    sweep_attack: str = "autoattack"
     aa_attacks: tuple[str, ...] | None = None  # a custom AutoAttack list (e.g. cheaper tests); None = App. B
     hygiene: bool = True
 
@@ -112,16 +119,14 @@ class MaskPool:
     def masks(self, positions: torch.Tensor) -> torch.Tensor:
         return torch.stack([self._get(int(k))[1] for k in positions.tolist()])
 
-    def scores(self, model: nn.Module, device: str, batch_size: int) -> torch.Tensor:
-        """The model's clean-image confidence in each pool sample's own class (for ``mc-sorted``)."""
+    def scores(self, head: nn.Module, channels: int, device: str, batch_size: int) -> torch.Tensor:
+        """Pool size × classes: the head's softmax on each pool mask itself (``mc-sorted``, App. D.3)."""
         if self._scores is None:
             out = []
-            with torch.no_grad():
-                for start in range(0, len(self.labels), batch_size):
-                    stop = min(start + batch_size, len(self.labels))
-                    x = torch.stack([self._get(k)[0] for k in range(start, stop)]).to(device)
-                    prob = model(x).float().softmax(1).cpu()
-                    out.append(prob.gather(1, self.labels[start:stop, None]).squeeze(1))
+            for start in range(0, len(self.labels), batch_size):
+                items = [self._get(k) for k in range(start, min(start + batch_size, len(self.labels)))]
+                images, masks = (torch.stack([it[i] for it in items]).to(device) for i in (0, 1))
+                out.append(mask_scores(head, masks.long(), images, channels).cpu())
             self._scores = torch.cat(out)
         return self._scores
 
@@ -130,8 +135,9 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
                      eps: float | str = 8 / 255, n: int | None = None, batch_size: int = 256,
                      out: str | Path | None = "results/attacks.csv", seed: int = 0, device: str = "cpu",
                      attack_cseg: float = 0.5, restarts: int = 5, steps: int = 100, step_size: float | str = 0.001,
-                     strategies: tuple[str, ...] | list[str] = STRATEGIES, survivors_of: str | Path | None = None,
-                     aa_attacks: tuple[str, ...] | list[str] | None = None, hygiene: bool = True) -> SuiteResult:
+                     strategies: tuple[str, ...] | list[str] = STRATEGIES, sweep_attack: str = "autoattack",
+                     survivors_of: str | Path | None = None, aa_attacks: tuple[str, ...] | list[str] | None = None,
+                     hygiene: bool = True) -> SuiteResult:
     """Python API of ``partcli attack``: attack ``n`` samples of ``split``, append rows to ``out`` (if given),
     write the per-sample outcomes beside it and return the rows, notes and hygiene checklist."""
     from partcli.checkpoint import load_checkpoint
@@ -140,14 +146,22 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
     cfg = AttackConfig(suite=suite, eps=parse_fraction(eps, "--eps"), n=n, batch_size=batch_size, seed=seed,
                        device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
                        step_size=parse_fraction(step_size, "--step-size"), strategies=tuple(strategies),
-                       aa_attacks=tuple(aa_attacks) if aa_attacks is not None else None, hygiene=hygiene)
+                       sweep_attack=sweep_attack, aa_attacks=tuple(aa_attacks) if aa_attacks is not None else None,
+                       hygiene=hygiene)
     validate_config(cfg)
+    if survivors_of is not None and n is not None:
+        raise PartcliError(f"--n {n}: not with --survivors-of, which attacks every survivor so that its rows can "
+                           "report over the earlier run's samples; drop --n")
     state = load_checkpoint(ckpt)
     model, ds = load_for_dataset(ckpt, data, split, state=state)
     train_adv = state["config"].get("train", {}).get("adv")
     _require_segmenter(model, suite, str(ckpt))
-    survivors = _survivors(survivors_of, ds) if survivors_of is not None else None
-    indices, notes = select_indices(len(ds), cfg.n, cfg.seed, survivors, split)
+    fingerprint = checkpoint_fingerprint(ckpt)
+    earlier = _earlier_outcomes(survivors_of, ds, fingerprint) if survivors_of is not None else None
+    indices = select_indices(len(ds), cfg.n, cfg.seed, earlier.survivors() if earlier else None, split)
+    if earlier is not None and not indices:
+        raise PartcliError(f"--survivors-of {survivors_of}: no sample survived its attacks; robust accuracy over "
+                           f"its {len(earlier.index)} samples is already 0")
     samples = load_samples(ds, indices)
     key = {"checkpoint": str(Path(ckpt).resolve()), "data": str(Path(data).resolve()), "split": split,
            "eps": cfg.eps, "seed": cfg.seed, "samples": hashlib.sha1(json.dumps(indices).encode()).hexdigest()}
@@ -158,7 +172,12 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
         state_path = Path(out).with_name(f"{Path(out).stem}.autoattack-state.{digest}.json")
     result = attack_model(model, samples, cfg, num_classes=ds.info.num_classes, pool=MaskPool.from_dataset(ds),
                           train_adv=train_adv, state_path=state_path, state_key=key)
-    result.notes[:0] = notes
+    result.outcomes.split, result.outcomes.checkpoint = split, fingerprint
+    if earlier is not None:
+        result.rows, result.outcomes = on_earlier_set(result.rows, result.outcomes, earlier, Path(survivors_of).name)
+        result.notes.append(f"--survivors-of: {len(indices)} of {len(earlier.index)} samples attacked; rows report "
+                            "over all of them (robust under the earlier attacks and this one), pixel accuracies "
+                            "left empty")
     for row in result.rows:
         row.update(checkpoint=str(ckpt), dataset=str(data), split=split)
     if out is not None:
@@ -171,6 +190,8 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
 def validate_config(cfg: AttackConfig) -> None:
     if cfg.suite not in SUITES:
         raise PartcliError(f"--suite {cfg.suite!r}: expected one of {', '.join(SUITES)}")
+    if cfg.sweep_attack not in SWEEP_ATTACKS:
+        raise PartcliError(f"--sweep-attack {cfg.sweep_attack!r}: expected one of {', '.join(SWEEP_ATTACKS)}")
     bad = [s for s in cfg.strategies if s not in STRATEGIES]
     if bad or not cfg.strategies:
         raise PartcliError(f"--strategy {', '.join(bad) or '(none)'}: expected some of {', '.join(STRATEGIES)}")
@@ -189,18 +210,15 @@ def validate_config(cfg: AttackConfig) -> None:
 
 
 def select_indices(split_size: int, n: int | None, seed: int, candidates: list[int] | None,
-                   split: str = "test") -> tuple[list[int], list[str]]:
+                   split: str = "test") -> list[int]:
     """Split indices to attack: all candidates, or ``n`` of them drawn with ``seed``, in split order."""
     if n is not None and n > split_size:
         raise PartcliError(f"--n {n}: the {split} split has only {split_size} samples")
     pool = list(range(split_size)) if candidates is None else list(candidates)
-    notes = []
     if n is None or n >= len(pool):
-        if n is not None and candidates is not None and n > len(pool):
-            notes.append(f"only {len(pool)} survivors to attack (asked for --n {n})")
-        return pool, notes
+        return pool
     pick = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:n]
-    return [pool[i] for i in sorted(pick.tolist())], notes
+    return [pool[i] for i in sorted(pick.tolist())]
 
 
 def load_samples(ds: PreparedDataset, indices: list[int]) -> AttackSamples:
@@ -261,13 +279,20 @@ def _same(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
 
 
-def _survivors(path: str | Path, ds: PreparedDataset) -> list[int]:
+def _earlier_outcomes(path: str | Path, ds: PreparedDataset, fingerprint: str) -> SampleOutcomes:
+    """The ``--survivors-of`` file, refused unless it was written for this checkpoint and split."""
     outcomes = read_outcomes(path)
+    if outcomes.checkpoint != fingerprint:
+        raise PartcliError(f"--survivors-of {path}: written for another checkpoint (sha256 {outcomes.checkpoint}, "
+                           f"this one is {fingerprint}); attack the checkpoint it was written for")
+    if outcomes.split != ds.split:
+        raise PartcliError(f"--survivors-of {path}: written for the {outcomes.split} split, not {ds.split}; "
+                           f"pass --split {outcomes.split}")
     for i, image in zip(outcomes.index, outcomes.image):
         if not 0 <= i < len(ds) or ds.samples[i].image != image:
             raise PartcliError(f"--survivors-of {path}: written for another split or dataset (sample {i} is not "
                                f"{image} in the {ds.split} split of {ds.root})")
-    return outcomes.survivors()
+    return outcomes
 
 
 class _Runner:
@@ -279,6 +304,7 @@ class _Runner:
         self.state_path, self.state_key = state_path, state_key
         self.part_model = bool(getattr(model, "has_segmenter", False))
         self.notes: list[str] = []
+        self.seg_channels = 0  # K + 1 of a part model, set by the clean pass
         self._clean_pass()
 
     def _clean_pass(self) -> None:
@@ -288,6 +314,7 @@ class _Runner:
                 x = self.s.x[sl].to(self.cfg.device)
                 if self.part_model:
                     out, seg = self.model(x, return_seg=True)
+                    self.seg_channels = seg.shape[1]
                     correct_px.append(correct_pixels(seg, self.s.masks[sl].long().to(self.cfg.device)).cpu())
                 else:
                     out = self.model(x)
@@ -308,19 +335,22 @@ class _Runner:
         out: list[_Attack] = []
         for suite in wanted:
             if suite == "autoattack":
-                out.append(self._autoattack())
+                out.append(self._autoattack(eps))
             elif suite == "pgd":
                 out.append(_Attack("pgd", eps, lambda: self._pgd(eps, cfg.step_size, cfg.restarts, "pgd")))
             elif suite == "seg-single":
                 out.append(_Attack("seg-single", eps, self._seg_single))
             elif suite == "seg-two-stage":
-                out += [_Attack(f"seg-two-stage/{s}", eps, lambda s=s: self._two_stage(s)) for s in cfg.strategies]
+                out += [_Attack(f"seg-two-stage/{s}", eps, lambda s=s: self._two_stage(s)) for s in self._strategies()]
             elif suite == "segmenter":
                 out.append(self._segmenter())
             elif suite == "eps-sweep":
                 for e in SWEEP_EPS:
                     if cfg.suite == "all" and _same(e, eps):
-                        continue  # the pgd row at --eps is this radius already
+                        continue  # the autoattack and pgd rows at --eps are this radius already
+                    if cfg.sweep_attack == "autoattack":
+                        out.append(self._autoattack(e))
+                        continue
                     step = sweep_step_size(e, cfg.step_size, cfg.steps)
                     out.append(_Attack("pgd", e, lambda e=e, step=step: self._pgd(e, step, cfg.restarts, "pgd")))
         return out
@@ -337,23 +367,28 @@ class _Runner:
         return self._pgd(eps, step, restarts, f"hygiene-{restarts}").float().mean().item()
 
     # -- the attacks --------------------------------------------------------------------------------------
-    def _autoattack(self) -> _Attack:
+    def _autoattack(self, eps: float) -> _Attack:
+        at_eps = _same(eps, self.cfg.eps)
+        state_path = (self.state_path if at_eps or self.state_path is None  # one resume file per radius
+                      else self.state_path.with_suffix(f".{eps_label(eps).replace('/', '-')}.json"))
+        state_key = None if self.state_key is None else {**self.state_key, "attack_eps": eps}
+
         def run() -> torch.Tensor:
-            result = run_autoattack(self.model, self.s.x, self.s.y, self.cfg.eps, num_classes=self.num_classes,
+            result = run_autoattack(self.model, self.s.x, self.s.y, eps, num_classes=self.num_classes,
                                     seed=self.cfg.seed, batch_size=self.cfg.batch_size, device=self.cfg.device,
                                     attacks=self.cfg.aa_attacks, clean_correct=self.clean_correct,
-                                    state_path=self.state_path, state_key=self.state_key)
+                                    state_path=state_path, state_key=state_key)
             if result.resumed_after:
                 attack.earlier_seconds = result.earlier_seconds
                 self.notes.append(f"AutoAttack resumed an interrupted run after {', '.join(result.resumed_after)} "
-                                  f"(state {self.state_path}); its seconds include their {result.earlier_seconds:.1f} "
+                                  f"(state {state_path}); its seconds include their {result.earlier_seconds:.1f} "
                                   "s in that run")
             return result.robust
 
         plan = autoattack_plan(self.num_classes, self.cfg.aa_attacks)
-        if plan.note:
+        if plan.note and plan.note not in self.notes:
             self.notes.append(plan.note)
-        attack = _Attack(plan.name, self.cfg.eps, run)
+        attack = _Attack(plan.name, eps, run)
         return attack
 
     def _pgd(self, eps: float, step: float, restarts: int, name: str) -> torch.Tensor:
@@ -376,7 +411,8 @@ class _Runner:
         targeted = strategy != "untargeted"
         if targeted and len(self.pool.labels) == 0:
             raise PartcliError(f"--strategy {strategy}: the split has no part masks to use as targets")
-        scores = (self.pool.scores(self.model, cfg.device, cfg.batch_size) if strategy == "mc-sorted" else None)
+        scores = (self.pool.scores(self.model.head, self.seg_channels, cfg.device, cfg.batch_size)
+                  if strategy == "mc-sorted" else None)
         attacked = self.clean_correct.nonzero().squeeze(1)
         targets = (choose_targets(strategy, self.s.y[attacked], self.clean_logits[attacked], self.pool.labels,
                                   scores, cfg.restarts, gen) if targeted else None)
@@ -417,6 +453,17 @@ class _Runner:
         return _Attack("segmenter", cfg.eps, run, pixel_acc)
 
     # -- helpers ------------------------------------------------------------------------------------------
+    def _strategies(self) -> tuple[str, ...]:
+        """The two-stage strategies to run: mc-sorted needs a head that reads part masks (not ``twohead``)."""
+        if "mc-sorted" not in self.cfg.strategies or not isinstance(self.model.head, DecoderFeatureHead):
+            return self.cfg.strategies
+        rest = tuple(s for s in self.cfg.strategies if s != "mc-sorted")
+        if not rest:
+            raise PartcliError("--strategy mc-sorted: scores guide masks with the classifier on masks, but this "
+                               "twohead model classifies decoder features; choose another strategy")
+        self.notes.append("twohead model: seg-two-stage/mc-sorted skipped (its classifier reads no masks)")
+        return rest
+
     def _classification_attack(self, attack: Callable[..., torch.Tensor], returns_fooled: bool = False
                                ) -> torch.Tensor:
         """Robust flags: ``attack`` runs on the clean-correct samples only, batch by batch."""

@@ -5,8 +5,10 @@ Layout of ``--out`` (a prepared dataset, DESIGN §2):
 - ``train.csv``/``val.csv``/``test.csv``: the parent's rows in the parent's order (then the ``--unlabelled``
   images). Image paths point at the parent's (and the unlabelled folder's) files relative to ``--out``
   (``../parent/images/...``), so nothing is copied and the folders keep working when moved together.
-- ``masks/``: the pseudo masks (``mask_source: pseudo``) and copies of the ground-truth masks that are kept
-  (train ``gt`` rows, val and test), so the dataset never reads a mask from its parent after it is written.
+- ``masks/``: the pseudo masks (``mask_source: pseudo``; only background and the parts of the image's own
+  class, App. D.6, recorded as ``source.pseudo_masks`` in ``dataset.yaml``) and copies of the ground-truth masks
+  that are kept (train ``gt`` rows, val and test), so the dataset never reads a mask from its parent after it is
+  written.
 - ``segmenter/``: the segmenter's run folder (config.yaml, metrics.csv, checkpoints/); its ``last.pt`` made
   the pseudo masks (with c_seg = 1 the run's "best" is picked by a classification metric, not by masks).
 
@@ -29,7 +31,7 @@ from partcli.errors import PartcliError
 from partcli.evaluate.evaluate import evaluate_model
 from partcli.progress import track
 from partcli.pseudolabel.config import PseudoLabelConfig
-from partcli.pseudolabel.predict import native_resolution_masks
+from partcli.pseudolabel.predict import OWN_CLASS_PARTS, native_resolution_masks
 from partcli.pseudolabel.segmenter import finished_segmenter, segmenter_config, work_dir_for
 from partcli.pseudolabel.unlabelled import read_unlabelled
 from partcli.train.distributed import DistInfo
@@ -95,7 +97,7 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
     final = out.resolve()
     source = {
         "command": "pseudolabel", "parent": _rel(parent, final), "parent_name": train.info.name,
-        "frac": cfg.frac, "seed": cfg.seed,
+        "frac": cfg.frac, "seed": cfg.seed, "pseudo_masks": OWN_CLASS_PARTS,
         "unlabelled": _rel(Path(cfg.unlabelled), final) if cfg.unlabelled else None,
         "segmenter": {"arch": tcfg.arch, "backbone": cfg.backbone, "pretrained": cfg.pretrained,
                       "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "image_size": cfg.image_size},
@@ -105,7 +107,9 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
         "segmenter_val": {"n": val.n, "pixel_acc": val.pixel_acc, "miou": val.miou},
         "train_masks": {"gt": n_gt, "pseudo": n_pseudo, "unlabelled": len(extra)},
     }}
-    masks = native_resolution_masks(model, [(r.root, r.sample.image) for r in rows if r.pseudo], cfg.image_size,
+    pseudo = [r for r in rows if r.pseudo]
+    masks = native_resolution_masks(model, [(r.root, r.sample.image) for r in pseudo],
+                                    [r.sample.label for r in pseudo], train.info.part_to_class(), cfg.image_size,
                                     cfg.batch_size, device, cfg.workers)
     with DatasetWriter(out, train.info.classes, train.info.parts, f"{train.info.name}-pseudo", overwrite) as writer:
         for split in ("val", "test"):
