@@ -20,6 +20,7 @@ def metrics(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # ~30 s on 2 cores: 80 steps of a DeepLabv3+ at 48 px
 def test_segmenter_learns_foreground_parts_from_scratch(tmp_path):
     """AdamW, warm-up and a segmenter-first stage: the from-scratch segmenter labels object pixels within 80 steps.
 

@@ -245,7 +245,7 @@ def test_a_resumed_autoattack_row_counts_the_earlier_run_and_says_so(tmp_path):
                             has_mask=torch.zeros(4, dtype=torch.bool), index=list(range(4)), image=["i"] * 4)
     cfg = AttackConfig(suite="autoattack", eps=2 / 255, aa_attacks=("square", "apgd-ce"), hygiene=False)
     state = tmp_path / "aa-state.json"
-    key = {"run": 1, "attacks": ["square", "apgd-ce"], "n": 4}
+    key = {"run": 1, "attack_eps": 2 / 255, "attacks": ["square", "apgd-ce"], "n": 4}  # as the runner keys its state
     state.write_text(json.dumps({"key": key, "done": ["square", "apgd-ce"], "robust": [1, 0, 1, 0], "seconds": 300.0}))
     result = attack_model(model, samples, cfg, num_classes=11, state_path=state, state_key={"run": 1})
     assert result.rows[0]["adv_acc"] == 0.5 and 300.0 <= result.rows[0]["seconds"] < 310.0
