@@ -139,7 +139,9 @@ def test_standard_autoattack_suite_matches_pyautoattack_directly(probe_checkpoin
     aa.verbose = False
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = 4
     _, y_adv = aa.run_standard_evaluation(x, y, batch_size=256)
-    assert outcomes.robust["autoattack"] == (y_adv == y).tolist()
+    name = "autoattack[apgd-ce,apgd-t,fab-t,square;targets=4]"  # 5 classes: the standard attacks, C - 1 targets
+    assert result.rows[0]["attack"] == name
+    assert outcomes.robust[name] == (y_adv == y).tolist()
 
 
 def test_survivors_of_attacks_the_survivors_and_reports_over_the_earlier_set(probe_checkpoint, synthetic_data,
