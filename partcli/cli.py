@@ -271,16 +271,16 @@ def attack(
     no_hygiene: Annotated[bool, typer.Option("--no-hygiene", help="Skip the evaluation-hygiene checks and their extra PGD runs.")] = False,
 ) -> None:
     """Measure robustness: AutoAttack, PGD, segmenter-guided attacks, ε sweep; prints a hygiene checklist."""
+    from partcli.attacks.hygiene import format_checklist
     from partcli.attacks.seg_attacks import STRATEGIES
-    from partcli.attacks.suite import eps_label, run_attack_suite
-    from partcli.evaluate.hygiene import format_checklist
+    from partcli.attacks.suite import AttackConfig, eps_label, run_attack_suite
     from partcli.progress import info
 
-    result = run_attack_suite(ckpt, data, split=split, suite=suite, eps=eps, n=n, batch_size=batch_size, out=out,
-                              seed=seed, device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
-                              step_size=step_size, strategies=strategy or STRATEGIES, sweep_attack=sweep_attack,
-                              survivors_of=survivors_of,
-                              hygiene=not no_hygiene)
+    cfg = AttackConfig(split=split, suite=suite, eps=eps, n=n, batch_size=batch_size, seed=seed, device=device,
+                       attack_cseg=attack_cseg, restarts=restarts, steps=steps, step_size=step_size,
+                       strategies=strategy or STRATEGIES, sweep_attack=sweep_attack,
+                       survivors_of=survivors_of, hygiene=not no_hygiene)
+    result = run_attack_suite(ckpt, data, cfg, out)
     table = Table(title=escape(f"{ckpt} on {data} [{split}], suite {suite}"))
     columns = ("attack", "eps", "n", "clean acc", "adv acc", "clean pixel acc", "adv pixel acc", "seconds")
     for column in columns:

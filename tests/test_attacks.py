@@ -13,8 +13,8 @@ from known_robustness import PART_COLOURS, LinearPartModel, linear_distance, par
 from partcli.attacks.outcomes import checkpoint_fingerprint, read_outcomes
 from partcli.attacks.pgd import pgd_linf, pgd_linf_restarts
 from partcli.attacks.seg_attacks import choose_targets, segmenter_toward
-from partcli.attacks.suite import (AttackConfig, AttackSamples, MaskPool, attack_model, load_samples,
-                                   run_attack_suite)
+from partcli.attacks.samples import AttackSamples, MaskPool, load_samples
+from partcli.attacks.suite import AttackConfig, attack_model, run_attack_suite
 from partcli.checkpoint import load_checkpoint, load_model, save_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.errors import PartcliError
@@ -61,7 +61,7 @@ def probe_checkpoint(synthetic_data, tmp_path_factory) -> Path:
 
 def test_pgd_breaks_clean_model_and_writes_the_csv(probe_checkpoint, synthetic_data, tmp_path):
     out = tmp_path / "attacks.csv"
-    result = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", n=16, out=out, **FAST)
+    result = run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(split="train", suite="pgd", n=16, **FAST), out)
     (row,) = result.rows
     assert row["clean_acc"] >= 0.9 and row["adv_acc"] <= 0.1  # clean-trained: ~0 at 8/255
     with out.open() as fh:
@@ -111,8 +111,8 @@ def test_autoattack_suite_matches_pyautoattack_directly(probe_checkpoint, synthe
     # square at 16/255 fools this fragile model within a few queries (apgd-ce would run 100 steps): a cheap check of
     # the plumbing (samples, transform, model, seed); the per-sample logic is checked on a toy model in
     # test_autoattack.py and with the standard version in the slow test below
-    result = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="autoattack", n=6, eps=2 * EPS,
-                              seed=0, out=out, aa_attacks=["square"], hygiene=False)
+    result = run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(
+        split="train", suite="autoattack", n=6, eps=2 * EPS, seed=0, aa_attacks=["square"], hygiene=False), out)
     outcomes = read_outcomes(result.samples_path)
     model = load_model(probe_checkpoint)
     ds = PreparedDataset(synthetic_data, "train", eval_transform(32))
@@ -129,8 +129,8 @@ def test_autoattack_suite_matches_pyautoattack_directly(probe_checkpoint, synthe
 
 @pytest.mark.slow
 def test_standard_autoattack_suite_matches_pyautoattack_directly(probe_checkpoint, synthetic_data, tmp_path):
-    result = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="autoattack", n=4, eps=1 / 255,
-                              out=tmp_path / "aa.csv", hygiene=False)
+    result = run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(
+        split="train", suite="autoattack", n=4, eps=1 / 255, hygiene=False), tmp_path / "aa.csv")
     outcomes = read_outcomes(result.samples_path)
     ds = PreparedDataset(synthetic_data, "train", eval_transform(32))
     x = torch.stack([ds[i][0] for i in outcomes.index])
@@ -148,13 +148,13 @@ def test_survivors_of_attacks_the_survivors_and_reports_over_the_earlier_set(pro
                                                                               tmp_path):
     out = tmp_path / "a.csv"
     weak = dict(FAST, steps=1, step_size=1 / 255)
-    first = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=1 / 255, n=12,
-                             out=out, hygiene=False, **weak)
+    first = run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(
+        split="train", suite="pgd", eps=1 / 255, n=12, hygiene=False, **weak), out)
     earlier = read_outcomes(first.samples_path)
     survivors = earlier.survivors()
     assert 0 < len(survivors) < 12
-    second = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=2 / 255, seed=1,
-                              out=out, survivors_of=first.samples_path, hygiene=False, **weak)
+    second = run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(
+        split="train", suite="pgd", eps=2 / 255, seed=1, survivors_of=first.samples_path, hygiene=False, **weak), out)
     (row,) = second.rows
     chained = read_outcomes(second.samples_path)
     assert chained.index == earlier.index and chained.clean_correct == earlier.clean_correct
@@ -172,8 +172,8 @@ def test_survivors_of_attacks_the_survivors_and_reports_over_the_earlier_set(pro
         written = list(csv.DictReader(fh))
     assert [(r["attack"], r["n"]) for r in written] == [("pgd", "12"), ("pgd after a.pgd.1.samples.csv", "12")]
     assert 0 < sum(robust)
-    third = run_attack_suite(probe_checkpoint, synthetic_data, split="train", suite="pgd", eps=2 / 255, seed=2,
-                             out=out, survivors_of=second.samples_path, hygiene=False, **weak)  # chains
+    third = run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(  # chains
+        split="train", suite="pgd", eps=2 / 255, seed=2, survivors_of=second.samples_path, hygiene=False, **weak), out)
     assert third.rows[0]["n"] == 12 and third.rows[0]["adv_acc"] <= row["adv_acc"]
 
     state = load_checkpoint(probe_checkpoint)
@@ -183,8 +183,8 @@ def test_survivors_of_attacks_the_survivors_and_reports_over_the_earlier_set(pro
                                    (probe_checkpoint, dict(split="val"), "--survivors-of .*the train split, not val"),
                                    (probe_checkpoint, dict(n=3), "--n 3: not with --survivors-of")):
         with pytest.raises(PartcliError, match=message) as err:
-            run_attack_suite(ckpt, synthetic_data, **{"split": "train", **options}, suite="pgd", out=None,
-                             survivors_of=first.samples_path)
+            run_attack_suite(ckpt, synthetic_data, AttackConfig(**{"split": "train", **options}, suite="pgd",
+                                                                survivors_of=first.samples_path), None)
         assert "\n" not in str(err.value)
 
 
@@ -252,7 +252,8 @@ def test_segmenter_attack_flips_exactly_the_pixels_within_reach():
 class _AreaHead(torch.nn.Module):
     """Class logits = 4 × the area fraction of the class's part (part id = class + 1) in the soft mask."""
 
-    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor, features: torch.Tensor | None = None
+                ) -> torch.Tensor:
         return 4 * seg_logits.softmax(1)[:, 1:].mean((2, 3))
 
 
@@ -292,16 +293,16 @@ def test_choose_targets_strategies():
 ])
 def test_bad_input_is_one_line_error(probe_checkpoint, synthetic_data, options, message):
     with pytest.raises(PartcliError, match=message) as err:
-        run_attack_suite(probe_checkpoint, synthetic_data, out=None, **options)
+        run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(**options), None)
     assert "\n" not in str(err.value)
 
 
 def test_class_count_mismatch_and_foreign_survivors_file(synthetic_data, probe_checkpoint, tmp_path):
     three = _probe_checkpoint(synthetic_data, tmp_path / "three.pt", num_classes=3)
     with pytest.raises(PartcliError, match="3 classes"):
-        run_attack_suite(three, synthetic_data, out=None)
+        run_attack_suite(three, synthetic_data, AttackConfig(), None)
     foreign = tmp_path / "x.samples.csv"
     sha = checkpoint_fingerprint(probe_checkpoint)
     foreign.write_text(f"index,image,label,clean_correct,split,checkpoint,robust:pgd\n0,images/other.png,0,1,test,{sha},1\n")
     with pytest.raises(PartcliError, match="another split or dataset"):
-        run_attack_suite(probe_checkpoint, synthetic_data, out=None, survivors_of=foreign)
+        run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(survivors_of=foreign), None)

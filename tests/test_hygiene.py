@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from partcli.attacks.suite import AttackConfig, AttackSamples, attack_model
-from partcli.evaluate.hygiene import (binomial_noise, check_clean_model, check_large_eps, check_pgd_vs_autoattack,
+from partcli.attacks.samples import AttackSamples
+from partcli.attacks.suite import AttackConfig, attack_model
+from partcli.attacks.hygiene import (binomial_noise, check_clean_model, check_large_eps, check_pgd_vs_autoattack,
                                       check_restarts, format_checklist, run_hygiene)
 
 
@@ -41,8 +42,10 @@ def _checks(masked: bool) -> dict[str, str]:
 
 def test_checks_fire_on_gradient_masked_model_only():
     honest, masked = _checks(masked=False), _checks(masked=True)
-    assert honest == {"large-eps": "ok", "pgd-vs-autoattack": "not run", "restarts": "ok", "clean-model": "ok"}
+    assert honest == {"input-dependence": "ok", "large-eps": "ok", "pgd-vs-autoattack": "not run", "restarts": "ok",
+                      "clean-model": "ok"}
     assert masked["large-eps"] == "warn" and masked["clean-model"] == "warn"
+    assert masked["input-dependence"] == "warn"  # rounding: zero input gradients, flagged before any attack
 
 
 def test_pgd_vs_autoattack_threshold():

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from known_robustness import Constant, linear_model, samples_around
-from partcli.attacks.suite import SWEEP_EPS, AttackConfig, AttackSamples, attack_model
+from partcli.attacks.samples import AttackSamples
+from partcli.attacks.suite import SWEEP_EPS, AttackConfig, attack_model
 
 EPS = 8 / 255
 

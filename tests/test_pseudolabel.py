@@ -108,7 +108,7 @@ def test_loss_ignores_samples_without_mask_when_cseg_is_one():
     masks = torch.randint(0, 4, (2, 8, 8))
     masks[1] = IGNORE_INDEX
     y = torch.tensor([0, 1])
-    seg_fn = functools.partial(seg_loss, norm=segmenter_config(PseudoLabelConfig(data="d", out="o"), Path("r")).seg_loss_norm)
+    seg_fn = functools.partial(seg_loss, norm=segmenter_config(PseudoLabelConfig(data="d", out="o"), Path("r"), Path("d")).seg_loss_norm)
     loss, _, _ = combined_loss(logits, seg, y, masks, cseg=1.0, seg_fn=seg_fn)
     alone, _, _ = combined_loss(logits[:1], seg[:1], y[:1], masks[:1], cseg=1.0, seg_fn=seg_fn)
     assert torch.equal(loss, alone)
@@ -207,10 +207,14 @@ def test_provenance(project, result):
     assert src["segmenter"]["backbone"] == "resnet18" and src["partcli_version"]
     ckpt = result.out / extra["segmenter_checkpoint"]
     assert ckpt == result.segmenter_checkpoint
-    train_cfg = load_checkpoint(ckpt)["config"]["train"]
-    assert (train_cfg["seg_frac"], train_cfg["cseg"], train_cfg["seed"], train_cfg["adv"]) == (FRAC, 1.0, SEED, "none")
+    state = load_checkpoint(ckpt)
+    train_cfg = state["config"]["train"]
+    # trained on the labelled subset only: every sample of it keeps its mask
+    assert (train_cfg["seg_frac"], train_cfg["cseg"], train_cfg["seed"], train_cfg["adv"]) == (1.0, 1.0, SEED, "none")
+    assert state["config"]["dataset"]["name"].startswith("synthetic-labelled-")
+    assert src["segmenter"]["train_samples"] == result.n_gt
     assert (result.out / "segmenter" / "metrics.csv").is_file()
-    assert not (project / "pseudo.segmenter").exists()
+    assert not (project / "pseudo.segmenter").exists() and not (project / "pseudo.segmenter-data").exists()
     assert extra["train_masks"] == {"gt": result.n_gt, "pseudo": result.n_pseudo, "unlabelled": N_EXTRA}
     val = evaluate_checkpoint(ckpt, project / "synth", "val", device="cpu")
     assert extra["segmenter_val"]["pixel_acc"] == pytest.approx(val.pixel_acc) == pytest.approx(result.val_pixel_acc)
@@ -246,6 +250,26 @@ def test_paths_survive_moving_both_folders(project, result):
                 ds[i]
     finally:
         os.replace(moved, project)
+
+
+def test_segmenter_trains_on_the_labelled_subset_only(project, tmp_path, monkeypatch):
+    """--frac 0.25: the segmenter's epochs see the kept quarter of the training split, not the whole split."""
+    import partcli.pseudolabel.segmenter as segmenter
+
+    seen, real = [], segmenter.run_training
+
+    def spy(tcfg, **kwargs):
+        train = PreparedDataset(tcfg.data, "train")
+        seen.append((len(train), sum(train.has_mask(i) for i in range(len(train)))))
+        return real(tcfg, **kwargs)
+
+    monkeypatch.setattr(segmenter, "run_training", spy)
+    parent = project / "synth"
+    result = pseudolabel(config(parent, tmp_path / "subset"))
+    kept = len(PreparedDataset(parent, "train", check_files=False)) - len(seg_label_mask_indices(
+        PreparedDataset(parent, "train", check_files=False), FRAC, SEED))
+    assert seen == [(kept, kept)] and kept == result.n_gt < result.n_gt + result.n_pseudo
+    assert not (tmp_path / "subset.segmenter-data").exists()  # CSVs only, removed once the dataset is written
 
 
 def test_finished_segmenter_is_reused_not_retrained(project, result, tmp_path, monkeypatch):

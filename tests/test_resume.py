@@ -15,7 +15,8 @@ import torch
 import yaml
 from torch import nn
 
-from partcli.attacks.suite import AttackConfig, AttackSamples, attack_model
+from partcli.attacks.samples import AttackSamples
+from partcli.attacks.suite import AttackConfig, attack_model
 from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError

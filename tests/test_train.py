@@ -11,7 +11,7 @@ from torch import nn
 
 from conftest import TINY
 from hand_labels import object_masks_by_hand, pixel_acc_by_hand
-from partcli.attacks.pgd import pgd_linf
+from partcli.attacks.pgd import frozen_eval, pgd_linf
 from partcli.checkpoint import load_checkpoint, model_from_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.data.seg_labels import box_masks, mask_centroids, object_masks
@@ -22,7 +22,7 @@ from partcli.models.registry import ModelConfig, build_model
 from partcli.train.config import TrainConfig
 from partcli.train.loop import Trainer, run_training, seg_label_mask_indices, validate_config
 from partcli.train.losses import centroid_loss, seg_loss
-from partcli.train.step import frozen_eval, training_loss
+from partcli.train.step import training_loss
 
 EPS = 8 / 255
 

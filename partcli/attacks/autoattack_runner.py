@@ -6,17 +6,26 @@ robust flags equal those of a single direct call with the same samples, ε, seed
 one at a time is what makes a long run resumable: after each attack the flags go to a small JSON state file.
 pyautoattack's own ``state_path`` cannot be used for that: in 0.2.0 a saved state can never be restored (it
 writes the attack set as ``str(set)`` and then refuses the file as "created with a different set of
-attacks"), and a restored run would also hit an unbound ``y_adv``.
+attacks"), and a restored run would also hit an unbound ``y_adv``. ``state_path_for`` names the state file beside
+the results CSV, one per run (checkpoint, data, split, samples, seed, radius).
+
+AutoAttack's own sanity checks (randomised or dynamic defence, probabilities instead of logits, zero gradients,
+Square stronger than the gradient attacks) log warnings to the ``auto-attack`` logger or emit Python warnings;
+both are collected into ``AutoAttackResult.warnings`` for the suite's notes instead of reaching stderr raw.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -58,6 +67,7 @@ class AutoAttackResult:
     accuracy_after: dict[str, float]  # robust accuracy after each attack, in order
     resumed_after: list[str]  # attacks that had finished in an earlier, interrupted run (state file)
     earlier_seconds: float  # the time those attacks took in that run
+    warnings: list[str] = field(default_factory=list)  # AutoAttack's own warnings, "<attack>: <message>", unique
 
 
 def autoattack_plan(num_classes: int, attacks: tuple[str, ...] | list[str] | None = None) -> AutoAttackPlan:
@@ -112,6 +122,7 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     resumed_after, seconds = list(done), earlier
     robust = clean_correct.clone().cpu() if robust is None else robust
     accuracy_after: dict[str, float] = {}
+    notes: list[str] = []
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         for attack in plan.attacks:
@@ -120,16 +131,66 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
                 if robust.any():
                     idx = robust.nonzero().squeeze(1)
                     aa = build_autoattack(model, plan, eps, seed, device, attacks=[attack])
-                    _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
+                    with _collect_warnings(attack, notes):
+                        _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
                     robust[idx] = y_adv.cpu() == y[idx].cpu()
                 done.append(attack)
                 seconds += time.perf_counter() - start
             accuracy_after[attack] = robust.float().mean().item()
             if state_path:
                 _save_state(state_path, key, done, robust, seconds)
+    with _collect_warnings("square", notes):  # one attack per call: AutoAttack's own end-of-run check, on the whole
+        from pyautoattack.checks import check_square_sr
+        check_square_sr({"clean": clean_correct.float().mean().item(), **accuracy_after},
+                        logger=logging.getLogger(AUTOATTACK_LOGGER))
     if state_path:
         Path(state_path).unlink(missing_ok=True)
-    return AutoAttackResult(robust, plan, accuracy_after, resumed_after, earlier)
+    return AutoAttackResult(robust, plan, accuracy_after, resumed_after, earlier, notes)
+
+
+AUTOATTACK_LOGGER = "auto-attack"  # pyautoattack's logging.getLogger name
+
+
+def state_path_for(out: str | Path, key: dict[str, Any]) -> Path:
+    """The resume state file of a run keyed by ``key`` (checkpoint, data, split, samples, seed, --eps), beside the
+    results CSV ``out``: ``<stem>.autoattack-state.<digest>.json``."""
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(out).with_name(f"{Path(out).stem}.autoattack-state.{digest}.json")
+
+
+def state_path_at_radius(state_path: Path, eps: float) -> Path:
+    """The state file of the same run at another radius (the ε sweep): ``<state stem>.<k>-255.json``."""
+    return state_path.with_suffix(f".{_radius_tag(eps)}.json")
+
+
+def _radius_tag(eps: float) -> str:
+    k = eps * 255
+    return f"{round(k)}-255" if abs(k - round(k)) <= 1e-6 else f"{eps:g}"
+
+
+@contextlib.contextmanager
+def _collect_warnings(attack: str, notes: list[str]) -> Iterator[None]:
+    """Append the ``auto-attack`` logger's warnings and the Python warnings raised meanwhile to ``notes``, as
+    ``"AutoAttack <attack>: <message>"``, each message once."""
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger(AUTOATTACK_LOGGER), _Collect(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        messages += [str(w.message) for w in caught]
+    finally:
+        logger.removeHandler(handler)
+        for message in messages:
+            note = f"AutoAttack {attack}: {message}"
+            if note not in notes:
+                notes.append(note)
 
 
 def _clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: str) -> torch.Tensor:

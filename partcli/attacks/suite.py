@@ -5,12 +5,14 @@ Suites: ``autoattack`` (the real AutoAttack), ``pgd`` (App. B: 100 steps of 0.00
 (Table 10: AutoAttack, or PGD with ``sweep_attack="pgd"``, at 8, 16, 24 and 32/255) and ``all`` (everything,
 plus an ``all`` row: robust only if a sample survives every attack at ε).
 
-Samples: the whole split, or ``n`` of them drawn without replacement with ``seed`` (kept in split order; a
-split CSV may be sorted by class, so its first n would be biased). ``survivors_of`` attacks only the samples
-robust in an earlier run's per-sample file (same checkpoint and split) and reports over that run's samples: its
+Samples (``samples`` module): the whole split, or ``n`` of them drawn with ``seed``. ``survivors_of`` attacks only
+the samples robust in an earlier run's per-sample file (same checkpoint and split) and reports over that run's samples: its
 rows are named ``<attack> after <file name>``, ``n`` is the earlier set's size and ``adv_acc`` the fraction of it
 robust under the earlier attacks and this one. Classification attacks only attack the clean-correct samples
 (the others count as not robust, as in AutoAttack).
+
+Before any attack runs, the hygiene check ``input-dependence`` looks at the clean pass and the input gradients and
+warns at once about a model that ignores its input (``hygiene`` module); the other checks follow the attacks.
 """
 from __future__ import annotations
 
@@ -26,20 +28,21 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack
+from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack, state_path_at_radius, state_path_for
+from partcli.attacks.hygiene import Check, check_input_dependence, run_hygiene
 from partcli.attacks.outcomes import (SampleOutcomes, checkpoint_fingerprint, on_earlier_set, outcomes_path,
                                       read_outcomes, write_outcomes)
-from partcli.attacks.pgd import pgd_linf_restarts
-from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pixels, mask_scores, reference_masks,
+from partcli.attacks.pgd import craft_adversarial, frozen_eval
+from partcli.attacks.samples import AttackSamples, MaskPool, load_samples, select_indices
+from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pixels, reference_masks,
                                          seg_single_attack, segmenter_attack, two_stage_attack)
 from partcli.config import parse_fraction
 from partcli.data.dataset import PreparedDataset
 from partcli.errors import PartcliError, check_writable
-from partcli.evaluate.hygiene import Check, run_hygiene
 from partcli.evaluate.results_csv import append_results
-from partcli.models.heads import DecoderFeatureHead
+from partcli.progress import warn
 
-SUITES = ("autoattack", "pgd", "seg-single", "seg-two-stage", "segmenter", "eps-sweep", "all")
+SUITES = ("autoattack", "pgd", "seg-single", "seg-two-stage", "segmenter", "eps-sweep", "all")  # SUITE_ATTACKS + all
 SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
 SWEEP_EPS = (8 / 255, 16 / 255, 24 / 255, 32 / 255)  # Table 10
 SWEEP_ATTACKS = ("autoattack", "pgd")  # Table 10 reports AutoAttack
@@ -47,8 +50,10 @@ SWEEP_ATTACKS = ("autoattack", "pgd")  # Table 10 reports AutoAttack
 
 @dataclass
 class AttackConfig:
-    """Options of ``partcli attack`` (defaults: paper App. B)."""
+    """Options of ``partcli attack`` (defaults: paper App. B). ``eps`` and ``step_size`` may be given as fractions
+    such as "8/255"; lists become tuples."""
 
+    split: str = "test"
     suite: str = "autoattack"
     eps: float = 8 / 255
     n: int | None = None
@@ -62,19 +67,15 @@ class AttackConfig:
     strategies: tuple[str, ...] = STRATEGIES
     sweep_attack: str = "autoattack"
     aa_attacks: tuple[str, ...] | None = None  # a custom AutoAttack list (e.g. cheaper tests); None = App. B
+    survivors_of: str | None = None  # an earlier run's *.samples.csv: attack its survivors only
     hygiene: bool = True
 
-
-@dataclass
-class AttackSamples:
-    """The attacked samples, on the CPU: images in [0, 1], labels, masks (-1 = unlabelled) and provenance."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    masks: torch.Tensor  # int16 to save memory; widened per batch
-    has_mask: torch.Tensor
-    index: list[int]
-    image: list[str]
+    def __post_init__(self) -> None:
+        self.eps = parse_fraction(self.eps, "--eps")
+        self.step_size = parse_fraction(self.step_size, "--step-size")
+        self.strategies = tuple(self.strategies)
+        self.aa_attacks = None if self.aa_attacks is None else tuple(self.aa_attacks)
+        self.survivors_of = None if self.survivors_of is None else str(self.survivors_of)
 
 
 @dataclass
@@ -97,92 +98,45 @@ class _Attack:
     earlier_seconds: float = 0.0  # spent on this attack by an interrupted earlier run that ``run`` resumed
 
 
-class MaskPool:
-    """Stage-1 target masks of the two-stage attack: the split's samples that have a part mask."""
-
-    def __init__(self, labels: torch.Tensor, get: Callable[[int], tuple[torch.Tensor, torch.Tensor]]):
-        self.labels = labels
-        self._get = get  # pool position -> (image, mask)
-        self._scores: torch.Tensor | None = None
-
-    @classmethod
-    def from_dataset(cls, ds: PreparedDataset) -> "MaskPool":
-        members = [i for i in range(len(ds)) if ds.has_mask(i)]
-        return cls(torch.tensor([ds.samples[i].label for i in members], dtype=torch.long),
-                   lambda k: ds[members[k]][:2])
-
-    @classmethod
-    def from_samples(cls, samples: AttackSamples) -> "MaskPool":
-        members = samples.has_mask.nonzero().squeeze(1).tolist()
-        return cls(samples.y[members], lambda k: (samples.x[members[k]], samples.masks[members[k]].long()))
-
-    def masks(self, positions: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self._get(int(k))[1] for k in positions.tolist()])
-
-    def scores(self, head: nn.Module, channels: int, device: str, batch_size: int) -> torch.Tensor:
-        """Pool size × classes: the head's softmax on each pool mask itself (``mc-sorted``, App. D.3)."""
-        if self._scores is None:
-            out = []
-            for start in range(0, len(self.labels), batch_size):
-                items = [self._get(k) for k in range(start, min(start + batch_size, len(self.labels)))]
-                images, masks = (torch.stack([it[i] for it in items]).to(device) for i in (0, 1))
-                out.append(mask_scores(head, masks.long(), images, channels).cpu())
-            self._scores = torch.cat(out)
-        return self._scores
-
-
-def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test", suite: str = "autoattack",
-                     eps: float | str = 8 / 255, n: int | None = None, batch_size: int = 256,
-                     out: str | Path | None = "results/attacks.csv", seed: int = 0, device: str = "cpu",
-                     attack_cseg: float = 0.5, restarts: int = 5, steps: int = 100, step_size: float | str = 0.001,
-                     strategies: tuple[str, ...] | list[str] = STRATEGIES, sweep_attack: str = "autoattack",
-                     survivors_of: str | Path | None = None, aa_attacks: tuple[str, ...] | list[str] | None = None,
-                     hygiene: bool = True) -> SuiteResult:
-    """Python API of ``partcli attack``: attack ``n`` samples of ``split``, append rows to ``out`` (if given),
-    write the per-sample outcomes beside it and return the rows, notes and hygiene checklist."""
+def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig,
+                     out: str | Path | None = "results/attacks.csv") -> SuiteResult:
+    """Python API of ``partcli attack``: attack ``cfg.n`` samples of ``cfg.split``, append rows to ``out`` (if
+    given), write the per-sample outcomes beside it and return the rows, notes and hygiene checklist."""
     from partcli.checkpoint import load_checkpoint
     from partcli.evaluate.evaluate import load_for_dataset
 
-    cfg = AttackConfig(suite=suite, eps=parse_fraction(eps, "--eps"), n=n, batch_size=batch_size, seed=seed,
-                       device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
-                       step_size=parse_fraction(step_size, "--step-size"), strategies=tuple(strategies),
-                       sweep_attack=sweep_attack, aa_attacks=tuple(aa_attacks) if aa_attacks is not None else None,
-                       hygiene=hygiene)
     validate_config(cfg)
-    if survivors_of is not None and n is not None:
-        raise PartcliError(f"--n {n}: not with --survivors-of, which attacks every survivor so that its rows can "
-                           "report over the earlier run's samples; drop --n")
     state = load_checkpoint(ckpt)
-    model, ds = load_for_dataset(ckpt, data, split, state=state)
+    model, ds = load_for_dataset(ckpt, data, cfg.split, state=state)
     train_adv = state["config"].get("train", {}).get("adv")
-    _require_segmenter(model, suite, str(ckpt))
+    _require_segmenter(model, cfg.suite, str(ckpt))
     fingerprint = checkpoint_fingerprint(ckpt)
+    survivors_of = cfg.survivors_of
     earlier = _earlier_outcomes(survivors_of, ds, fingerprint) if survivors_of is not None else None
-    indices = select_indices(len(ds), cfg.n, cfg.seed, earlier.survivors() if earlier else None, split)
+    indices = select_indices(len(ds), cfg.n, cfg.seed, earlier.survivors() if earlier else None, cfg.split)
     if earlier is not None and not indices:
         raise PartcliError(f"--survivors-of {survivors_of}: no sample survived its attacks; robust accuracy over "
                            f"its {len(earlier.index)} samples is already 0")
     samples = load_samples(ds, indices)
-    key = {"checkpoint": str(Path(ckpt).resolve()), "data": str(Path(data).resolve()), "split": split,
+    key = {"checkpoint": str(Path(ckpt).resolve()), "data": str(Path(data).resolve()), "split": cfg.split,
            "eps": cfg.eps, "seed": cfg.seed, "samples": hashlib.sha1(json.dumps(indices).encode()).hexdigest()}
     state_path = None
     if out is not None:
         check_writable(out)
-        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-        state_path = Path(out).with_name(f"{Path(out).stem}.autoattack-state.{digest}.json")
+        state_path = state_path_for(out, key)
     result = attack_model(model, samples, cfg, num_classes=ds.info.num_classes, pool=MaskPool.from_dataset(ds),
                           train_adv=train_adv, state_path=state_path, state_key=key)
-    result.outcomes.split, result.outcomes.checkpoint = split, fingerprint
+    result.outcomes.split, result.outcomes.checkpoint = cfg.split, fingerprint
     if earlier is not None:
         result.rows, result.outcomes = on_earlier_set(result.rows, result.outcomes, earlier, Path(survivors_of).name)
         result.notes.append(f"--survivors-of: {len(indices)} of {len(earlier.index)} samples attacked; rows report "
                             "over all of them (robust under the earlier attacks and this one), pixel accuracies "
                             "left empty")
     for row in result.rows:
-        row.update(checkpoint=str(ckpt), dataset=str(data), split=split)
+        row.update(checkpoint=str(ckpt), dataset=str(data), split=cfg.split)
     if out is not None:
         append_results(out, result.rows)
-        result.samples_path = outcomes_path(out, suite)
+        result.samples_path = outcomes_path(out, cfg.suite)
         write_outcomes(result.samples_path, result.outcomes)
     return result
 
@@ -207,29 +161,9 @@ def validate_config(cfg: AttackConfig) -> None:
         raise PartcliError(f"--step-size {cfg.step_size:g}: expected a positive number")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise PartcliError(f"--device {cfg.device}: no CUDA device is available; use --device cpu")
-
-
-def select_indices(split_size: int, n: int | None, seed: int, candidates: list[int] | None,
-                   split: str = "test") -> list[int]:
-    """Split indices to attack: all candidates, or ``n`` of them drawn with ``seed``, in split order."""
-    if n is not None and n > split_size:
-        raise PartcliError(f"--n {n}: the {split} split has only {split_size} samples")
-    pool = list(range(split_size)) if candidates is None else list(candidates)
-    if n is None or n >= len(pool):
-        return pool
-    pick = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:n]
-    return [pool[i] for i in sorted(pick.tolist())]
-
-
-def load_samples(ds: PreparedDataset, indices: list[int]) -> AttackSamples:
-    indices = list(indices)
-    if not indices:
-        raise PartcliError(f"{ds.root}: no samples to attack in the {ds.split} split")
-    items = [ds[i] for i in indices]
-    return AttackSamples(x=torch.stack([it[0] for it in items]), y=torch.tensor([it[2] for it in items]),
-                         masks=torch.stack([it[1].to(torch.int16) for it in items]),
-                         has_mask=torch.tensor([it[3] for it in items], dtype=torch.bool), index=indices,
-                         image=[ds.samples[i].image for i in indices])
+    if cfg.survivors_of is not None and cfg.n is not None:
+        raise PartcliError(f"--n {cfg.n}: not with --survivors-of, which attacks every survivor so that its rows can "
+                           "report over the earlier run's samples; drop --n")
 
 
 def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *, num_classes: int,
@@ -240,6 +174,11 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
     _require_segmenter(model, cfg.suite, "the model")
     model = model.to(cfg.device).eval()
     runner = _Runner(model, samples, cfg, num_classes, pool or MaskPool.from_samples(samples), state_path, state_key)
+    early: list[Check] = []
+    if cfg.hygiene:  # before the expensive attacks: a model that ignores its input wastes them
+        early.append(check_input_dependence(runner.clean_logits.argmax(1), samples.y, runner.zero_input_gradients()))
+        if early[-1].status == "warn":
+            warn(f"{early[-1].name}: {early[-1].message}")
     rows, robust = [], {}
     for attack in runner.attacks():
         start = time.perf_counter()
@@ -255,7 +194,7 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
                                sum(r["seconds"] for r in rows)))
     outcomes = SampleOutcomes(samples.index, samples.image, samples.y.tolist(), runner.clean_correct.tolist(),
                               {k: v.tolist() for k, v in robust.items()})
-    checks = (run_hygiene(rows, cfg.suite, cfg.eps, cfg.restarts, train_adv, runner.pgd_accuracy)
+    checks = (early + run_hygiene(rows, cfg.suite, cfg.eps, cfg.restarts, train_adv, runner.pgd_accuracy)
               if cfg.hygiene else [])
     return SuiteResult(rows, outcomes, checks, runner.notes)
 
@@ -327,33 +266,12 @@ class _Runner:
                                 if self.part_model and self.labelled_pixels else None)
 
     def attacks(self) -> list[_Attack]:
-        cfg, eps = self.cfg, self.cfg.eps
-        wanted = SUITES[:-1] if cfg.suite == "all" else (cfg.suite,)
-        if cfg.suite == "all" and not self.part_model:
+        """The suite's attacks in order (``all``: every suite's, seg suites only for part models)."""
+        wanted = SUITES[:-1] if self.cfg.suite == "all" else (self.cfg.suite,)
+        if self.cfg.suite == "all" and not self.part_model:
             self.notes.append("model without a part segmenter: seg-single, seg-two-stage and segmenter skipped")
             wanted = tuple(w for w in wanted if w not in SEG_SUITES)
-        out: list[_Attack] = []
-        for suite in wanted:
-            if suite == "autoattack":
-                out.append(self._autoattack(eps))
-            elif suite == "pgd":
-                out.append(_Attack("pgd", eps, lambda: self._pgd(eps, cfg.step_size, cfg.restarts, "pgd")))
-            elif suite == "seg-single":
-                out.append(_Attack("seg-single", eps, self._seg_single))
-            elif suite == "seg-two-stage":
-                out += [_Attack(f"seg-two-stage/{s}", eps, lambda s=s: self._two_stage(s)) for s in self._strategies()]
-            elif suite == "segmenter":
-                out.append(self._segmenter())
-            elif suite == "eps-sweep":
-                for e in SWEEP_EPS:
-                    if cfg.suite == "all" and _same(e, eps):
-                        continue  # the autoattack and pgd rows at --eps are this radius already
-                    if cfg.sweep_attack == "autoattack":
-                        out.append(self._autoattack(e))
-                        continue
-                    step = sweep_step_size(e, cfg.step_size, cfg.steps)
-                    out.append(_Attack("pgd", e, lambda e=e, step=step: self._pgd(e, step, cfg.restarts, "pgd")))
-        return out
+        return [attack for suite in wanted for attack in SUITE_ATTACKS[suite](self)]
 
     def row(self, attack: _Attack, robust: torch.Tensor, seconds: float) -> dict[str, Any]:
         return {"suite": self.cfg.suite, "attack": attack.name, "norm": "Linf", "eps": attack.eps,
@@ -361,16 +279,59 @@ class _Runner:
                 "adv_acc": robust.float().mean().item(), "clean_pixel_acc": self.clean_pixel_acc,
                 "adv_pixel_acc": attack.pixel_acc() if attack.pixel_acc else None, "seconds": seconds}
 
+    def zero_input_gradients(self) -> torch.Tensor:
+        """Per sample of the first batch: whether the input gradient of the top-2 logit margin is exactly zero
+        (a margin, not the loss, so that a confident prediction's saturated softmax does not count as zero)."""
+        sl = self._batches(range(len(self.s.y)))[0]
+        x = self.s.x[sl].to(self.cfg.device).requires_grad_(True)
+        with frozen_eval(self.model), torch.enable_grad():
+            logits = self.model(x).float()
+            if logits.shape[1] < 2:
+                return torch.zeros(0, dtype=torch.bool)
+            top2 = logits.topk(2, dim=1).values
+            (grad,) = torch.autograd.grad((top2[:, 0] - top2[:, 1]).sum(), x)
+        return (grad.flatten(1) == 0).all(1).cpu()
+
     def pgd_accuracy(self, eps: float, restarts: int) -> float:
         """The hygiene checks' extra runs: PGD at ``eps`` with ``restarts``; robust accuracy."""
         step = sweep_step_size(eps, self.cfg.step_size, self.cfg.steps)
         return self._pgd(eps, step, restarts, f"hygiene-{restarts}").float().mean().item()
 
+    # -- the suites ---------------------------------------------------------------------------------------
+    def autoattack_suite(self) -> list[_Attack]:
+        return [self._autoattack(self.cfg.eps)]
+
+    def pgd_suite(self) -> list[_Attack]:
+        cfg = self.cfg
+        return [_Attack("pgd", cfg.eps, lambda: self._pgd(cfg.eps, cfg.step_size, cfg.restarts, "pgd"))]
+
+    def seg_single_suite(self) -> list[_Attack]:
+        return [_Attack("seg-single", self.cfg.eps, self._seg_single)]
+
+    def two_stage_suite(self) -> list[_Attack]:
+        return [_Attack(f"seg-two-stage/{s}", self.cfg.eps, lambda s=s: self._two_stage(s))
+                for s in self._strategies()]
+
+    def segmenter_suite(self) -> list[_Attack]:
+        return [self._segmenter()]
+
+    def eps_sweep_suite(self) -> list[_Attack]:
+        cfg, out = self.cfg, []
+        for e in SWEEP_EPS:
+            if cfg.suite == "all" and _same(e, cfg.eps):
+                continue  # the autoattack and pgd rows at --eps are this radius already
+            if cfg.sweep_attack == "autoattack":
+                out.append(self._autoattack(e))
+                continue
+            step = sweep_step_size(e, cfg.step_size, cfg.steps)
+            out.append(_Attack("pgd", e, lambda e=e, step=step: self._pgd(e, step, cfg.restarts, "pgd")))
+        return out
+
     # -- the attacks --------------------------------------------------------------------------------------
     def _autoattack(self, eps: float) -> _Attack:
         at_eps = _same(eps, self.cfg.eps)
         state_path = (self.state_path if at_eps or self.state_path is None  # one resume file per radius
-                      else self.state_path.with_suffix(f".{eps_label(eps).replace('/', '-')}.json"))
+                      else state_path_at_radius(self.state_path, eps))
         state_key = None if self.state_key is None else {**self.state_key, "attack_eps": eps}
 
         def run() -> torch.Tensor:
@@ -383,6 +344,7 @@ class _Runner:
                 self.notes.append(f"AutoAttack resumed an interrupted run after {', '.join(result.resumed_after)} "
                                   f"(state {state_path}); its seconds include their {result.earlier_seconds:.1f} "
                                   "s in that run")
+            self.notes.extend(w for w in result.warnings if w not in self.notes)
             return result.robust
 
         plan = autoattack_plan(self.num_classes, self.cfg.aa_attacks)
@@ -394,14 +356,14 @@ class _Runner:
     def _pgd(self, eps: float, step: float, restarts: int, name: str) -> torch.Tensor:
         gen = self._generator(f"{name}@{eps}")
 
-        def attack(x, y, masks, has_mask):
-            return pgd_linf_restarts(self.model, x, y, eps, step, self.cfg.steps, restarts, generator=gen)
+        def attack(x, y, masks, has_mask, sl):
+            return craft_adversarial(self.model, x, y, eps, step, self.cfg.steps, restarts=restarts, generator=gen)
         return self._classification_attack(attack)
 
     def _seg_single(self) -> torch.Tensor:
         cfg, gen = self.cfg, self._generator("seg-single")
 
-        def attack(x, y, masks, has_mask):
+        def attack(x, y, masks, has_mask, sl):
             return seg_single_attack(self.model, x, y, masks, has_mask, cfg.eps, cfg.step_size, cfg.steps,
                                      cfg.restarts, cfg.attack_cseg, gen)
         return self._classification_attack(attack)
@@ -420,15 +382,17 @@ class _Runner:
         position[attacked] = torch.arange(len(attacked))
 
         def attack(x, y, masks, has_mask, sl):
-            fooled = torch.zeros(len(y), dtype=torch.bool, device=x.device)
+            """Per sample the first restart that fools the model (else the clean input)."""
+            best, fooled = x.clone(), torch.zeros(len(y), dtype=torch.bool, device=x.device)
             reference = None if targeted else reference_masks(self.model, x, masks, has_mask)
             for r in range(cfg.restarts):
                 stage1 = (self.pool.masks(targets[r, position[sl]]).to(x.device) if targeted else reference)
                 x_adv = two_stage_attack(self.model, x, y, stage1, targeted, cfg.eps, cfg.step_size, cfg.steps, gen)
                 with torch.no_grad():
-                    fooled |= self.model(x_adv).argmax(1) != y
-            return fooled
-        return self._classification_attack(attack, returns_fooled=True)
+                    take = (self.model(x_adv).argmax(1) != y) & ~fooled
+                best[take], fooled = x_adv[take], fooled | take
+            return best
+        return self._classification_attack(attack)
 
     def _segmenter(self) -> _Attack:
         cfg, gen = self.cfg, self._generator("segmenter")
@@ -440,8 +404,9 @@ class _Runner:
                 x, y = self.s.x[sl].to(cfg.device), self.s.y[sl].to(cfg.device)
                 masks, has_mask = self.s.masks[sl].long().to(cfg.device), self.s.has_mask[sl].to(cfg.device)
                 reference = reference_masks(self.model, x, masks, has_mask)
-                x_adv = segmenter_attack(self.model, x, reference, cfg.eps, cfg.step_size, cfg.steps, cfg.restarts,
-                                         gen)
+                with frozen_eval(self.model):
+                    x_adv = segmenter_attack(self.model, x, reference, cfg.eps, cfg.step_size, cfg.steps,
+                                             cfg.restarts, gen)
                 with torch.no_grad():
                     logits, seg = self.model(x_adv, return_seg=True)
                     adv_correct_px[0] += int(correct_pixels(seg, masks).sum())
@@ -455,7 +420,7 @@ class _Runner:
     # -- helpers ------------------------------------------------------------------------------------------
     def _strategies(self) -> tuple[str, ...]:
         """The two-stage strategies to run: mc-sorted needs a head that reads part masks (not ``twohead``)."""
-        if "mc-sorted" not in self.cfg.strategies or not isinstance(self.model.head, DecoderFeatureHead):
+        if "mc-sorted" not in self.cfg.strategies or getattr(self.model.head, "reads_masks", True):
             return self.cfg.strategies
         rest = tuple(s for s in self.cfg.strategies if s != "mc-sorted")
         if not rest:
@@ -464,21 +429,19 @@ class _Runner:
         self.notes.append("twohead model: seg-two-stage/mc-sorted skipped (its classifier reads no masks)")
         return rest
 
-    def _classification_attack(self, attack: Callable[..., torch.Tensor], returns_fooled: bool = False
-                               ) -> torch.Tensor:
-        """Robust flags: ``attack`` runs on the clean-correct samples only, batch by batch."""
+    def _classification_attack(self, attack: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """Robust flags: ``attack(x, y, masks, has_mask, batch indices) -> x_adv`` runs on the clean-correct samples
+        only, batch by batch, with the parameters frozen; a sample is robust if x_adv is still classified right."""
         robust = torch.zeros(len(self.s.y), dtype=torch.bool)
         attacked = self.clean_correct.nonzero().squeeze(1)
         for sl in self._batches(attacked.tolist()):
             dev = self.cfg.device
             x, y = self.s.x[sl].to(dev), self.s.y[sl].to(dev)
             masks, has_mask = self.s.masks[sl].long().to(dev), self.s.has_mask[sl].to(dev)
-            if returns_fooled:
-                robust[sl] = ~attack(x, y, masks, has_mask, sl).cpu()
-            else:
-                x_adv = attack(x, y, masks, has_mask)
-                with torch.no_grad():
-                    robust[sl] = (self.model(x_adv).argmax(1) == y).cpu()
+            with frozen_eval(self.model):
+                x_adv = attack(x, y, masks, has_mask, sl)
+            with torch.no_grad():
+                robust[sl] = (self.model(x_adv).argmax(1) == y).cpu()
         return robust
 
     def _batches(self, indices) -> list[Any]:
@@ -492,3 +455,14 @@ class _Runner:
     def _generator(self, name: str) -> torch.Generator:
         """One generator per attack, so an attack's result does not depend on which others ran before it."""
         return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+# suite name -> the runner's attacks for it, in row order (``all`` runs every other suite, then its own row)
+SUITE_ATTACKS: dict[str, Callable[[_Runner], list[_Attack]]] = {
+    "autoattack": _Runner.autoattack_suite,
+    "pgd": _Runner.pgd_suite,
+    "seg-single": _Runner.seg_single_suite,
+    "seg-two-stage": _Runner.two_stage_suite,
+    "segmenter": _Runner.segmenter_suite,
+    "eps-sweep": _Runner.eps_sweep_suite,
+}

@@ -3,6 +3,10 @@
 Early in training the soft masks barely differ between samples, so every learned head normalises across
 samples (BatchNorm) before its ReLUs, as the paper's code does: without it the hidden units die under
 SGD with momentum, the classification loss sits at ln C and no class gradient reaches the segmenter.
+
+Every head takes the same inputs, ``head(seg_logits, image, features)``: the part logits, the [0, 1] input image
+(App. D.10) and the segmenter decoder's dense features (App. C.1), and uses what it needs; ``reads_masks`` says
+whether its classification depends on the part logits (the mask-guided attacks need one that does).
 """
 from __future__ import annotations
 
@@ -39,7 +43,10 @@ class DownsampledHead(nn.Module):
                                   nn.Flatten())
         self.fc = _mlp(width, num_classes)
 
-    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+    reads_masks = True
+
+    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None,
+                features: torch.Tensor | None = None) -> torch.Tensor:
         masks = seg_logits.softmax(dim=1)
         if self.drop_background:
             masks = masks[:, 1:]
@@ -56,7 +63,10 @@ class BBoxHead(nn.Module):
         self.mlp = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(5 * num_parts), nn.Linear(5 * num_parts, hidden),
                                  nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), nn.Linear(hidden, num_classes))
 
-    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+    reads_masks = True
+
+    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None,
+                features: torch.Tensor | None = None) -> torch.Tensor:
         return self.mlp(bbox_features(seg_logits))
 
 
@@ -70,7 +80,10 @@ class PixelHead(nn.Module):
             assign[cls, part] = 1.0
         self.register_buffer("assign", assign)
 
-    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+    reads_masks = True
+
+    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None,
+                features: torch.Tensor | None = None) -> torch.Tensor:
         return torch.einsum("nkhw,ck->nc", seg_logits, self.assign) / (seg_logits.shape[2] * seg_logits.shape[3])
 
 
@@ -83,5 +96,10 @@ class DecoderFeatureHead(nn.Module):
             nn.AdaptiveAvgPool2d(pool), nn.Conv2d(in_channels, width, pool), nn.BatchNorm2d(width),
             nn.ReLU(inplace=True), nn.Flatten(), _mlp(width, num_classes))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    reads_masks = False
+
+    def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None,
+                features: torch.Tensor | None = None) -> torch.Tensor:
+        if features is None:
+            raise ValueError("the two-headed model's classifier reads the decoder's features: pass them")
         return self.net(features)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from partcli.models.heads import DecoderFeatureHead
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -38,7 +36,9 @@ class Classifier(nn.Module):
 
 
 class PartModel(nn.Module):
-    """f = f_cls ∘ f_seg. ``forward(x, return_seg=True)`` also returns the N×(K+1)×H×W part logits."""
+    """f = f_cls ∘ f_seg. ``forward(x, return_seg=True)`` also returns the N×(K+1)×H×W part logits.
+
+    The head gets the part logits, the input image and the decoder's features (``heads`` module docstring)."""
 
     has_segmenter = True
 
@@ -52,10 +52,7 @@ class PartModel(nn.Module):
         features = self.segmenter.encoder(self.normalize(x))
         decoded = self.segmenter.decoder(features)
         seg_logits = self.segmenter.segmentation_head(decoded)
-        if isinstance(self.head, DecoderFeatureHead):
-            logits = self.head(decoded)
-        else:
-            logits = self.head(seg_logits, x)
+        logits = self.head(seg_logits, x, decoded)
         return (logits, seg_logits) if return_seg else logits
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:

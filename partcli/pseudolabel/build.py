@@ -12,7 +12,8 @@ Layout of ``--out`` (a prepared dataset, DESIGN §2):
 - ``segmenter/``: the segmenter's run folder (config.yaml, metrics.csv, checkpoints/); its ``last.pt`` made
   the pseudo masks (with c_seg = 1 the run's "best" is picked by a classification metric, not by masks).
 
-The segmenter trains in ``<out>.segmenter/`` beside ``--out`` (so a cut-short run can be resumed) and is moved
+The segmenter trains in ``<out>.segmenter/`` beside ``--out`` (so a cut-short run can be resumed), on the labelled
+training subset written to ``<out>.segmenter-data/`` (CSVs only; removed once the dataset is written), and is moved
 into the dataset just before the dataset folder is renamed into place. A finished run found there, or in the
 ``segmenter/`` of an ``--out`` being overwritten, with the same settings, is reused instead of retrained.
 Training masks that the fraction withholds are never opened, by the segmenter's training or by this module.
@@ -20,6 +21,7 @@ Training masks that the fraction withholds are never opened, by the segmenter's 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from partcli.progress import track
 from partcli.pseudolabel.config import PseudoLabelConfig
 from partcli.pseudolabel.predict import OWN_CLASS_PARTS, native_resolution_masks
 from partcli.pseudolabel.segmenter import finished_segmenter, segmenter_config, work_dir_for
+from partcli.pseudolabel.subset import subset_dir_for, subset_name, write_labelled_subset
 from partcli.pseudolabel.unlabelled import read_unlabelled
 from partcli.train.distributed import DistInfo
 from partcli.train.loop import pick_device, seg_label_mask_indices, validate_config
@@ -67,8 +70,8 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
     parent, out = Path(cfg.data), prepare_output_dir(cfg.out, overwrite)
     if not 0.0 < cfg.frac <= 1.0:
         raise PartcliError(f"--frac {cfg.frac}: must lie in (0, 1]: the fraction of training masks kept")
-    work = work_dir_for(out)
-    tcfg = segmenter_config(cfg, work)
+    work, subset_dir = work_dir_for(out), subset_dir_for(out)
+    tcfg = segmenter_config(cfg, work, subset_dir)
     validate_config(tcfg)
     _check_apart(parent, out, "--data")
     train = PreparedDataset(parent, "train", check_files=False)  # the default check would open withheld masks
@@ -87,8 +90,14 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
         raise PartcliError(f"--frac {cfg.frac}: every training sample keeps its mask, nothing to pseudo-label; "
                            "lower --frac or give --unlabelled")
 
+    kept = [r.sample for r in rows if not r.pseudo]  # --unlabelled rows are all pseudo
+    splits = {split: PreparedDataset(parent, split, check_files=False).samples for split in ("val", "test")}
+    subset_source = {"command": "pseudolabel (the segmenter's training data)", "parent": str(parent.resolve()),
+                     "frac": cfg.frac, "seed": cfg.seed}
     previous = out / SEGMENTER_DIR
-    run = finished_segmenter(tcfg, work, previous if previous.is_dir() else None, overwrite)
+    run = finished_segmenter(tcfg, work, subset_name(train.info, kept),
+                             lambda: write_labelled_subset(parent, train.info, splits, kept, subset_dir, subset_source),
+                             previous if previous.is_dir() else None, overwrite)
     device = pick_device(cfg.device, DistInfo())
     model = load_model(run / "checkpoints" / "last.pt", device)
     val = evaluate_model(model, PreparedDataset(parent, "val", eval_transform(cfg.image_size)), cfg.batch_size,
@@ -100,7 +109,8 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
         "frac": cfg.frac, "seed": cfg.seed, "pseudo_masks": OWN_CLASS_PARTS,
         "unlabelled": _rel(Path(cfg.unlabelled), final) if cfg.unlabelled else None,
         "segmenter": {"arch": tcfg.arch, "backbone": cfg.backbone, "pretrained": cfg.pretrained,
-                      "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "image_size": cfg.image_size},
+                      "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "image_size": cfg.image_size,
+                      "train_samples": len(kept)},
     }
     summary = {"pseudolabel": {
         "segmenter_checkpoint": SEGMENTER_CHECKPOINT,
@@ -124,6 +134,7 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
             else:
                 _add_kept(writer, "train", r, final)
         written = _finish_with_segmenter(writer, run, source, summary)
+    shutil.rmtree(subset_dir, ignore_errors=True)
     return PseudoLabelResult(out, written, n_gt, n_pseudo, val.pixel_acc, val.miou, out / SEGMENTER_CHECKPOINT)
 
 

@@ -1,8 +1,8 @@
 """Train, resume or reuse the part segmenter that produces the pseudo masks (App. D.6, first step).
 
-The segmenter is an ordinary training run (``run_training``) on the parent dataset with ``seg_frac = frac`` and
-``cseg = 1``: the loss is the segmentation loss alone (Eq. 5 with c = 1), and the samples whose mask is withheld
-carry no labelled pixel, so they add exactly nothing to it. The ``pixel`` head has no parameters (App. C.2),
+The segmenter is an ordinary training run (``run_training``) with ``cseg = 1`` (the loss is the segmentation loss
+alone, Eq. 5 with c = 1) on the labelled subset of the parent's training split (``subset`` module): the samples
+whose mask is withheld would add exactly nothing to that loss, so they are not trained on. The ``pixel`` head has no parameters (App. C.2),
 so the checkpoint holds nothing untrained and the run's validation accuracy is the class read off the masks.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from partcli.checkpoint import load_checkpoint
 from partcli.errors import PartcliError
@@ -20,17 +20,18 @@ from partcli.train.config import TrainConfig
 from partcli.train.loop import run_training
 
 SEGMENTER_ARCH = "pixel"
-# Settings that do not change what a run computes; a run differing only in these is reused.
-UNCOMPARED = ("out", "device", "workers")
+# Settings that do not change what a run computes; a run differing only in these is reused. The training data is
+# compared by the subset's name (a digest of its rows, recorded in the checkpoint), not by where it was written.
+UNCOMPARED = ("out", "device", "workers", "data")
 
 
-def segmenter_config(cfg: PseudoLabelConfig, run_dir: Path) -> TrainConfig:
-    """The segmenter's training run; input paths are absolute so a rerun from elsewhere compares equal."""
+def segmenter_config(cfg: PseudoLabelConfig, run_dir: Path, data_dir: Path) -> TrainConfig:
+    """The segmenter's training run on the labelled subset at ``data_dir``; paths are absolute."""
     return TrainConfig(
-        data=str(Path(cfg.data).resolve()), out=str(run_dir), arch=SEGMENTER_ARCH, backbone=cfg.backbone,
+        data=str(data_dir.resolve()), out=str(run_dir), arch=SEGMENTER_ARCH, backbone=cfg.backbone,
         pretrained=str(Path(cfg.pretrained).resolve()) if cfg.pretrained else None, epochs=cfg.epochs,
         batch_size=cfg.batch_size, lr=cfg.lr, image_size=cfg.image_size, workers=cfg.workers, seed=cfg.seed,
-        device=cfg.device, cseg=1.0, adv="none", seg_frac=cfg.frac,
+        device=cfg.device, cseg=1.0, adv="none", seg_frac=1.0,  # every subset sample keeps its mask
         seg_loss_norm="labelled",  # only the masked samples teach a segmenter: their loss keeps its full weight
     )
 
@@ -40,8 +41,10 @@ def work_dir_for(out: Path) -> Path:
     return out.parent / f"{out.name}.segmenter"
 
 
-def finished_segmenter(tcfg: TrainConfig, work: Path, previous: Path | None = None, overwrite: bool = False) -> Path:
-    """Return ``work`` holding a finished run of ``tcfg``: reused if there, resumed if cut short, else trained.
+def finished_segmenter(tcfg: TrainConfig, work: Path, data_name: str, write_data: Callable[[], None],
+                       previous: Path | None = None, overwrite: bool = False) -> Path:
+    """Return ``work`` holding a finished run of ``tcfg`` on the training data named ``data_name``: reused if
+    there, resumed if cut short, else trained; ``write_data`` writes that data (at ``tcfg.data``) first.
 
     ``previous`` (the ``segmenter/`` folder of the dataset being overwritten) is copied to ``work`` when it
     holds a finished run with the same settings, so re-writing a dataset does not retrain its segmenter.
@@ -49,23 +52,21 @@ def finished_segmenter(tcfg: TrainConfig, work: Path, previous: Path | None = No
     """
     if _last_state(work) is None and previous is not None:
         state = _last_state(previous)
-        if state is not None and not _differences(state, tcfg) and state["epoch"] >= tcfg.epochs:
+        if state is not None and not _differences(state, tcfg, data_name) and state["epoch"] >= tcfg.epochs:
             shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(previous, work)
     state = _last_state(work)
-    if state is None:
-        shutil.rmtree(work, ignore_errors=True)  # a run that died before its first checkpoint
-        info(f"training the part segmenter in {work}")
-        return run_training(tcfg)
-    diff = _differences(state, tcfg)
-    if diff:
-        if not overwrite:
-            raise PartcliError(f"{work}: holds a segmenter run with other settings ({diff}); delete it, or pass "
-                               "--overwrite to retrain")
-        shutil.rmtree(work)
+    diff = "" if state is None else _differences(state, tcfg, data_name)
+    if diff and not overwrite:
+        raise PartcliError(f"{work}: holds a segmenter run with other settings ({diff}); delete it, or pass "
+                           "--overwrite to retrain")
+    if state is None or diff:
+        shutil.rmtree(work, ignore_errors=True)  # a run that died before its first checkpoint, or --overwrite
+        write_data()
         info(f"training the part segmenter in {work}")
         return run_training(tcfg)
     if state["epoch"] < tcfg.epochs:
+        write_data()
         return run_training(tcfg, resume=True)
     info(f"reusing the finished segmenter run {work}")
     return work
@@ -76,8 +77,11 @@ def _last_state(run: Path) -> dict[str, Any] | None:
     return load_checkpoint(last) if last.is_file() else None
 
 
-def _differences(state: dict[str, Any], tcfg: TrainConfig) -> str:
+def _differences(state: dict[str, Any], tcfg: TrainConfig, data_name: str) -> str:
     """'key: old -> new' for every computation-relevant setting in which the checkpoint's run differs."""
     old, new = state["config"]["train"], dataclasses.asdict(tcfg)
-    keys = [k for k in new if k not in UNCOMPARED and old.get(k) != new[k]]
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in keys)
+    diff = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if k not in UNCOMPARED and old.get(k) != new[k]]
+    old_name = state["config"].get("dataset", {}).get("name")
+    if old_name != data_name:
+        diff.insert(0, f"training data: {old_name!r} -> {data_name!r}")
+    return ", ".join(diff)

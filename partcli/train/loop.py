@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from partcli.attacks.pgd import pgd_linf
+from partcli.attacks.pgd import craft_adversarial
 from partcli.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from partcli.config import write_config
 from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
@@ -35,7 +35,7 @@ from partcli.train.optim import build_optimizer, build_scheduler
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
 from partcli.train.run_files import (_append_metrics, _remove_run_files, restore_run_files, resume_point,
                                      selection_metric, with_absolute_paths)
-from partcli.train.step import frozen_eval, training_loss
+from partcli.train.step import training_loss
 from partcli.version import __version__
 
 
@@ -331,8 +331,7 @@ class Trainer:
             if seg is not None and self.cfg.seg_labels != "centroid":
                 cm += confusion_matrix(seg.argmax(1), masks, k1)
             if self.cfg.adv != "none":
-                with frozen_eval(model), self.autocast():
-                    x_adv = pgd_linf(model, x, y, self.cfg.eps, self.cfg.step_size, steps, random_start=True)
+                x_adv = craft_adversarial(model, x, y, self.cfg.eps, self.cfg.step_size, steps, autocast=self.autocast)
                 with torch.no_grad(), self.autocast():
                     adv += (model(x_adv).argmax(1) == y).sum().item()
         clean, adv, seen = all_sum([clean, adv, seen], self.dist, self._reduce_device())

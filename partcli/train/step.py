@@ -2,40 +2,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
 
 import torch
 from torch import nn
 
-from partcli.attacks.pgd import pgd_linf
+from partcli.attacks.pgd import AutocastFactory, craft_adversarial, frozen_eval
 from partcli.train.config import TrainConfig
 from partcli.train.losses import SegLossFn, combined_loss, seg_loss, trades_loss
-
-AutocastFactory = Callable[[], contextlib.AbstractContextManager]
-
-
-@contextlib.contextmanager
-def frozen_eval(model: nn.Module):
-    """Craft attacks in eval mode: BatchNorm uses (and never updates) its running statistics.
-
-    Eval mode also means the attacker sees the model as it is evaluated (deterministic BatchNorm), and
-    x* does not depend on how the batch happens to be composed.
-
-    Parameters are also set not to require grad meanwhile, so crafting builds no parameter graph (faster,
-    and no parameter's .grad can change). Both are restored afterwards.
-    """
-    was_training = model.training
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
-        model.train(was_training)
-
 
 def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   masks: torch.Tensor, cfg: TrainConfig, autocast: AutocastFactory = contextlib.nullcontext,
@@ -45,7 +18,7 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
     ``model`` is what the loss back-propagates through (possibly DDP-wrapped); ``attack_model`` is the
     bare module the attacker differentiates (no DDP hooks). The attacker maximises the classification
     loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11); attacks run in
-    ``frozen_eval`` and in the same autocast precision as the training forward pass. ``seg_fn`` is the
+    ``craft_adversarial`` (eval mode, parameters frozen) and in the same autocast precision as the training forward pass. ``seg_fn`` is the
     segmentation term (Eq. 7, or Eqs. 12–13 for centroid labels).
 
     TRADES, as in its reference implementation and the paper's code, makes two train-mode passes per step
@@ -58,18 +31,16 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
             loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg, seg_fn)
         return loss, logits
     if cfg.adv == "pgd":
-        with frozen_eval(attack_model), autocast():
-            x_adv = pgd_linf(attack_model, x, y, cfg.eps, cfg.step_size, cfg.steps, random_start=True)
+        x_adv = craft_adversarial(attack_model, x, y, cfg.eps, cfg.step_size, cfg.steps, autocast=autocast)
         with autocast():
             logits, seg = model(x_adv, return_seg=True)
             loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg, seg_fn)
         return loss, logits
     if cfg.adv == "trades":
-        with frozen_eval(attack_model), autocast():
-            with torch.no_grad():
-                target = attack_model(x).detach()
-            x_adv = pgd_linf(attack_model, x, target, cfg.eps, cfg.step_size, cfg.steps, random_start=True,
-                             loss_fn=_kl_objective)
+        with frozen_eval(attack_model), torch.no_grad(), autocast():
+            target = attack_model(x)  # f(x) as the attacker sees the model (eval mode)
+        x_adv = craft_adversarial(attack_model, x, target, cfg.eps, cfg.step_size, cfg.steps, loss_fn=_kl_objective,
+                                  autocast=autocast)
         with autocast():
             clean_logits = model(x)
             adv_logits, adv_seg = model(x_adv, return_seg=True)

@@ -1,6 +1,7 @@
 """Evaluation hygiene (Carlini et al. 2019; paper App. D.3): sanity checks that an attack result can be trusted.
 
-The checks are pure functions of accuracies; ``run_hygiene`` picks them for a suite, reads what it can from the
+The checks are pure functions of accuracies (and, for input-dependence, of the clean predictions and input
+gradients); ``run_hygiene`` picks them for a suite, reads what it can from the
 suite's result rows and runs the few extra PGD attacks a check needs through a callback. Defaults keep the extra
 cost at most about one PGD run with a single restart per check:
 
@@ -11,6 +12,11 @@ cost at most about one PGD run with a single restart per check:
   PGD at --eps.
 - clean-model: a clean-trained model (train.adv "none") drops to ~0 at 8/255. Reads the strongest row at 8/255;
   suites without one (other than the seg suites) run a 1-restart PGD at 8/255.
+- input-dependence: runs first, before any attack (the suite prints its warning at once): a model that predicts
+  one class for more than 90% of the attacked samples (whose labels are not that one-sided), or whose input
+  gradient is exactly zero on more than 90% of them, barely depends on its input; it looks robust on that class
+  (a collapsed run once kept AutoAttack's Square attack busy for > 10 minutes on 16 images) and gradient attacks
+  cannot move it.
 """
 from __future__ import annotations
 
@@ -18,11 +24,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import torch
+
 NEAR_ZERO = 0.02  # paper App. D.3: its models drop below 2% at ε = 32/255
 LARGE_EPS = 32 / 255
 CLEAN_MODEL_EPS = 8 / 255
 EXTRA_RUN_SUITES = {"large-eps": ("pgd", "autoattack"), "restarts": ("pgd", "all"),
                     "clean-model": ("pgd", "autoattack", "eps-sweep", "all")}
+
+ONE_SIDED = 0.9  # share of the samples above which one predicted class, or zero input gradients, is flagged
 
 PgdRunner = Callable[[float, int], float]  # (ε, restarts) -> robust accuracy of PGD on the suite's samples
 
@@ -70,6 +80,30 @@ def check_clean_model(acc: float, n: int, source: str) -> Check:
         return Check("clean-model", "ok", f"clean-trained model drops to {acc:.1%} at ε=8/255 ({source})")
     return Check("clean-model", "warn", f"clean-trained model keeps {acc:.1%} at ε=8/255 ({source}): a model "
                                         "trained without attacks should drop to ~0; suspect the attack")
+
+
+def check_input_dependence(predicted: torch.Tensor, labels: torch.Tensor, zero_gradient: torch.Tensor) -> Check:
+    """Whether the clean predictions (class per attacked sample) and the input gradients (one flag per probed
+    sample: the gradient of the top-2 logit margin is exactly zero) show a model that ignores its input."""
+    n = len(predicted)
+    if n == 0:
+        return Check("input-dependence", "not run", "no samples were attacked")
+    top = int(torch.bincount(predicted).argmax())
+    share, label_share = float((predicted == top).float().mean()), float((labels == top).float().mean())
+    zero = float(zero_gradient.float().mean()) if len(zero_gradient) else 0.0
+    findings = []
+    if share > ONE_SIDED and label_share <= ONE_SIDED:
+        findings.append(f"predicts class {top} for {share:.0%} of the {n} attacked samples ({label_share:.0%} of them "
+                        "are labelled so)")
+    if zero > ONE_SIDED:
+        findings.append(f"its input gradient is exactly zero on {int(zero_gradient.sum())} of {len(zero_gradient)} "
+                        "samples")
+    if findings:
+        return Check("input-dependence", "warn", f"the model {' and '.join(findings)}: its predictions barely depend "
+                                                 "on the input, so robust accuracy says nothing and gradient attacks "
+                                                 "cannot move it; check the checkpoint (a collapsed training run?)")
+    return Check("input-dependence", "ok", f"{share:.0%} of the predictions are the most common class; input "
+                                           f"gradients zero on {int(zero_gradient.sum())} of {len(zero_gradient)}")
 
 
 def run_hygiene(rows: list[dict[str, Any]], suite: str, eps: float, restarts: int, train_adv: str | None,
