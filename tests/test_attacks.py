@@ -306,3 +306,9 @@ def test_class_count_mismatch_and_foreign_survivors_file(synthetic_data, probe_c
     foreign.write_text(f"index,image,label,clean_correct,split,checkpoint,robust:pgd\n0,images/other.png,0,1,test,{sha},1\n")
     with pytest.raises(PartcliError, match="another split or dataset"):
         run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(survivors_of=foreign), None)
+
+
+def test_every_suite_but_all_has_its_attacks_in_the_table():
+    from partcli.attacks.suite import SUITE_ATTACKS, SUITES
+
+    assert tuple(SUITE_ATTACKS) + ("all",) == SUITES

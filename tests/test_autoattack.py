@@ -133,3 +133,30 @@ def test_resumes_after_the_last_finished_attack(tmp_path):
         run_autoattack(model, x, y, 2 / 255, num_classes=11, attacks=["square", "apgd-ce"], state_path=state,
                        state_key={"run": 2})
 
+
+
+def test_autoattacks_own_warnings_become_notes():
+    """A model that outputs probabilities: AutoAttack's range check warns (logger "auto-attack"); the warning
+    comes back in the result and in the suite's notes, once."""
+    from partcli.attacks.samples import AttackSamples
+    from partcli.attacks.suite import AttackConfig, attack_model
+
+    model = nn.Sequential(_toy(3), nn.Softmax(dim=1)).eval()
+    x, y = _data(model, 4)
+    result = run_autoattack(model, x, y, 2 / 255, num_classes=3, attacks=["apgd-ce"], batch_size=4)
+    assert any(w.startswith("AutoAttack apgd-ce: ") and "probability distribution" in w for w in result.warnings)
+    samples = AttackSamples(x, y, torch.full((4, 8, 8), -1, dtype=torch.int16), torch.zeros(4, dtype=torch.bool),
+                            list(range(4)), ["i"] * 4)
+    notes = attack_model(model, samples, AttackConfig(suite="autoattack", eps=2 / 255, aa_attacks=("apgd-ce",),
+                                                      hygiene=False), num_classes=3).notes
+    assert sum("probability distribution" in note for note in notes) == 1
+    assert not run_autoattack(_toy(3), x, y, 2 / 255, num_classes=3, attacks=["apgd-ce"], batch_size=4).warnings
+
+
+def test_state_files_are_named_beside_the_results_csv_one_per_radius(tmp_path):
+    from partcli.attacks.autoattack_runner import state_path_at_radius, state_path_for
+
+    base = state_path_for(tmp_path / "attacks.csv", {"run": 1})
+    assert base.parent == tmp_path and base.name.startswith("attacks.autoattack-state.") and base.suffix == ".json"
+    assert base != state_path_for(tmp_path / "attacks.csv", {"run": 2})
+    assert state_path_at_radius(base, 16 / 255).name == base.name.replace(".json", ".16-255.json")

@@ -1,13 +1,15 @@
-"""Evaluation hygiene: the pure checks' thresholds, and that they fire on a gradient-masked model only."""
+"""Evaluation hygiene: the pure checks' thresholds, that they fire on a gradient-masked model only, and that a model
+ignoring its input is flagged before the attacks run."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from known_robustness import Constant
+from partcli.attacks.hygiene import (binomial_noise, check_clean_model, check_input_dependence, check_large_eps,
+                                     check_pgd_vs_autoattack, check_restarts, format_checklist, run_hygiene)
 from partcli.attacks.samples import AttackSamples
 from partcli.attacks.suite import AttackConfig, attack_model
-from partcli.attacks.hygiene import (binomial_noise, check_clean_model, check_large_eps, check_pgd_vs_autoattack,
-                                      check_restarts, format_checklist, run_hygiene)
 
 
 class MeanThreshold(nn.Module):
@@ -86,3 +88,43 @@ def test_run_hygiene_reads_rows_and_says_why_a_check_did_not_run():
     assert all(c.status == "not run" for c in seg.values())
     assert "eps-sweep" in seg["large-eps"].message and "train.adv" in seg["clean-model"].message
     assert "not run" in format_checklist(list(seg.values()))
+
+
+def test_a_constant_model_is_flagged_before_any_attack_runs(monkeypatch):
+    """One class for every sample and zero input gradients: the warning comes first, then the attacks."""
+    import partcli.attacks.suite as suite
+
+    events = []
+    real_craft = suite.craft_adversarial
+    monkeypatch.setattr(suite, "warn", lambda message: events.append(("warn", message)))
+    monkeypatch.setattr(suite, "craft_adversarial", lambda *a, **k: events.append(("attack", "")) or real_craft(*a, **k))
+    cfg = AttackConfig(suite="pgd", steps=2, restarts=1, batch_size=16)
+    result = attack_model(Constant(torch.tensor([2.0, -1.0])), _samples(), cfg, num_classes=2, train_adv="none")
+    assert events[0][0] == "warn" and any(kind == "attack" for kind, _ in events[1:])
+    assert "input-dependence" in events[0][1] and "class 0 for 100% of the 12" in events[0][1]
+    assert "zero on 12 of 12" in events[0][1]
+    checks = {c.name: c for c in result.checks}
+    assert list(checks)[0] == "input-dependence" and checks["input-dependence"].status == "warn"
+    assert result.rows[0]["adv_acc"] == 0.5  # and it does look robust on class 0
+
+
+class Biased(nn.Module):
+    """Depends on its input (non-zero gradients) but a huge bias makes it answer class 0 almost always."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.flatten(1).mean(1, keepdim=True)
+        return torch.cat([2 * m + 10, m], dim=1)
+
+
+def test_one_predicted_class_is_flagged_unless_the_labels_are_as_one_sided():
+    predicted = torch.zeros(20, dtype=torch.long)
+    balanced, one_sided = torch.arange(20) % 2, torch.zeros(20, dtype=torch.long)
+    gradients = torch.zeros(20, dtype=torch.bool)
+    assert check_input_dependence(predicted, balanced, gradients).status == "warn"
+    assert check_input_dependence(predicted, one_sided, gradients).status == "ok"  # a one-class split
+    assert check_input_dependence(torch.arange(20) % 2, balanced, gradients).status == "ok"
+    assert check_input_dependence(torch.arange(20) % 2, balanced, torch.ones(20, dtype=torch.bool)).status == "warn"
+    cfg = AttackConfig(suite="pgd", steps=1, restarts=1)
+    checks = {c.name: c for c in attack_model(Biased(), _samples(), cfg, num_classes=2).checks}
+    assert checks["input-dependence"].status == "warn" and "zero" not in checks["input-dependence"].message
+    assert "class 0 for 100%" in checks["input-dependence"].message

@@ -149,3 +149,17 @@ def test_parameter_counts_match_the_paper():
                                         part_to_class=[i // 4 for i in range(40)]))
         assert n_params(model.head) == head_params(arch, 40, 11) > 10_000, arch
         assert n_params(model) == total == SEGMENTER_R50_41 + head_params(arch, 40, 11), arch
+
+
+@pytest.mark.parametrize("arch", PART_ARCHS)
+def test_every_head_gets_the_same_inputs(arch, images):
+    """PartModel.forward calls every head alike: (part logits, the [0, 1] image, the decoder's features)."""
+    torch.manual_seed(0)
+    model = build_model(config(arch)).eval()
+    seen = []
+    model.head.register_forward_hook(lambda m, args, out: seen.append(tuple(a.shape for a in args)))
+    with torch.no_grad():
+        model(images)
+    decoder_channels = model.segmenter.segmentation_head[0].in_channels
+    assert seen == [((N, K + 1, S, S), (N, 3, S, S), (N, decoder_channels, S // 4, S // 4))]
+    assert model.head.reads_masks == (arch != "twohead")
