@@ -344,3 +344,35 @@ def test_unusable_annotations_are_ignored_and_counted(release: Path, tmp_path: P
     assert info.source["skipped"]["bad_annotation"] == 5
     assert info.source["skipped"]["no_annotation"] == 1  # the image whose annotations were all unusable
     assert sum(sum(c.values()) for c in info.counts.values()) == 30
+
+
+def test_each_image_is_read_once_and_one_json_is_held_at_a_time(release: Path, tmp_path: Path, monkeypatch):
+    import gc
+    import weakref
+
+    import partcli.data.prepare_part_imagenet as pim
+
+    reads: list[Path] = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real_read(self))
+
+    class Doc(dict):  # a dict that can be watched with a weak reference
+        pass
+
+    alive, real_load = [], pim.load_coco
+
+    def load(path):
+        gc.collect()
+        alive.append(sum(ref() is not None for ref in loaded))
+        doc = Doc(real_load(path))
+        loaded.append(weakref.ref(doc))
+        return doc
+
+    loaded: list[weakref.ref] = []
+    monkeypatch.setattr(pim, "load_coco", load)
+    out = tmp_path / "out"
+    prepare_part_imagenet(release, out, seed=0)
+    images = [p for p in reads if p.suffix == ".JPEG"]
+    assert len(images) == len(set(images)) == sum(len(rows(out, s)) for s in SPLITS) == 30
+    assert alive == [0, 0, 0]  # each json was let go before the next one was parsed
+    assert not (out / ".staged").exists()

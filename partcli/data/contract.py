@@ -303,12 +303,32 @@ class DatasetWriter:
     next write of ``out`` removes it).
     """
 
+    STAGED = ".staged"  # images written before their split is known (``stage``), moved into place by ``add``
+
     def __init__(self, out: str | Path, classes: list[str], parts: list[Part], name: str, overwrite: bool = False):
         self.out = prepare_output_dir(out, overwrite)
-        self.info = DatasetInfo(name=name, classes=list(classes), parts=list(parts))
-        self._rows: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-        self._dtype = mask_dtype(len(parts))
         self.tmp: Path | None = None
+        self._rows: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+        self._staged = 0
+        self.info = DatasetInfo(name=name, classes=[], parts=[])
+        self.set_taxonomy(classes, parts)
+
+    def set_taxonomy(self, classes: list[str], parts: list[Part]) -> None:
+        """Set the classes and parts, for a source that defines them only after it has been read; before any ``add``."""
+        assert not any(self._rows.values()), "set the taxonomy before adding samples"
+        self.info.classes, self.info.parts = list(classes), list(parts)
+        self._dtype = mask_dtype(len(parts))
+
+    def stage(self, data: bytes) -> Path:
+        """Write an encoded image now, before its split is known, so that a preparer reads each source image once;
+        ``add(image=<the returned path>)`` moves it into place, ``finish`` removes what was never added."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        folder = self.tmp / self.STAGED
+        folder.mkdir(exist_ok=True)
+        self._staged += 1
+        path = folder / str(self._staged)
+        path.write_bytes(data)
+        return path
 
     def __enter__(self) -> "DatasetWriter":
         with writing(self.out):
@@ -326,7 +346,7 @@ class DatasetWriter:
         split: str,
         stem: str,
         label: int,
-        image: Image.Image | bytes | None = None,
+        image: Image.Image | bytes | Path | None = None,
         image_ext: str = ".png",
         mask: np.ndarray | None = None,
         mask_source: str = "gt",
@@ -334,8 +354,9 @@ class DatasetWriter:
     ) -> Sample:
         """Write one sample and record its CSV row.
 
-        ``image`` is a PIL image (saved losslessly as PNG unless ``image_ext`` is .jpg) or the raw bytes of
-        an already-encoded file (copied as is, so JPEGs are not re-compressed). ``image_rel`` instead
+        ``image`` is a PIL image (saved losslessly as PNG unless ``image_ext`` is .jpg), the raw bytes of
+        an already-encoded file (copied as is, so JPEGs are not re-compressed) or the path ``stage`` returned for
+        such bytes (moved into place). ``image_rel`` instead
         references an existing file by a path relative to the dataset folder (nothing is written).
         ``stem`` names the files: ``images/<split>/<stem><ext>``, ``masks/<split>/<stem>.png``.
         """
@@ -348,7 +369,9 @@ class DatasetWriter:
             image_rel = f"images/{split}/{stem}{image_ext}"
             dest = self.tmp / image_rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(image, (bytes, bytearray)):
+            if isinstance(image, Path):
+                os.replace(image, dest)
+            elif isinstance(image, (bytes, bytearray)):
                 dest.write_bytes(image)
             elif isinstance(image, Image.Image):
                 image.convert("RGB").save(dest, quality=95) if image_ext.lower() in (".jpg", ".jpeg") else image.convert("RGB").save(dest)
@@ -392,6 +415,7 @@ class DatasetWriter:
                     writer.writerow([r.image, r.mask, r.label, r.mask_source])
             counts[split] = {c: sum(r.label == i for r in rows) for i, c in enumerate(self.info.classes)}
         self.info.counts = counts
+        shutil.rmtree(self.tmp / self.STAGED, ignore_errors=True)  # staged images that were never added
         self.info.source = {**source, "partcli_version": __version__}
         self.info.extra = dict(extra or {})
         (self.tmp / "dataset.yaml").write_text(yaml.safe_dump(self.info.to_yaml_dict(), sort_keys=False))

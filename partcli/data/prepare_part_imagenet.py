@@ -10,6 +10,9 @@ An image's class is the supercategory of its annotations; where an image carries
 (rare), the class with the largest annotated area wins and the image is counted as ``mixed_class``.
 Overlapping annotations are painted largest-area first, so a small part drawn over a large one stays
 visible. Images are copied byte for byte; masks are lossless PNGs.
+
+The annotation files are streamed: one json is in memory at a time, its annotations kept only as compressed RLEs
+at their image's size, and each image file is read once (decoded, then staged in the output for its split).
 """
 from __future__ import annotations
 
@@ -34,30 +37,23 @@ IMAGE_FOLDERS = ("JPEGImages", "images")
 
 
 @dataclass
-class _Entry:
-    """One image of the pooled json files, before its file is opened."""
-
-    file_name: str
-    path: Path
-    annotations: list[dict[str, Any]]
-
-
-@dataclass
 class _Region:
-    """One decoded annotation: a compressed RLE at the image's size and the part id it paints."""
+    """One decoded annotation: a compressed RLE at the image's size and the category it paints."""
 
-    part_id: int
+    category_id: int
     area: int
     order: tuple[int, int]  # (category id, annotation id): a deterministic tie-break between equal areas
     rle: dict[str, Any]
 
 
 @dataclass
-class _Sample:
+class _Image:
+    """One pooled image, read once: its staged copy in the output, its (H, W) and its decoded annotations."""
+
+    file_name: str
     path: Path
-    stem: str
-    label: int
-    size: tuple[int, int]  # (H, W)
+    staged: Path
+    size: tuple[int, int]
     regions: list[_Region]
 
 
@@ -139,43 +135,26 @@ def find_image(roots: list[Path], file_name: str) -> Path | None:
     return None
 
 
-def collect_entries(src: Path, docs: dict[str, tuple[Path, dict[str, Any]]], known: set[int], skipped: dict[str, int]) -> list[_Entry]:
-    """Pool the images of all files (keyed by file name), attach their annotations and find their files."""
-    pooled: dict[str, list[dict[str, Any]]] = {}
-    split_of: dict[str, str] = {}
-    for split, (path, doc) in docs.items():
-        try:
-            names = {img["id"]: str(img["file_name"]) for img in doc["images"]}
-            for ann in doc["annotations"]:
-                if ann["category_id"] not in known:
-                    raise PartcliError(f"{path}: annotation {ann.get('id')} has unknown category_id {ann['category_id']}")
-                name = names.get(ann["image_id"])
-                if name is None:
-                    skipped["bad_annotation"] += 1
-                    continue
-                if "segmentation" not in ann:
-                    raise PartcliError(f"{path}: annotation {ann.get('id')} has no segmentation")
-                pooled.setdefault(name, []).append(ann)
-        except (KeyError, TypeError) as exc:
-            raise PartcliError(f"{path}: malformed COCO entry, missing or invalid field {exc}") from None
-        for name in names.values():
-            pooled.setdefault(name, [])
-            split_of.setdefault(name, split)
-    roots = {split: image_roots(src, split) for split in docs}
-    entries, missing = [], []
-    for name in sorted(pooled):
-        if not pooled[name]:
-            skipped["no_annotation"] += 1
-            continue
-        found = find_image(roots[split_of[name]], name)
-        if found is None:
-            missing.append(name)
-            continue
-        entries.append(_Entry(name, found, pooled[name]))
-    if missing:
-        skipped["missing_image"] = len(missing)
-        warn(f"{len(missing)} annotated image(s) not found under {src} (e.g. {missing[0]}): skipped")
-    return entries
+def read_annotations(path: Path, doc: dict[str, Any], skipped: dict[str, int]
+                     ) -> tuple[dict[str, list[dict[str, Any]]], list[str], dict[int, Any]]:
+    """One json's annotations by image file name (in the file's image order), its unannotated image names, and
+    the id of the first annotation of each category it uses (to name one if the category turns out unknown)."""
+    annotated: dict[str, list[dict[str, Any]]] = {}
+    used: dict[int, Any] = {}
+    try:
+        names = {img["id"]: str(img["file_name"]) for img in doc["images"]}
+        for ann in doc["annotations"]:
+            used.setdefault(ann["category_id"], ann.get("id"))
+            name = names.get(ann["image_id"])
+            if name is None:
+                skipped["bad_annotation"] += 1
+                continue
+            if "segmentation" not in ann:
+                raise PartcliError(f"{path}: annotation {ann.get('id')} has no segmentation")
+            annotated.setdefault(name, []).append(ann)
+    except (KeyError, TypeError) as exc:
+        raise PartcliError(f"{path}: malformed COCO entry, missing or invalid field {exc}") from None
+    return annotated, [n for n in names.values() if n not in annotated], used
 
 
 def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any] | None:
@@ -198,20 +177,20 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any] | None:
     return None
 
 
-def open_image(path: Path) -> tuple[int, int] | None:
-    """Fully decode the image at ``path`` and return its (H, W), or None when it does not decode."""
+def decoded_size(data: bytes) -> tuple[int, int] | None:
+    """Fully decode an encoded image and return its (H, W), or None when it does not decode."""
     try:
-        with Image.open(io.BytesIO(path.read_bytes())) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
             return im.height, im.width
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
 
 
-def decode_regions(entry: _Entry, size: tuple[int, int], part_of: dict[int, int], skipped: dict[str, int]) -> list[_Region]:
-    """The entry's usable annotations at the image's (H, W); empty or malformed ones count as ``bad_annotation``."""
+def decode_regions(annotations: list[dict[str, Any]], size: tuple[int, int], skipped: dict[str, int]) -> list[_Region]:
+    """Usable annotations at the image's (H, W); empty or malformed ones count as ``bad_annotation``."""
     regions = []
-    for ann in entry.annotations:
+    for ann in annotations:
         try:
             rle = to_rle(ann["segmentation"], *size)
         except (TypeError, ValueError, IndexError):
@@ -220,24 +199,25 @@ def decode_regions(entry: _Entry, size: tuple[int, int], part_of: dict[int, int]
         if area == 0:
             skipped["bad_annotation"] += 1
             continue
-        regions.append(_Region(part_of[ann["category_id"]], area, (ann["category_id"], int(ann.get("id", 0))), rle))
+        regions.append(_Region(ann["category_id"], area, (ann["category_id"], int(ann.get("id", 0))), rle))
     return regions
 
 
-def dominant_class(regions: list[_Region], part_class: list[int]) -> tuple[int, bool]:
-    """The class with the largest annotated area (ties: lowest class index) and whether several classes occur."""
+def dominant_class(regions: list[_Region], class_of: dict[int, int]) -> tuple[int, bool]:
+    """The class with the largest annotated area (ties: lowest class index) and whether several classes occur;
+    ``class_of`` maps category ids to class indices."""
     areas: dict[int, int] = {}
     for r in regions:
-        areas[part_class[r.part_id - 1]] = areas.get(part_class[r.part_id - 1], 0) + r.area
+        areas[class_of[r.category_id]] = areas.get(class_of[r.category_id], 0) + r.area
     label = min(areas, key=lambda c: (-areas[c], c))
     return label, len(areas) > 1
 
 
-def paint_mask(regions: list[_Region], size: tuple[int, int], num_parts: int) -> np.ndarray:
+def paint_mask(regions: list[_Region], size: tuple[int, int], part_of: dict[int, int], num_parts: int) -> np.ndarray:
     """H×W part ids; larger regions are painted first so smaller, overlapping parts stay on top."""
     mask = np.zeros(size, dtype=mask_dtype(num_parts))
     for r in sorted(regions, key=lambda r: (-r.area, r.order)):
-        mask[mask_utils.decode(r.rle).astype(bool)] = r.part_id
+        mask[mask_utils.decode(r.rle).astype(bool)] = part_of[r.category_id]
     return mask
 
 
@@ -264,45 +244,107 @@ def prepare_part_imagenet(src: Path, out: Path, *, seed: int = 0, overwrite: boo
             f"{src}: not a folder; expected the Part-ImageNet release (images and {', '.join(ANNOTATION_FILES)})"
         )
     prepare_output_dir(out, overwrite)
-    docs = {split: (path, load_coco(path)) for split, path in find_annotation_files(src).items()}
-    classes, parts, part_of = build_taxonomy({path: doc for path, doc in docs.values()})
-    part_class = [classes.index(p.cls) for p in parts]
+    files = find_annotation_files(src)
     skipped = {"missing_image": 0, "undecodable_image": 0, "no_annotation": 0, "mixed_class": 0, "bad_annotation": 0}
-    entries = collect_entries(src, docs, set(part_of), skipped)
 
-    with DatasetWriter(out, classes, parts, name=NAME, overwrite=overwrite) as writer:
-        samples, used, undecodable = [], set(), []
-        for entry in track(entries, "part-imagenet: reading images"):
-            size = open_image(entry.path)
-            if size is None:
-                if strict:
-                    raise PartcliError(f"{entry.path}: image does not decode (drop --strict to skip such images)")
-                undecodable.append(entry.path)
-                continue
-            regions = decode_regions(entry, size, part_of, skipped)
-            if not regions:
-                skipped["no_annotation"] += 1
-                continue
-            label, mixed = dominant_class(regions, part_class)
+    with DatasetWriter(out, [], [], name=NAME, overwrite=overwrite) as writer:
+        pooled = _Pool(src, writer, skipped, strict)
+        for split, path in files.items():
+            pooled.add_file(split, path)
+        classes, parts, part_of = build_taxonomy(pooled.categories)
+        pooled.check_categories(set(part_of))
+        writer.set_taxonomy(classes, parts)
+        class_of = {cid: classes.index(parts[pid - 1].cls) for cid, pid in part_of.items()}
+        images = pooled.usable_images()
+        samples, used = [], set()
+        for image in images:
+            label, mixed = dominant_class(image.regions, class_of)
             skipped["mixed_class"] += mixed
-            samples.append(_Sample(entry.path, unique_stem(entry.file_name, used), label, size, regions))
-        if undecodable:
-            skipped["undecodable_image"] = len(undecodable)
-            warn(f"{len(undecodable)} image(s) do not decode (e.g. {undecodable[0]}): skipped")
+            samples.append((image, unique_stem(image.file_name, used), label))
         if skipped["mixed_class"]:
             warn(f"{skipped['mixed_class']} image(s) have parts of several classes: labelled with the largest-area class")
         if skipped["bad_annotation"]:
             warn(f"{skipped['bad_annotation']} annotation(s) were empty, malformed or did not match their image: ignored")
 
-        splits = stratified_split([s.label for s in samples], seed)
-        for sample, split in track(list(zip(samples, splits)), "part-imagenet: writing"):
-            writer.add(
-                split,
-                sample.stem,
-                sample.label,
-                image=sample.path.read_bytes(),
-                image_ext=sample.path.suffix.lower() or ".jpg",
-                mask=paint_mask(sample.regions, sample.size, len(parts)),
-            )
+        splits = stratified_split([label for _, _, label in samples], seed)
+        for (image, stem, label), split in track(list(zip(samples, splits)), "part-imagenet: writing"):
+            writer.add(split, stem, label, image=image.staged, image_ext=image.path.suffix.lower() or ".jpg",
+                       mask=paint_mask(image.regions, image.size, part_of, len(parts)))
         source = {"command": "prepare part-imagenet", "src": str(src.resolve()), "seed": seed, "strict": strict, "skipped": skipped}
         return writer.finish(source=source)
+
+
+class _Pool:
+    """The images of all json files, pooled by file name, built one file at a time (a file's json is dropped once
+    its annotations are RLEs); each image file is read once, when an annotation first names it."""
+
+    def __init__(self, src: Path, writer: DatasetWriter, skipped: dict[str, int], strict: bool):
+        self.src, self.writer, self.skipped, self.strict = src, writer, skipped, strict
+        self.categories: dict[Path, dict[str, Any]] = {}  # path -> {"categories": [...]}, for build_taxonomy
+        self.images: dict[str, _Image] = {}
+        self.split_of: dict[str, str] = {}  # the first file naming an image: where its file is looked for
+        self.unannotated: set[str] = set()
+        self.missing: list[str] = []
+        self.undecodable: list[tuple[str, Path]] = []
+        self.no_regions: set[str] = set()
+        self.used: list[tuple[Path, dict[int, Any]]] = []  # per file: category id -> its first annotation id
+
+    def add_file(self, split: str, path: Path) -> None:
+        doc = load_coco(path)
+        self.categories[path] = {"categories": doc["categories"]}
+        annotated, unannotated, used = read_annotations(path, doc, self.skipped)
+        del doc
+        self.used.append((path, used))
+        for name in [*annotated, *unannotated]:
+            self.split_of.setdefault(name, split)
+        self.unannotated.update(unannotated)
+        roots = image_roots(self.src, split)
+        for name in track(sorted(annotated), f"part-imagenet: reading {split} images"):
+            self._add_annotations(name, annotated.pop(name), roots if self.split_of[name] == split
+                                  else image_roots(self.src, self.split_of[name]))
+
+    def _add_annotations(self, name: str, annotations: list[dict[str, Any]], roots: list[Path]) -> None:
+        if name in self.images:  # named by an earlier file too: its size is known, its file was read
+            image = self.images[name]
+            image.regions += decode_regions(annotations, image.size, self.skipped)
+            return
+        if name in self.missing or any(name == n for n, _ in self.undecodable):
+            return
+        found = find_image(roots, name)
+        if found is None:
+            self.missing.append(name)
+            return
+        data = found.read_bytes()
+        size = decoded_size(data)
+        if size is None:
+            if self.strict:
+                raise PartcliError(f"{found}: image does not decode (drop --strict to skip such images)")
+            self.undecodable.append((name, found))
+            return
+        self.images[name] = _Image(name, found, self.writer.stage(data), size,
+                                   decode_regions(annotations, size, self.skipped))
+
+    def check_categories(self, known: set[int]) -> None:
+        for path, used in self.used:
+            for cid, ann_id in used.items():
+                if cid not in known:
+                    raise PartcliError(f"{path}: annotation {ann_id} has unknown category_id {cid}")
+
+    def usable_images(self) -> list[_Image]:
+        """The images to keep, by file name; counts and warns about the rest."""
+        self.skipped["no_annotation"] += len(self.unannotated - set(self.images) - set(self.missing)
+                                             - {n for n, _ in self.undecodable})
+        if self.missing:
+            self.skipped["missing_image"] = len(self.missing)
+            warn(f"{len(self.missing)} annotated image(s) not found under {self.src} (e.g. {sorted(self.missing)[0]}): "
+                 "skipped")
+        if self.undecodable:
+            self.skipped["undecodable_image"] = len(self.undecodable)
+            warn(f"{len(self.undecodable)} image(s) do not decode (e.g. {sorted(self.undecodable)[0][1]}): skipped")
+        kept = []
+        for name in sorted(self.images):
+            if self.images[name].regions:
+                kept.append(self.images[name])
+            else:
+                self.skipped["no_annotation"] += 1
+        return kept

@@ -11,6 +11,7 @@ the passes would take gigabytes.
 """
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class _Kept:
     stem: str
     label: int
     annotation: Path
-    image: Path
+    image: Path  # the staged copy in the output (the source image is read once)
 
 
 class _BadAnnotation(Exception):
@@ -116,28 +117,27 @@ def prepare_pascal_part(
         raise PartcliError(f"{ann_dir}: no .mat files; expected PASCAL-Part annotations (e.g. 2008_000002.mat)")
 
     skipped: dict[str, list[str]] = {reason: [] for reason in _SKIP_REASONS}
-    kept: list[_Kept] = []
-    for path in track(annotations, "Reading PASCAL-Part annotations"):
-        result = _select(path, image_dir, strict)
-        if isinstance(result, _Kept):
-            kept.append(result)
-        else:
-            skipped[result].append(path.stem)
-    _warn_skipped(skipped, image_dir)
-
-    labels = [k.label for k in kept]
-    splits = stratified_split(labels, seed)
-    if set(splits) != set(SPLITS):
-        raise PartcliError(
-            f"{ann_dir}: only {len(kept)} usable images of {', '.join(CLASSES)}; too few to fill the train, val and "
-            f"test splits"
-        )
-
     unknown: Counter[str] = Counter()
     with DatasetWriter(out, list(CLASSES), PARTS, name="pascal-part", overwrite=overwrite) as writer:
+        kept: list[_Kept] = []
+        for path in track(annotations, "Reading PASCAL-Part annotations"):
+            result = _select(path, image_dir, strict, writer)
+            if isinstance(result, _Kept):
+                kept.append(result)
+            else:
+                skipped[result].append(path.stem)
+        _warn_skipped(skipped, image_dir)
+
+        labels = [k.label for k in kept]
+        splits = stratified_split(labels, seed)
+        if set(splits) != set(SPLITS):
+            raise PartcliError(
+                f"{ann_dir}: only {len(kept)} usable images of {', '.join(CLASSES)}; too few to fill the train, val "
+                f"and test splits"
+            )
         for sample, split in track(list(zip(kept, splits)), "Writing pascal-part"):
             _, objects = _read_annotation(sample.annotation)
-            writer.add(split, sample.stem, sample.label, image=sample.image.read_bytes(), image_ext=".jpg",
+            writer.add(split, sample.stem, sample.label, image=sample.image, image_ext=".jpg",
                        mask=part_mask(objects, unknown))
         if unknown:
             warn(f"{ann_dir}: part names not in partcli's grouping, labelled as body: "
@@ -159,8 +159,9 @@ def _find_dir(src: Path, candidates: tuple[str, ...], what: str) -> Path:
     raise PartcliError(f"{src}: no {what} folder found; tried {tried}")
 
 
-def _select(path: Path, image_dir: Path, strict: bool) -> _Kept | str:
-    """Check one annotation: the sample to keep, or the reason (a key of source.skipped) it is skipped."""
+def _select(path: Path, image_dir: Path, strict: bool, writer: DatasetWriter) -> _Kept | str:
+    """Check one annotation: the sample to keep (its image staged in ``writer``), or the reason (a key of
+    source.skipped) it is skipped."""
     try:
         stem, objects = _read_annotation(path)
         if not objects:
@@ -171,7 +172,8 @@ def _select(path: Path, image_dir: Path, strict: bool) -> _Kept | str:
         image = image_dir / f"{stem}.jpg"
         if not image.is_file():
             return "missing_image"
-        size = _image_size(image)
+        data = image.read_bytes()
+        size = _image_size(data)
         if size is None:
             if strict:
                 raise PartcliError(f"{image}: image does not decode; remove it or run without --strict to skip it")
@@ -186,13 +188,13 @@ def _select(path: Path, image_dir: Path, strict: bool) -> _Kept | str:
             raise PartcliError(f"{path}: not a PASCAL-Part annotation ({exc}); remove it or run without --strict") from None
         warn(f"{path}: skipped, not a PASCAL-Part annotation ({exc})")
         return "bad_annotation"
-    return _Kept(stem, CLASSES.index(largest.cls), path, image)
+    return _Kept(stem, CLASSES.index(largest.cls), path, writer.stage(data))
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """(W, H) of an image that fully decodes, else None."""
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """(W, H) of an encoded image that fully decodes, else None."""
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
             return im.size
     except (OSError, SyntaxError, ValueError):
