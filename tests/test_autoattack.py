@@ -10,18 +10,13 @@ import torch
 from pyautoattack import AutoAttack
 from torch import nn
 
+from helpers import attack_samples, tiny_conv
 from known_robustness import linear_model, samples_around
 from partcli.attacks.autoattack_runner import (FEW_CLASS_ATTACKS, STANDARD_ATTACKS, autoattack_plan,
                                                build_autoattack, run_autoattack)
 from partcli.errors import PartcliError
 
 EPS = 8 / 255
-
-
-def _toy(num_classes: int, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    layers = [nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, num_classes)]
-    return nn.Sequential(*layers).eval()
 
 
 def _data(model: nn.Module, n: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +94,7 @@ def _direct(model, x, y, attacks, eps, batch_size, seed=0):
 
 
 def test_matches_direct_pyautoattack_and_restores_rng():
-    model = _toy(11)
+    model = tiny_conv(11)
     x, y = _data(model, 4)
     y[0] = (y[0] + 1) % 11  # one clean error: never attacked, never robust
     direct = _direct(model, x, y, ["apgd-ce"], 2 / 255, batch_size=4)
@@ -113,7 +108,7 @@ def test_matches_direct_pyautoattack_and_restores_rng():
 
 
 def test_resumes_after_the_last_finished_attack(tmp_path):
-    model = _toy(11)
+    model = tiny_conv(11)
     x, y = _data(model, 6)
     state = tmp_path / "aa-state.json"
     key = {"run": 1, "attacks": ["square", "apgd-ce"], "n": len(y)}
@@ -138,19 +133,16 @@ def test_resumes_after_the_last_finished_attack(tmp_path):
 def test_autoattacks_own_warnings_become_notes():
     """A model that outputs probabilities: AutoAttack's range check warns (logger "auto-attack"); the warning
     comes back in the result and in the suite's notes, once."""
-    from partcli.attacks.samples import AttackSamples
     from partcli.attacks.suite import AttackConfig, attack_model
 
-    model = nn.Sequential(_toy(3), nn.Softmax(dim=1)).eval()
+    model = nn.Sequential(tiny_conv(3), nn.Softmax(dim=1)).eval()
     x, y = _data(model, 4)
     result = run_autoattack(model, x, y, 2 / 255, num_classes=3, attacks=["apgd-ce"], batch_size=4)
     assert any(w.startswith("AutoAttack apgd-ce: ") and "probability distribution" in w for w in result.warnings)
-    samples = AttackSamples(x, y, torch.full((4, 8, 8), -1, dtype=torch.int16), torch.zeros(4, dtype=torch.bool),
-                            list(range(4)), ["i"] * 4)
-    notes = attack_model(model, samples, AttackConfig(suite="autoattack", eps=2 / 255, aa_attacks=("apgd-ce",),
+    notes = attack_model(model, attack_samples(x, y), AttackConfig(suite="autoattack", eps=2 / 255, aa_attacks=("apgd-ce",),
                                                       hygiene=False), num_classes=3).notes
     assert sum("probability distribution" in note for note in notes) == 1
-    assert not run_autoattack(_toy(3), x, y, 2 / 255, num_classes=3, attacks=["apgd-ce"], batch_size=4).warnings
+    assert not run_autoattack(tiny_conv(3), x, y, 2 / 255, num_classes=3, attacks=["apgd-ce"], batch_size=4).warnings
 
 
 def test_state_files_are_named_beside_the_results_csv_one_per_radius(tmp_path):

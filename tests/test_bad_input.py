@@ -14,8 +14,8 @@ import torch
 import yaml
 from PIL import Image
 
+from helpers import run_cli
 from partcli.checkpoint import CHECKPOINT_VERSION
-from partcli.cli import main
 from partcli.data.contract import DatasetWriter, Part, prepare_output_dir
 from partcli.data.dataset import PreparedDataset
 from partcli.errors import PartcliError
@@ -45,11 +45,10 @@ def data(good, tmp_path) -> Path:
 
 
 def cli(capsys, monkeypatch, *args) -> tuple[int, str]:
-    """Run the console-script entry point in-process; return (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["partcli", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr().err
+    """(exit code, stderr) of the CLI run in-process (``helpers.run_cli``); the fixtures stay in the signature so
+    that every caller reads alike."""
+    result = run_cli(*args)
+    return result.code, result.err
 
 
 def assert_user_error(code: int, err: str, *names: str) -> None:

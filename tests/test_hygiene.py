@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from helpers import attack_samples
 from known_robustness import Constant
 from partcli.attacks.hygiene import (binomial_noise, check_clean_model, check_input_dependence, check_large_eps,
                                      check_pgd_vs_autoattack, check_restarts, format_checklist, run_hygiene)
@@ -31,8 +32,7 @@ def _samples(n: int = 12) -> AttackSamples:
     g = torch.Generator().manual_seed(0)
     y = torch.arange(n) % 2
     x = (0.475 + 0.05 * y.view(-1, 1, 1, 1).float() + (torch.rand(n, 3, 8, 8, generator=g) - 0.5) * 0.01)
-    return AttackSamples(x, y, torch.full((n, 8, 8), -1, dtype=torch.int16), torch.zeros(n, dtype=torch.bool),
-                         list(range(n)), [f"{i}.png" for i in range(n)])
+    return attack_samples(x, y)
 
 
 def _checks(masked: bool) -> dict[str, str]:

@@ -7,17 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import attack_samples
 from known_robustness import Constant, linear_model, samples_around
-from partcli.attacks.samples import AttackSamples
 from partcli.attacks.suite import SWEEP_EPS, AttackConfig, attack_model
 
 EPS = 8 / 255
-
-
-def _samples(x: torch.Tensor, y: torch.Tensor) -> AttackSamples:
-    n = len(y)
-    return AttackSamples(x, y, torch.full((n, *x.shape[2:]), -1, dtype=torch.int16), torch.zeros(n, dtype=torch.bool),
-                         list(range(n)), [f"{i}.png" for i in range(n)])
 
 
 def test_a_constant_model_is_robust_under_every_attack():
@@ -25,7 +19,7 @@ def test_a_constant_model_is_robust_under_every_attack():
     x = torch.rand(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([0, 0, 0, 1, 0, 0, 1, 0])  # the two class-1 samples are clean errors
     for suite in ("autoattack", "pgd"):
-        result = attack_model(model, _samples(x, y), AttackConfig(suite=suite, eps=32 / 255, hygiene=False),
+        result = attack_model(model, attack_samples(x, y), AttackConfig(suite=suite, eps=32 / 255, hygiene=False),
                               num_classes=2)
         (row,) = result.rows
         assert row["clean_acc"] == row["adv_acc"] == 0.75
@@ -39,7 +33,7 @@ def test_autoattack_and_pgd_fool_exactly_the_samples_closer_than_eps(num_classes
     y[0] = (y[0] + 1) % num_classes  # a clean error: never robust
     expected = (dist > EPS) & (torch.arange(len(y)) != 0)
     for suite in ("autoattack", "pgd"):
-        result = attack_model(model, _samples(x, y), AttackConfig(suite=suite, hygiene=False),
+        result = attack_model(model, attack_samples(x, y), AttackConfig(suite=suite, hygiene=False),
                               num_classes=num_classes)
         assert list(result.outcomes.robust.values())[0] == expected.tolist(), suite
 
@@ -50,7 +44,7 @@ def test_eps_sweep_fools_exactly_the_samples_closer_than_each_radius(sweep_attac
     model = linear_model(2, seed=3)
     x, y, dist = samples_around(model, list(SWEEP_EPS), per_gap=2, margin=0.1)  # radii 1.5× apart at most
     cfg = AttackConfig(suite="eps-sweep", sweep_attack=sweep_attack, aa_attacks=("apgd-ce",), hygiene=False)
-    result = attack_model(model, _samples(x, y), cfg, num_classes=2)
+    result = attack_model(model, attack_samples(x, y), cfg, num_classes=2)
     assert [(r["attack"], round(r["eps"] * 255)) for r in result.rows] == [(name, e) for e in (8, 16, 24, 32)]
     for row, flags in zip(result.rows, result.outcomes.robust.values()):
         assert flags == (dist > row["eps"]).tolist()

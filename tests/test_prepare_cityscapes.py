@@ -11,6 +11,7 @@ from PIL import Image
 
 from partcli.data.contract import read_dataset_info, stratified_split
 from partcli.data.panoptic_ids import decode_uids, import_panoptic_parts
+from preparer_contract import PreparerContract
 from partcli.data.prepare_cityscapes import PARTS, crop_padded, prepare_cityscapes
 from partcli.errors import PartcliError
 
@@ -381,3 +382,12 @@ def test_undecodable_annotation_skipped(tmp_path):
     Image.fromarray(np.full((H, W), 500, np.int32)).save(label_path(root, "val", stem))  # 3-digit uids
     info = prepare_cityscapes(root, tmp_path / "out", min_area=MIN_AREA, workers=1)
     assert info.source["skipped"]["undecodable_annotation"] == 1
+
+
+class TestCityscapesContract(PreparerContract):
+    prepare = staticmethod(prepare_cityscapes)
+    options = {"min_area": MIN_AREA, "workers": 1}
+
+    def make_source(self, root: Path) -> Path:
+        make_cityscapes(root)
+        return root

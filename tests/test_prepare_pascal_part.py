@@ -14,6 +14,7 @@ from PIL import Image
 
 from partcli.data.contract import read_dataset_info
 from partcli.data.dataset import PreparedDataset
+from preparer_contract import PreparerContract
 from partcli.data.prepare_pascal_part import CLASSES, PARTS, prepare_pascal_part
 from partcli.errors import PartcliError
 
@@ -288,19 +289,9 @@ def test_too_few_images_and_existing_output(src, tmp_path):
     assert not (tmp_path / "small").exists()
 
 
-def test_each_kept_image_is_read_once(src, tmp_path, monkeypatch):
-    reads: list[Path] = []
-    real_read, real_open = Path.read_bytes, Image.open
 
-    def image_open(fp, *args, **kwargs):
-        if isinstance(fp, (str, Path)):
-            reads.append(Path(fp))
-        return real_open(fp, *args, **kwargs)
+class TestPascalPartContract(PreparerContract):
+    prepare = staticmethod(prepare_pascal_part)
 
-    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real_read(self))
-    monkeypatch.setattr(Image, "open", image_open)
-    out = tmp_path / "out"
-    prepare_pascal_part(src, out, seed=0)
-    images = [p for p in reads if isinstance(p, Path) and p.suffix == ".jpg"]
-    assert len(images) == len(set(images)) == len(read_rows(out))
-    assert not (out / ".staged").exists()
+    def make_source(self, root: Path) -> Path:
+        return make_pascal_part(root)

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
+from helpers import run_cli
 from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint, load_model
-from partcli.cli import app
 from partcli.config import resolve_config
 from partcli.data.contract import DatasetWriter
 from partcli.data.synthetic import CLASSES, parts, render_sample
@@ -27,14 +26,9 @@ METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "v
 RESULTS_COLUMNS = ["checkpoint", "dataset", "split", "suite", "attack", "norm", "eps", "n", "clean_acc", "adv_acc",
                    "clean_pixel_acc", "adv_pixel_acc", "seconds", "partcli_version"]
 
-runner = CliRunner()
-
-
 def invoke(*args: str):
-    result = runner.invoke(app, ["--quiet", *map(str, args)])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.output
+    result = run_cli("--quiet", *args)
+    assert result.code == 0, result.output
     return result
 
 

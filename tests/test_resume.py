@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from torch import nn
 
-from partcli.attacks.samples import AttackSamples
+from helpers import attack_samples, tiny_conv
 from partcli.attacks.suite import AttackConfig, attack_model
 from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.data.synthetic import prepare_synthetic
@@ -239,11 +238,9 @@ def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path):
 
 def test_a_resumed_autoattack_row_counts_the_earlier_run_and_says_so(tmp_path):
     """Both attacks had finished before the interruption: the row's seconds are that run's, and a note says so."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(36, 11)).eval()
+    model = tiny_conv(11)
     x = torch.rand(4, 3, 8, 8)
-    samples = AttackSamples(x=x, y=model(x).argmax(1), masks=torch.full((4, 8, 8), -1, dtype=torch.int16),
-                            has_mask=torch.zeros(4, dtype=torch.bool), index=list(range(4)), image=["i"] * 4)
+    samples = attack_samples(x, model(x).argmax(1))
     cfg = AttackConfig(suite="autoattack", eps=2 / 255, aa_attacks=("square", "apgd-ce"), hygiene=False)
     state = tmp_path / "aa-state.json"
     key = {"run": 1, "attack_eps": 2 / 255, "attacks": ["square", "apgd-ce"], "n": 4}  # as the runner keys its state

@@ -11,6 +11,7 @@ from torch import nn
 
 from conftest import TINY
 from hand_labels import object_masks_by_hand, pixel_acc_by_hand
+from helpers import tiny_cnn, tiny_part_model
 from partcli.attacks.pgd import frozen_eval, pgd_linf
 from partcli.checkpoint import load_checkpoint, model_from_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
@@ -39,20 +40,6 @@ def load_split(root: Path, split: str, size: int) -> tuple[torch.Tensor, torch.T
     ds = PreparedDataset(root, split, eval_transform(size))
     xs, masks, ys, _ = zip(*(ds[i] for i in range(len(ds))))
     return torch.stack(xs), torch.stack(masks), torch.tensor(ys)
-
-
-def tiny_cnn(num_classes: int = 5) -> nn.Module:
-    torch.manual_seed(0)
-    return Classifier(nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(32, num_classes)))
-
-
-def tiny_part_model() -> nn.Module:
-    torch.manual_seed(0)
-    return build_model(ModelConfig(arch="bbox", backbone="resnet18", num_classes=5, num_parts=19,
-                                   part_to_class=[i // 4 for i in range(19)]))
 
 
 # ------------------------------------------------------------------------------------------- PGD and BN
