@@ -2,6 +2,7 @@
 half-written output folder."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -483,3 +484,46 @@ def test_prepare_removes_the_partial_folders_of_a_killed_run(tmp_path, capsys, m
     assert code == 0, err
     assert "removed 2 partial folder(s)" in err
     assert not any(folder.exists() for folder in stale) and all(folder.exists() for folder in kept)
+
+
+@pytest.mark.parametrize("option, value", [("--eps", "eight"), ("--step-size", "0"), ("--suite", "fgsm"),
+                                           ("--strategy", "sideways"), ("--split", "holdout")])
+def test_attack_options_are_refused_through_its_config(option, value, good, good_checkpoint, tmp_path, capsys,
+                                                       monkeypatch):
+    """The attack command builds an AttackConfig; whatever it refuses is one line naming the option, nothing written."""
+    out = tmp_path / "a.csv"
+    code, err = cli(capsys, monkeypatch, "--quiet", "attack", "--ckpt", good_checkpoint, "--data", good, "--suite",
+                    "pgd", "--steps", 1, "--restarts", 1, option, value, "--out", out)
+    assert_user_error(code, err, option)
+    assert not list(tmp_path.iterdir())
+
+
+def test_attack_survivors_of_with_n(good, good_checkpoint, tmp_path, capsys, monkeypatch):
+    earlier = tmp_path / "a.pgd.1.samples.csv"
+    earlier.write_text("index,image,label,clean_correct,split,checkpoint,robust:pgd\n")
+    code, err = cli(capsys, monkeypatch, "--quiet", "attack", "--ckpt", good_checkpoint, "--data", good,
+                    "--survivors-of", earlier, "--n", 1, "--out", tmp_path / "b.csv")
+    assert_user_error(code, err, "--n 1", "--survivors-of")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [earlier.name]
+
+
+def test_pseudolabel_refuses_a_segmenter_trained_on_other_data(synthetic_data, tmp_path, capsys, monkeypatch):
+    """A segmenter run of partcli before the labelled-subset change (trained on the whole split) in the work folder:
+    refused, naming the folder and what differs, unless --overwrite; nothing written."""
+    from partcli.checkpoint import save_checkpoint
+    from partcli.pseudolabel import PseudoLabelConfig
+    from partcli.pseudolabel.segmenter import segmenter_config
+    from partcli.pseudolabel.subset import subset_dir_for
+
+    out = tmp_path / "pseudo"
+    cfg = PseudoLabelConfig(data=str(synthetic_data), out=str(out), frac=0.25, backbone="resnet18", epochs=1,
+                            image_size=SIZE)
+    old = dataclasses.asdict(segmenter_config(cfg, tmp_path / "pseudo.segmenter", subset_dir_for(out)))
+    work = tmp_path / "pseudo.segmenter" / "checkpoints"
+    work.mkdir(parents=True)
+    save_checkpoint(work / "last.pt", {"config": {"train": old, "dataset": {"name": "synthetic"}, "model": {}},
+                                       "model": {}, "epoch": 1})
+    code, err = cli(capsys, monkeypatch, "--quiet", "pseudolabel", "--data", synthetic_data, "--out", out, "--frac",
+                    0.25, "--backbone", "resnet18", "--epochs", 1, "--image-size", SIZE, "--device", "cpu")
+    assert_user_error(code, err, str(tmp_path / "pseudo.segmenter"), "training data: 'synthetic'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pseudo.segmenter"]
