@@ -22,7 +22,8 @@ from partcli.models.registry import ModelConfig, build_model
 def tiny_conv(num_classes: int, seed: int = 0) -> nn.Module:
     """A one-conv network for 3×8×8 inputs, in eval mode: fast enough for AutoAttack in a unit test."""
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, num_classes)).eval()
+    layers = [nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, num_classes)]
+    return nn.Sequential(*layers).eval()
 
 
 def tiny_cnn(num_classes: int = 5) -> nn.Module:

@@ -61,7 +61,8 @@ def probe_checkpoint(synthetic_data, tmp_path_factory) -> Path:
 
 def test_pgd_breaks_clean_model_and_writes_the_csv(probe_checkpoint, synthetic_data, tmp_path):
     out = tmp_path / "attacks.csv"
-    result = run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(split="train", suite="pgd", n=16, **FAST), out)
+    result = run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(split="train", suite="pgd", n=16, **FAST),
+                              out)
     (row,) = result.rows
     assert row["clean_acc"] >= 0.9 and row["adv_acc"] <= 0.1  # clean-trained: ~0 at 8/255
     with out.open() as fh:

@@ -139,8 +139,8 @@ def test_autoattacks_own_warnings_become_notes():
     x, y = _data(model, 4)
     result = run_autoattack(model, x, y, 2 / 255, num_classes=3, attacks=["apgd-ce"], batch_size=4)
     assert any(w.startswith("AutoAttack apgd-ce: ") and "probability distribution" in w for w in result.warnings)
-    notes = attack_model(model, attack_samples(x, y), AttackConfig(suite="autoattack", eps=2 / 255, aa_attacks=("apgd-ce",),
-                                                      hygiene=False), num_classes=3).notes
+    cfg = AttackConfig(suite="autoattack", eps=2 / 255, aa_attacks=("apgd-ce",), hygiene=False)
+    notes = attack_model(model, attack_samples(x, y), cfg, num_classes=3).notes
     assert sum("probability distribution" in note for note in notes) == 1
     assert not run_autoattack(tiny_conv(3), x, y, 2 / 255, num_classes=3, attacks=["apgd-ce"], batch_size=4).warnings
 

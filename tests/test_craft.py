@@ -73,7 +73,8 @@ def test_craft_adversarial_is_pgd_in_eval_mode_with_frozen_parameters():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3)).train()
     x, y = torch.rand(6, 3, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2])
     modes = []
-    model.register_forward_hook(lambda m, i, o: modes.append((m.training, any(p.requires_grad for p in m.parameters()))))
+    model.register_forward_hook(lambda m, i, o: modes.append((m.training,
+                                                              any(p.requires_grad for p in m.parameters()))))
     x_adv = craft_adversarial(model, x, y, EPS, EPS / 4, 3, generator=torch.Generator().manual_seed(0))
     assert set(modes) == {(False, False)} and model.training and all(p.requires_grad for p in model.parameters())
     model.eval()

@@ -97,7 +97,8 @@ def test_a_constant_model_is_flagged_before_any_attack_runs(monkeypatch):
     events = []
     real_craft = suite.craft_adversarial
     monkeypatch.setattr(suite, "warn", lambda message: events.append(("warn", message)))
-    monkeypatch.setattr(suite, "craft_adversarial", lambda *a, **k: events.append(("attack", "")) or real_craft(*a, **k))
+    monkeypatch.setattr(suite, "craft_adversarial",
+                        lambda *a, **k: events.append(("attack", "")) or real_craft(*a, **k))
     cfg = AttackConfig(suite="pgd", steps=2, restarts=1, batch_size=16)
     result = attack_model(Constant(torch.tensor([2.0, -1.0])), _samples(), cfg, num_classes=2, train_adv="none")
     assert events[0][0] == "warn" and any(kind == "attack" for kind, _ in events[1:])

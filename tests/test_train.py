@@ -18,8 +18,6 @@ from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.data.seg_labels import box_masks, mask_centroids, object_masks
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
-from partcli.models.part_model import Classifier
-from partcli.models.registry import ModelConfig, build_model
 from partcli.train.config import TrainConfig
 from partcli.train.loop import Trainer, run_training, seg_label_mask_indices, validate_config
 from partcli.train.losses import centroid_loss, seg_loss

@@ -6,8 +6,8 @@ Suites: ``autoattack`` (the real AutoAttack), ``pgd`` (App. B: 100 steps of 0.00
 plus an ``all`` row: robust only if a sample survives every attack at ε).
 
 Samples (``samples`` module): the whole split, or ``n`` of them drawn with ``seed``. ``survivors_of`` attacks only
-the samples robust in an earlier run's per-sample file (same checkpoint and split) and reports over that run's samples: its
-rows are named ``<attack> after <file name>``, ``n`` is the earlier set's size and ``adv_acc`` the fraction of it
+the samples robust in an earlier run's per-sample file (same checkpoint and split) and reports over that run's
+samples: its rows are named ``<attack> after <file name>``, ``n`` is the earlier set's size and ``adv_acc`` the fraction of it
 robust under the earlier attacks and this one. Classification attacks only attack the clean-correct samples
 (the others count as not robust, as in AutoAttack).
 

@@ -262,15 +262,18 @@ def prepare_part_imagenet(src: Path, out: Path, *, seed: int = 0, overwrite: boo
             skipped["mixed_class"] += mixed
             samples.append((image, unique_stem(image.file_name, used), label))
         if skipped["mixed_class"]:
-            warn(f"{skipped['mixed_class']} image(s) have parts of several classes: labelled with the largest-area class")
+            warn(f"{skipped['mixed_class']} image(s) have parts of several classes: labelled with the largest-area "
+                 "class")
         if skipped["bad_annotation"]:
-            warn(f"{skipped['bad_annotation']} annotation(s) were empty, malformed or did not match their image: ignored")
+            warn(f"{skipped['bad_annotation']} annotation(s) were empty, malformed or did not match their image: "
+                 "ignored")
 
         splits = stratified_split([label for _, _, label in samples], seed)
         for (image, stem, label), split in track(list(zip(samples, splits)), "part-imagenet: writing"):
             writer.add(split, stem, label, image=image.staged, image_ext=image.path.suffix.lower() or ".jpg",
                        mask=paint_mask(image.regions, image.size, part_of, len(parts)))
-        source = {"command": "prepare part-imagenet", "src": str(src.resolve()), "seed": seed, "strict": strict, "skipped": skipped}
+        source = {"command": "prepare part-imagenet", "src": str(src.resolve()), "seed": seed, "strict": strict,
+                  "skipped": skipped}
         return writer.finish(source=source)
 
 

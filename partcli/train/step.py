@@ -18,7 +18,8 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
     ``model`` is what the loss back-propagates through (possibly DDP-wrapped); ``attack_model`` is the
     bare module the attacker differentiates (no DDP hooks). The attacker maximises the classification
     loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11); attacks run in
-    ``craft_adversarial`` (eval mode, parameters frozen) and in the same autocast precision as the training forward pass. ``seg_fn`` is the
+    ``craft_adversarial`` (eval mode, parameters frozen) and in the same autocast precision as the training
+    forward pass. ``seg_fn`` is the
     segmentation term (Eq. 7, or Eqs. 12–13 for centroid labels).
 
     TRADES, as in its reference implementation and the paper's code, makes two train-mode passes per step
