@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from partcli.attacks import pgd
 from partcli.attacks.pgd import ce_loss
 from partcli.data.seg_labels import mass_centroids
 from partcli.train import step
@@ -128,7 +129,8 @@ def test_centroid_loss_skips_absent_parts_and_unlabelled_samples():
 
 
 class Recorder:
-    """Stands in for pgd_linf: records what the attacker was asked to maximise, returns a fixed x*."""
+    """Stands in for pgd_linf (inside craft_adversarial): records what the attacker was asked to maximise, returns a
+    fixed x*."""
 
     def __init__(self, x_adv: torch.Tensor):
         self.x_adv, self.calls = x_adv, []
@@ -160,7 +162,7 @@ def test_pgd_training_loss_is_eq8_with_the_classification_attacker_of_eq9(monkey
     x_adv = (x + 0.01).clamp(0, 1)
     y, masks = torch.tensor([0, 1]), torch.randint(0, 3, (2, 4, 4))
     recorder = Recorder(x_adv)
-    monkeypatch.setattr(step, "pgd_linf", recorder)
+    monkeypatch.setattr(pgd, "pgd_linf", recorder)  # what craft_adversarial calls
     cfg = TrainConfig(adv="pgd", cseg=0.3)
     loss, logits = step.training_loss(model, model, x, y, masks, cfg)
     (call,) = recorder.calls
@@ -178,7 +180,7 @@ def test_trades_training_loss_is_eq10_with_the_kl_attacker_of_eq11(monkeypatch):
     x_adv = (x - 0.01).clamp(0, 1)
     y, masks = torch.tensor([0, 1]), torch.randint(0, 3, (2, 4, 4))
     recorder = Recorder(x_adv)
-    monkeypatch.setattr(step, "pgd_linf", recorder)
+    monkeypatch.setattr(pgd, "pgd_linf", recorder)  # what craft_adversarial calls
     loss, logits = step.training_loss(model, model, x, y, masks, TrainConfig(adv="trades", cseg=0.3, beta=1.5))
     (call,) = recorder.calls
     clean = model(x)
@@ -216,7 +218,7 @@ def test_trades_anchor_is_the_eval_mode_prediction_of_a_batchnorm_model(monkeypa
     before = copy.deepcopy(model)
     x = torch.rand(4, 3, 4, 4)
     recorder = Recorder((x - 0.01).clamp(0, 1))
-    monkeypatch.setattr(step, "pgd_linf", recorder)
+    monkeypatch.setattr(pgd, "pgd_linf", recorder)  # what craft_adversarial calls
     step.training_loss(model, model, x, torch.tensor([0, 1, 0, 1]), torch.randint(0, 3, (4, 4, 4)),
                        TrainConfig(adv="trades", cseg=0.3, beta=1.5))
     (call,) = recorder.calls
