@@ -9,7 +9,7 @@ from torch import nn
 
 from partcli.errors import PartcliError
 from partcli.train.config import TrainConfig
-from partcli.train.loop import validate_config
+from partcli.train.validate import validate_config
 from partcli.train.optim import WarmupCosine, build_optimizer, build_scheduler, param_groups
 
 

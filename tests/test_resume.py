@@ -20,7 +20,7 @@ from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
 from partcli.progress import is_quiet, set_quiet
-from partcli.train import loop
+from partcli.train import loop, run_files
 from partcli.train.config import TrainConfig
 from partcli.train.loop import Trainer, run_training
 from partcli.train.run_files import restore_run_files
@@ -84,7 +84,7 @@ def test_killed_during_epoch_2_then_resumed_matches_the_uninterrupted_run(setup,
 def test_killed_between_checkpoint_and_metrics_row_gets_the_row_back(setup, monkeypatch):
     root, cfg = setup
     out = root / "killed_before_metrics_row"
-    original = loop._append_metrics
+    original = run_files._append_metrics
 
     def dies_writing_row_2(path, row):
         if row["epoch"] == 2:
@@ -92,7 +92,7 @@ def test_killed_between_checkpoint_and_metrics_row_gets_the_row_back(setup, monk
         original(path, row)
 
     with monkeypatch.context() as patch:
-        patch.setattr(loop, "_append_metrics", dies_writing_row_2)
+        patch.setattr(run_files, "_append_metrics", dies_writing_row_2)
         with pytest.raises(Killed):
             run_training(TrainConfig(out=str(out), **cfg))
     assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 2  # the checkpoint comes first...

@@ -20,7 +20,8 @@ from partcli.errors import PartcliError
 from partcli.models.part_model import Classifier
 from partcli.models.registry import ModelConfig, build_model
 from partcli.train.config import TrainConfig
-from partcli.train.loop import Trainer, run_training, seg_label_mask_indices, validate_config
+from partcli.train.loop import Trainer, run_training, seg_label_mask_indices
+from partcli.train.validate import validate_config
 from partcli.train.losses import centroid_loss, seg_loss
 from partcli.train.step import frozen_eval, training_loss
 

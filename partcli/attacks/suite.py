@@ -14,6 +14,7 @@ robust under the earlier attacks and this one. Classification attacks only attac
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,43 +27,25 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from partcli.attacks.config import ATTACK_CSV, SUITES, SWEEP_ATTACKS, AttackConfig
 from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack
 from partcli.attacks.outcomes import (SampleOutcomes, checkpoint_fingerprint, on_earlier_set, outcomes_path,
                                       read_outcomes, write_outcomes)
 from partcli.attacks.pgd import pgd_linf_restarts
 from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pixels, mask_scores, reference_masks,
                                          seg_single_attack, segmenter_attack, two_stage_attack)
-from partcli.config import parse_fraction
+from partcli.config import check_value
 from partcli.data.dataset import PreparedDataset
 from partcli.errors import PartcliError, check_writable
 from partcli.evaluate.hygiene import Check, run_hygiene
 from partcli.evaluate.results_csv import append_results
 from partcli.models.heads import DecoderFeatureHead
+from partcli.options import flag_name
+from partcli.progress import info
+from partcli.runtime import pick_device
 
-SUITES = ("autoattack", "pgd", "seg-single", "seg-two-stage", "segmenter", "eps-sweep", "all")
 SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
 SWEEP_EPS = (8 / 255, 16 / 255, 24 / 255, 32 / 255)  # Table 10
-SWEEP_ATTACKS = ("autoattack", "pgd")  # Table 10 reports AutoAttack
-
-
-@dataclass
-class AttackConfig:
-    """Options of ``partcli attack`` (defaults: paper App. B)."""
-
-    suite: str = "autoattack"
-    eps: float = 8 / 255
-    n: int | None = None
-    batch_size: int = 256
-    seed: int = 0
-    device: str = "cpu"
-    attack_cseg: float = 0.5
-    restarts: int = 5
-    steps: int = 100
-    step_size: float = 0.001
-    strategies: tuple[str, ...] = STRATEGIES
-    sweep_attack: str = "autoattack"
-    aa_attacks: tuple[str, ...] | None = None  # a custom AutoAttack list (e.g. cheaper tests); None = App. B
-    hygiene: bool = True
 
 
 @dataclass
@@ -131,23 +114,20 @@ class MaskPool:
         return self._scores
 
 
-def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test", suite: str = "autoattack",
-                     eps: float | str = 8 / 255, n: int | None = None, batch_size: int = 256,
-                     out: str | Path | None = "results/attacks.csv", seed: int = 0, device: str = "cpu",
-                     attack_cseg: float = 0.5, restarts: int = 5, steps: int = 100, step_size: float | str = 0.001,
-                     strategies: tuple[str, ...] | list[str] = STRATEGIES, sweep_attack: str = "autoattack",
-                     survivors_of: str | Path | None = None, aa_attacks: tuple[str, ...] | list[str] | None = None,
-                     hygiene: bool = True) -> SuiteResult:
-    """Python API of ``partcli attack``: attack ``n`` samples of ``split``, append rows to ``out`` (if given),
-    write the per-sample outcomes beside it and return the rows, notes and hygiene checklist."""
+def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | None = None,
+                     out: str | Path | None = ATTACK_CSV, **options: Any) -> SuiteResult:
+    """Python API of ``partcli attack``: attack ``cfg.n`` samples of ``cfg.split``, append rows to ``out`` (if
+    given), write the per-sample outcomes beside it and return the rows, notes and hygiene checklist.
+
+    ``options``: ``AttackConfig`` fields overriding ``cfg`` (default ``AttackConfig()``), e.g. ``suite="pgd"``;
+    ``eps`` and ``step_size`` may be fractions such as "8/255".
+    """
     from partcli.checkpoint import load_checkpoint
     from partcli.evaluate.evaluate import load_for_dataset
 
-    cfg = AttackConfig(suite=suite, eps=parse_fraction(eps, "--eps"), n=n, batch_size=batch_size, seed=seed,
-                       device=device, attack_cseg=attack_cseg, restarts=restarts, steps=steps,
-                       step_size=parse_fraction(step_size, "--step-size"), strategies=tuple(strategies),
-                       sweep_attack=sweep_attack, aa_attacks=tuple(aa_attacks) if aa_attacks is not None else None,
-                       hygiene=hygiene)
+    cfg = attack_config(cfg, options)
+    split, suite, n, survivors_of = cfg.split, cfg.suite, cfg.n, cfg.survivors_of
+    info(f"device {pick_device(cfg.device)}" + (" (auto)" if cfg.device == "auto" else ""))
     validate_config(cfg)
     if survivors_of is not None and n is not None:
         raise PartcliError(f"--n {n}: not with --survivors-of, which attacks every survivor so that its rows can "
@@ -185,6 +165,17 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
         result.samples_path = outcomes_path(out, suite)
         write_outcomes(result.samples_path, result.outcomes)
     return result
+
+
+def attack_config(cfg: AttackConfig | None, options: dict[str, Any]) -> AttackConfig:
+    """``cfg`` with ``options`` applied, checked against each field (type, choices, fractions)."""
+    fields = {f.name: f for f in dataclasses.fields(AttackConfig)}
+    unknown = set(options) - set(fields)
+    if unknown:
+        raise TypeError(f"run_attack_suite: unknown option(s) {', '.join(sorted(unknown))}")
+    plain = {k: str(v) if isinstance(v, Path) else tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    checked = {k: v if v is None else check_value(fields[k], v, flag_name(k)) for k, v in plain.items()}
+    return dataclasses.replace(cfg or AttackConfig(), **checked)
 
 
 def validate_config(cfg: AttackConfig) -> None:
@@ -237,6 +228,7 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
                  state_key: dict[str, Any] | None = None) -> SuiteResult:
     """Run ``cfg.suite`` on a model (any module mapping [0, 1] images to logits; part models for seg suites)."""
     validate_config(cfg)
+    cfg = dataclasses.replace(cfg, device=str(pick_device(cfg.device)))
     _require_segmenter(model, cfg.suite, "the model")
     model = model.to(cfg.device).eval()
     runner = _Runner(model, samples, cfg, num_classes, pool or MaskPool.from_samples(samples), state_path, state_key)

@@ -34,8 +34,9 @@ from partcli.pseudolabel.config import PseudoLabelConfig
 from partcli.pseudolabel.predict import OWN_CLASS_PARTS, native_resolution_masks
 from partcli.pseudolabel.segmenter import finished_segmenter, segmenter_config, work_dir_for
 from partcli.pseudolabel.unlabelled import read_unlabelled
-from partcli.train.distributed import DistInfo
-from partcli.train.loop import pick_device, seg_label_mask_indices, validate_config
+from partcli.runtime import pick_device, resolve_workers
+from partcli.train.loop import seg_label_mask_indices
+from partcli.train.validate import validate_config
 
 SEGMENTER_DIR = "segmenter"
 SEGMENTER_CHECKPOINT = f"{SEGMENTER_DIR}/checkpoints/last.pt"
@@ -89,10 +90,11 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
 
     previous = out / SEGMENTER_DIR
     run = finished_segmenter(tcfg, work, previous if previous.is_dir() else None, overwrite)
-    device = pick_device(cfg.device, DistInfo())
+    device = pick_device(cfg.device)
+    workers = resolve_workers(cfg.workers, device)
     model = load_model(run / "checkpoints" / "last.pt", device)
     val = evaluate_model(model, PreparedDataset(parent, "val", eval_transform(cfg.image_size)), cfg.batch_size,
-                         device, cfg.workers)
+                         device, workers)
 
     final = out.resolve()
     source = {
@@ -110,7 +112,7 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
     pseudo = [r for r in rows if r.pseudo]
     masks = native_resolution_masks(model, [(r.root, r.sample.image) for r in pseudo],
                                     [r.sample.label for r in pseudo], train.info.part_to_class(), cfg.image_size,
-                                    cfg.batch_size, device, cfg.workers)
+                                    cfg.batch_size, device, workers)
     with DatasetWriter(out, train.info.classes, train.info.parts, f"{train.info.name}-pseudo", overwrite) as writer:
         for split in ("val", "test"):
             samples = PreparedDataset(parent, split).samples
