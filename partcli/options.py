@@ -94,6 +94,7 @@ def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[insp
             continue
         spec = spec_of(field)
         default = field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
+        default = None if default == "" else default  # "": no default (--data, --out: the command asks for them)
         extra: dict[str, Any] = {}
         if spec.choices is not None:
             py_type: Any = spec.choices
