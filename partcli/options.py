@@ -2,7 +2,7 @@
 help panel and choices, and from it come the Typer parameters of the commands, the checks of a ``--config``
 YAML file and the ``config.yaml`` a run writes (``dataclasses.asdict``: field names and plain values).
 
-A field becomes an option with ``option(default, help, panel=...)``; ``choices`` names a ``StrEnum`` whose values
+A field becomes an option with ``option(default, help, panel=...)``; ``choices`` names a ``Choice`` enum whose values
 the field may take (the field itself holds the plain string, so checkpoints stay ``weights_only``-loadable);
 ``parse`` turns the text typed on the command line (or a YAML value) into the field's value, naming the option
 when it cannot. Commands read only the options given on the command line (``given_options``), so a ``--config``
@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 import math
 from dataclasses import MISSING, dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Optional
 
@@ -28,13 +28,20 @@ DATA, MODEL, OPTIMISATION, ADVERSARY, RUNTIME, RUN = "Data", "Model", "Optimisat
 _GIVEN_SOURCES = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
 
 
-class Device(StrEnum):
+class Choice(str, Enum):
+    """The values an option may take (Typer lists them in --help and refuses others)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Device(Choice):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
 
 
-class Split(StrEnum):
+class Split(Choice):
     TRAIN = "train"
     VAL = "val"
     TEST = "test"

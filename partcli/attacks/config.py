@@ -6,14 +6,13 @@ come from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from partcli.config import parse_fraction
-from partcli.options import ADVERSARY, DATA, RUN, RUNTIME, Device, Split, option
+from partcli.options import ADVERSARY, DATA, RUN, RUNTIME, Choice, Device, Split, option
 
 
-class Suite(StrEnum):
+class Suite(Choice):
     AUTOATTACK = "autoattack"
     PGD = "pgd"
     SEG_SINGLE = "seg-single"
@@ -23,12 +22,12 @@ class Suite(StrEnum):
     ALL = "all"
 
 
-class SweepAttack(StrEnum):
+class SweepAttack(Choice):
     AUTOATTACK = "autoattack"
     PGD = "pgd"
 
 
-class Strategy(StrEnum):
+class Strategy(Choice):
     UNTARGETED = "untargeted"
     RANDOM = "random"
     MC_RANDOM = "mc-random"

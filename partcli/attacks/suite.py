@@ -127,7 +127,6 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | Non
 
     cfg = attack_config(cfg, options)
     split, suite, n, survivors_of = cfg.split, cfg.suite, cfg.n, cfg.survivors_of
-    info(f"device {pick_device(cfg.device)}" + (" (auto)" if cfg.device == "auto" else ""))
     validate_config(cfg)
     if survivors_of is not None and n is not None:
         raise PartcliError(f"--n {n}: not with --survivors-of, which attacks every survivor so that its rows can "
@@ -150,6 +149,7 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | Non
         check_writable(out)
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
         state_path = Path(out).with_name(f"{Path(out).stem}.autoattack-state.{digest}.json")
+    info(f"device {pick_device(cfg.device)}" + (" (auto)" if cfg.device == "auto" else ""))
     result = attack_model(model, samples, cfg, num_classes=ds.info.num_classes, pool=MaskPool.from_dataset(ds),
                           train_adv=train_adv, state_path=state_path, state_key=key)
     result.outcomes.split, result.outcomes.checkpoint = split, fingerprint

@@ -8,14 +8,13 @@ accept the key and every run's ``config.yaml`` records it. Options of the ``Adve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from partcli.config import parse_fraction, parse_workers
 from partcli.errors import PartcliError
-from partcli.options import ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Device, option
+from partcli.options import ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Choice, Device, option
 
 
-class Arch(StrEnum):
+class Arch(Choice):
     RESNET = "resnet"
     DOWNSAMPLED = "downsampled"
     BBOX = "bbox"
@@ -23,31 +22,31 @@ class Arch(StrEnum):
     PIXEL = "pixel"
 
 
-class Adv(StrEnum):
+class Adv(Choice):
     NONE = "none"
     PGD = "pgd"
     TRADES = "trades"
 
 
-class Amp(StrEnum):
+class Amp(Choice):
     OFF = "off"
     BF16 = "bf16"
     FP16 = "fp16"
 
 
-class SegLabels(StrEnum):
+class SegLabels(Choice):
     PART = "part"
     OBJECT = "object"
     BOX = "box"
     CENTROID = "centroid"
 
 
-class Optim(StrEnum):
+class Optim(Choice):
     SGD = "sgd"
     ADAMW = "adamw"
 
 
-class SegLossNorm(StrEnum):
+class SegLossNorm(Choice):
     BATCH = "batch"
     LABELLED = "labelled"
 
