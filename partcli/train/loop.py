@@ -123,7 +123,7 @@ class Trainer:
         return state
 
     def _setup_data(self) -> None:
-        """The train and val splits, their files checked before the first epoch; the training loader."""
+        """The train and val splits, their files checked before the first epoch, and their loaders."""
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.train_set = PreparedDataset(cfg.data, "train", check_files=False)
@@ -135,6 +135,9 @@ class Trainer:
                                        check_files=False)
         self.val_set.validate_files()  # strict: a missing val mask is refused now, not after the first epoch
         self.train_loader = self._train_loader()
+        shard = Subset(self.val_set, list(range(self.dist.rank, len(self.val_set), self.dist.world_size)))
+        self.val_loader = DataLoader(shard, batch_size=cfg.batch_size,
+                                     **loader_options(self.workers, self.device, persistent=self.device.type == "cuda"))
 
     def _setup_model(self, state: dict[str, Any] | None) -> None:
         """The model (backbone weights, or --init's, unless resumed) on its device; the segmentation loss."""
@@ -291,13 +294,11 @@ class Trainer:
         """
         model = self.model
         model.eval()
-        shard = Subset(self.val_set, list(range(self.dist.rank, len(self.val_set), self.dist.world_size)))
-        loader = DataLoader(shard, batch_size=self.cfg.batch_size, **loader_options(self.workers, self.device))
         k1 = self.model_cfg.num_parts + 1
         cm = torch.zeros(k1, k1, dtype=torch.int64)
         clean = adv = seen = 0.0
         steps = self.cfg.val_steps if self.cfg.val_steps is not None else self.cfg.steps
-        for x, masks, y, _ in track(loader, "validate"):
+        for x, masks, y, _ in track(self.val_loader, "validate"):
             x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
             with torch.no_grad(), self.autocast():
                 logits, seg = model(x, return_seg=True)
