@@ -6,6 +6,7 @@ entry follow.
 """
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -120,9 +121,8 @@ def _config_defaults(cls: type):
     return callback
 
 
-def _run_options(cls: type) -> list:
-    import inspect
-
+def _run_options(cls: type) -> list[inspect.Parameter]:
+    """--config, --resume and --overwrite of the training commands (Run panel)."""
     config = typer.Option("--config", help="YAML file of options (a run's config.yaml works); options given here "
                           "win. Given before --help, its values show as the defaults.", rich_help_panel=RUN,
                           is_eager=True, callback=_config_defaults(cls))
@@ -184,8 +184,6 @@ def _pseudolabel_command():
         say(f"wrote {result.out}: {result.n_gt} gt + {result.n_pseudo} pseudo training masks; "
             f"segmenter {result.segmenter_checkpoint}")
 
-    import inspect
-
     overwrite = inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
         bool, typer.Option("--overwrite", help="Replace a non-empty --out.", rich_help_panel=RUN)])
     return with_parameters(command, [*typer_parameters(PseudoLabelConfig), overwrite])
@@ -229,8 +227,6 @@ def evaluate(
 
 
 def _attack_command():
-    import inspect
-
     from partcli.attacks.config import ATTACK_CSV, AttackConfig
 
     def command(ctx: typer.Context, ckpt: Path, data: Path, out: Path = ATTACK_CSV, **options: Any) -> None:

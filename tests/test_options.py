@@ -177,3 +177,12 @@ def test_info_and_warning_lines_print_user_text_as_it_is(capsys):
         set_quiet(quiet)
     err = capsys.readouterr().err.splitlines()
     assert err == [f"resuming runs/{ODD}", f"warning: runs/{ODD} is missing"]
+
+
+def test_the_cli_starts_without_importing_torch():
+    """The option definitions are read at start-up; `--help` and `--version` need no torch (seconds)."""
+    import subprocess
+
+    code = "import sys, partcli.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
