@@ -186,3 +186,11 @@ def test_the_cli_starts_without_importing_torch():
     code = "import sys, partcli.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_the_hygiene_checklist_shows_attack_names_with_brackets(capsys):
+    from partcli.evaluate.hygiene import Check, format_checklist
+    from partcli.progress import console
+
+    console.print(format_checklist([Check("large-eps", "ok", "accuracy 0.0% (autoattack[apgd-ce,fab,square])")]))
+    assert "(autoattack[apgd-ce,fab,square])" in capsys.readouterr().err
