@@ -20,7 +20,7 @@ import torch
 from partcli.models.registry import ModelConfig, build_model
 from partcli.train.config import TrainConfig
 from partcli.train.losses import combined_loss
-from partcli.train.loop import autocast_factory
+from partcli.runtime import autocast_factory
 from partcli.train.step import training_loss
 
 NUM_CLASSES, PARTS_PER_CLASS = 5, 4

@@ -1,4 +1,8 @@
-"""Typed configurations: dataclass defaults < YAML file < command-line options; resolved config written out."""
+"""Typed configurations: dataclass defaults < YAML file < command-line options; resolved config written out.
+
+Values are checked against their field (``partcli.options``): type, choices and the field's own parser, so a
+``--config`` file is held to the same rules as the command line.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -10,13 +14,14 @@ from typing import Any, TypeVar
 import yaml
 
 from partcli.errors import PartcliError
+from partcli.options import flag_name, spec_of
 
 C = TypeVar("C")
 
 
 def parse_fraction(text: str | float | int, option: str) -> float:
     """Parse '8/255', '0.03' or a number; raise a PartcliError naming ``option`` otherwise."""
-    if isinstance(text, (int, float)):
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
     try:
         return float(Fraction(str(text).strip()))
@@ -24,46 +29,68 @@ def parse_fraction(text: str | float | int, option: str) -> float:
         raise PartcliError(f"{option} {text!r}: expected a number or a fraction such as 8/255") from None
 
 
+def parse_workers(value: str | int, option: str) -> str | int:
+    """``auto`` or a number of DataLoader worker processes (≥ 0)."""
+    if value == "auto":
+        return "auto"
+    try:
+        number = int(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < 0 or (isinstance(value, float) and value != number):
+        raise PartcliError(f"{option} {value!r}: expected auto or a number of worker processes (0 or more)")
+    return number
+
+
+def read_config_file(cls: type, config_file: str | Path) -> dict[str, Any]:
+    """The checked values of a ``--config`` YAML file (keys are ``cls``'s field names)."""
+    path = Path(config_file)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise PartcliError(f"--config {path}: file not found") from None
+    except IsADirectoryError:
+        raise PartcliError(f"--config {path}: a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise PartcliError(f"--config {path}: not a text file; expected YAML") from None
+    except OSError as exc:
+        raise PartcliError(f"--config {path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError:
+        raise PartcliError(f"--config {path}: not valid YAML") from None
+    if not isinstance(doc, dict):
+        raise PartcliError(f"--config {path}: expected a mapping of option names to values")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(doc) - set(fields) - {"partcli_version"}
+    if unknown:
+        raise PartcliError(f"--config {path}: unknown key(s) {', '.join(sorted(unknown))}")
+    return {k: check_value(fields[k], v, f"--config {path}: {k}") for k, v in doc.items() if k in fields}
+
+
 def resolve_config(cls: type[C], config_file: str | Path | None, overrides: dict[str, Any]) -> C:
     """Build ``cls`` from its defaults, then the YAML file's keys, then the options the user gave (non-None)."""
-    values: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    if config_file is not None:
-        path = Path(config_file)
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise PartcliError(f"--config {path}: file not found") from None
-        except IsADirectoryError:
-            raise PartcliError(f"--config {path}: a folder, not a YAML file") from None
-        except UnicodeDecodeError:
-            raise PartcliError(f"--config {path}: not a text file; expected YAML") from None
-        except OSError as exc:
-            raise PartcliError(f"--config {path}: cannot be read ({exc.strerror})") from None
-        except yaml.YAMLError:
-            raise PartcliError(f"--config {path}: not valid YAML") from None
-        if not isinstance(doc, dict):
-            raise PartcliError(f"--config {path}: expected a mapping of option names to values")
-        unknown = set(doc) - names - {"partcli_version"}
-        if unknown:
-            raise PartcliError(f"--config {path}: unknown key(s) {', '.join(sorted(unknown))}")
-        types = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        values.update({k: _yaml_value(v, types[k], f"--config {path}: {k}") for k, v in doc.items() if k in names})
+    values = read_config_file(cls, config_file) if config_file is not None else {}
     values.update({k: v for k, v in overrides.items() if v is not None and k in names})
     return cls(**values)  # type: ignore[call-arg]
 
 
-def _yaml_value(value: Any, annotation: Any, where: str) -> Any:
-    """Check a YAML value against its field's annotation (a string such as "int" or "str | None").
+def check_value(field: dataclasses.Field, value: Any, where: str) -> Any:
+    """Check a value (from YAML or the Python API) against its field: type, choices and ``parse``.
 
     Numbers may be written as fractions ("8/255") for float fields; ints are accepted for floats. Annotations
     other than str, int, float and bool (optionally "| None") are passed through unchecked.
     """
-    kinds = [k.strip() for k in str(annotation).split("|")]
+    spec = spec_of(field)
+    kinds = [k.strip() for k in str(field.type).split("|")]
     if value is None:
         if "None" in kinds:
             return None
         raise PartcliError(f"{where} must not be empty")
+    if spec is not None and spec.parse is not None:
+        value = spec.parse(value, where)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PartcliError(f"{where}: expected a finite number, got {value!r}")
+        return value
     base = [k for k in kinds if k != "None"]
     if len(base) != 1 or base[0] not in ("str", "int", "float", "bool"):
         return value
@@ -79,10 +106,23 @@ def _yaml_value(value: Any, annotation: Any, where: str) -> Any:
     if kind == "bool" and isinstance(value, bool):
         return value
     if kind == "str" and isinstance(value, str):
-        return value
+        return check_choice(field, value, where)
     article = "an" if kind == "int" else "a"
     hint = " (YAML reads on/off/yes/no as booleans: quote the word)" if kind == "str" and isinstance(value, bool) else ""
     raise PartcliError(f"{where}: expected {article} {kind}, got {value!r}{hint}")
+
+
+def check_choice(field: dataclasses.Field, value: Any, where: str) -> Any:
+    spec = spec_of(field)
+    if spec is not None and spec.choices is not None and value not in {c.value for c in spec.choices}:
+        raise PartcliError(f"{where} {value!r}: expected one of {', '.join(c.value for c in spec.choices)}")
+    return value
+
+
+def check_choices(config: Any) -> None:
+    """Refuse a field value outside its choices (a configuration built in Python bypasses the CLI's Enum)."""
+    for field in dataclasses.fields(config):
+        check_choice(field, getattr(config, field.name), flag_name(field.name))
 
 
 def write_config(path: Path, config: Any, extra: dict[str, Any] | None = None) -> None:

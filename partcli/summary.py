@@ -10,6 +10,7 @@ from partcli.checkpoint import load_checkpoint
 from partcli.data.contract import SPLITS, check_split_files, read_dataset_info, read_split
 from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig, build_model
+from partcli.progress import plain
 
 
 def describe(path: str | Path) -> Table:
@@ -25,7 +26,7 @@ def describe_checkpoint(path: Path) -> Table:
     state = load_checkpoint(path)
     model, train, data = state["config"]["model"], state["config"].get("train", {}), state["config"].get("dataset", {})
     n_params = count_parameters(ModelConfig.from_dict(model))
-    table = Table(title=f"checkpoint {path}", show_header=False)
+    table = Table(title=plain(f"checkpoint {path}"), show_header=False)
     rows = [
         ("format_version", state["format_version"]), ("partcli_version", state["partcli_version"]),
         ("arch", model.get("arch")), ("backbone", model.get("backbone")), ("classes", model.get("num_classes")),
@@ -35,7 +36,7 @@ def describe_checkpoint(path: Path) -> Table:
         ("best metric", state.get("best_metric")),
     ]
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(key, plain(value))
     return table
 
 
@@ -54,7 +55,7 @@ def describe_dataset(path: Path) -> Table:
     info = read_dataset_info(path)
     for split in SPLITS:
         check_split_files(path, read_split(path, split, info))
-    table = Table(title=f"prepared dataset {path} ({info.name}, format {info.format_version})")
+    table = Table(title=plain(f"prepared dataset {path} ({info.name}, format {info.format_version})"))
     table.add_column("class")
     table.add_column("parts")
     splits = list(info.counts)
@@ -62,6 +63,6 @@ def describe_dataset(path: Path) -> Table:
         table.add_column(split, justify="right")
     for cls in info.classes:
         parts = ", ".join(p.name for p in info.parts if p.cls == cls)
-        table.add_row(cls, parts, *[str(info.counts[s].get(cls, 0)) for s in splits])
-    table.caption = "source: " + ", ".join(f"{k}={v}" for k, v in info.source.items())
+        table.add_row(plain(cls), plain(parts), *[str(info.counts[s].get(cls, 0)) for s in splits])
+    table.caption = plain("source: " + ", ".join(f"{k}={v}" for k, v in info.source.items()))
     return table

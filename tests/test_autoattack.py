@@ -13,7 +13,7 @@ from torch import nn
 from helpers import attack_samples, tiny_conv
 from known_robustness import linear_model, samples_around
 from partcli.attacks.autoattack_runner import (FEW_CLASS_ATTACKS, STANDARD_ATTACKS, autoattack_plan,
-                                               build_autoattack, run_autoattack)
+                                               run_autoattack)
 from partcli.errors import PartcliError
 
 EPS = 8 / 255

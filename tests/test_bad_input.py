@@ -527,3 +527,44 @@ def test_pseudolabel_refuses_a_segmenter_trained_on_other_data(synthetic_data, t
                     0.25, "--backbone", "resnet18", "--epochs", 1, "--image-size", SIZE, "--device", "cpu")
     assert_user_error(code, err, str(tmp_path / "pseudo.segmenter"), "training data: 'synthetic'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pseudo.segmenter"]
+
+
+# ------------------------------------------------------------------------------ issue 12: choices, workers, resume
+@pytest.mark.parametrize("option, value", [("--adv", "nope"), ("--device", "tpu"), ("--amp", "fp8"),
+                                           ("--workers", "-1"), ("--workers", "many"), ("--seg-labels", "pixels")])
+def test_bad_choice_or_workers_for_training(option, value, good, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    code, err = cli(capsys, monkeypatch, "--quiet", "train", "--data", good, "--out", out, "--epochs", 1,
+                    "--image-size", SIZE, "--batch-size", 2, option, value)
+    assert_user_error(code, err, option)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, culprit", [("workers: -2\n", "workers -2"), ("device: tpu\n", "device 'tpu'"),
+                                              ("replanned: [[2]]\n", "replanned")])
+def test_bad_config_values_of_issue_12(content, culprit, good, tmp_path, capsys, monkeypatch):
+    config = tmp_path / "c.yaml"
+    config.write_text(content)
+    assert_user_error(*pretrain(capsys, monkeypatch, good, tmp_path / "run", "--config", config), str(config), culprit)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--suite", "nope"), ("--split", "nope"), ("--strategy", "nope"),
+                                           ("--device", "tpu"), ("--eps", "x/255")])
+def test_bad_attack_option(option, value, good, good_checkpoint, tmp_path, capsys, monkeypatch):
+    csv = tmp_path / "a.csv"
+    assert_user_error(*cli(capsys, monkeypatch, "attack", "--ckpt", good_checkpoint, "--data", good, "--out", csv,
+                           option, value), option)
+    assert not csv.exists()
+
+
+def test_resume_refuses_an_option_that_differs_from_the_run(good, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert pretrain(capsys, monkeypatch, good, out)[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code, err = cli(capsys, monkeypatch, "--quiet", "pretrain", "--out", out, "--resume", "--batch-size", 4)
+    assert_user_error(code, err, "--batch-size 4", "--batch-size 2", "--resume")
+    code, err = cli(capsys, monkeypatch, "--quiet", "pretrain", "--out", out, "--resume", "--no-channels-last",
+                    "--channels-last")
+    assert_user_error(code, err, "--channels-last True", "--channels-last False")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

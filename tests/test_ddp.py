@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import torch.multiprocessing as mp
 
 from partcli.checkpoint import load_checkpoint
 from partcli.data.synthetic import prepare_synthetic
+from partcli.errors import PartcliError
 from partcli.train.config import TrainConfig
 from partcli.train.distributed import all_sum
 from partcli.train.loop import Trainer
@@ -64,3 +66,40 @@ def test_two_gloo_ranks_end_identical_and_rank_0_writes_averaged_metrics(tmp_pat
     val = single.validate()
     assert float(rows[-1]["val_clean_acc"]) == pytest.approx(val["val_clean_acc"], abs=1e-5)
     assert float(rows[-1]["val_pixel_acc"]) == pytest.approx(val["val_pixel_acc"], abs=1e-5)
+
+
+def refusing_worker(rank: int, port: int, cfg: dict, result_dir: str) -> None:
+    """A rank that reports how its Trainer ended: the PartcliError's message, or "trained"."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        Trainer(TrainConfig(**cfg))
+        outcome = "trained"
+    except PartcliError as exc:
+        outcome = str(exc)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    (Path(result_dir) / f"outcome{rank}.txt").write_text(outcome)
+
+
+def test_every_rank_stops_when_rank_0_refuses_out(tmp_path):
+    """Only rank 0 checks --out: before the fix rank 1 went on to DDP's first broadcast and waited for ever."""
+    prepare_synthetic(tmp_path / "data", n=40, image_size=16, seed=0)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "mine.txt").write_text("not a run")
+    cfg = dict(data=str(tmp_path / "data"), out=str(out), arch="bbox", backbone="resnet18", image_size=16,
+               batch_size=4, epochs=1, device="cpu")
+    context = mp.spawn(refusing_worker, args=(free_port(), cfg, str(tmp_path)), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("a rank hung after rank 0 refused --out")
+    outcomes = [(tmp_path / f"outcome{r}.txt").read_text() for r in range(WORLD)]
+    assert all("--out" in text and str(out) in text for text in outcomes), outcomes
+    assert outcomes[0] == outcomes[1]
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]

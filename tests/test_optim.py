@@ -9,7 +9,7 @@ from torch import nn
 
 from partcli.errors import PartcliError
 from partcli.train.config import TrainConfig
-from partcli.train.loop import validate_config
+from partcli.train.validate import validate_config
 from partcli.train.optim import WarmupCosine, build_optimizer, build_scheduler, param_groups
 
 
@@ -67,7 +67,7 @@ def test_scheduler_steps_per_iteration_over_the_whole_run():
     assert lrs[3] == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
     state = sched.state_dict()  # goes into the checkpoint: plain values only
     torch.save(state, "/dev/null")
-    assert state["lr_lambdas"][0] == {"warmup": 2, "total": 6}
+    assert state["lr_lambdas"][0] == {"warmup": 2, "total": 6, "replanned": []}
 
 
 @pytest.mark.parametrize(("options", "option"), [

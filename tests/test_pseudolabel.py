@@ -309,3 +309,15 @@ def test_bad_inputs_fail_before_training(project, synthetic_data, tmp_path):
     assert not (tmp_path / "o4.segmenter").exists()
     with pytest.raises(PartcliError, match="--out"):
         pseudolabel(config(project / "synth", project), overwrite=True)
+
+
+def test_a_segmenter_run_written_before_a_new_setting_existed_is_still_the_same_run(tmp_path):
+    """A checkpoint lacking a later TrainConfig field (here ``replanned``) compares as holding its default."""
+    import dataclasses
+
+    from partcli.pseudolabel.segmenter import _differences, segmenter_config
+
+    tcfg = segmenter_config(PseudoLabelConfig(data=str(tmp_path), out=str(tmp_path / "o")), tmp_path / "seg")
+    older = {k: v for k, v in dataclasses.asdict(tcfg).items() if k != "replanned"}
+    assert _differences({"config": {"train": older}}, tcfg) == ""
+    assert "epochs: 50 -> 3" in _differences({"config": {"train": older}}, dataclasses.replace(tcfg, epochs=3))

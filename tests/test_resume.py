@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ from partcli.checkpoint import load_checkpoint, save_checkpoint
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
 from partcli.progress import is_quiet, set_quiet
-from partcli.train import loop
+from partcli.train import loop, run_files
 from partcli.train.config import TrainConfig
 from partcli.train.loop import Trainer, run_training
 from partcli.train.run_files import restore_run_files
@@ -84,7 +85,7 @@ def test_killed_during_epoch_2_then_resumed_matches_the_uninterrupted_run(setup,
 def test_killed_between_checkpoint_and_metrics_row_gets_the_row_back(setup, monkeypatch):
     root, cfg = setup
     out = root / "killed_before_metrics_row"
-    original = loop._append_metrics
+    original = run_files._append_metrics
 
     def dies_writing_row_2(path, row):
         if row["epoch"] == 2:
@@ -92,7 +93,7 @@ def test_killed_between_checkpoint_and_metrics_row_gets_the_row_back(setup, monk
         original(path, row)
 
     with monkeypatch.context() as patch:
-        patch.setattr(loop, "_append_metrics", dies_writing_row_2)
+        patch.setattr(run_files, "_append_metrics", dies_writing_row_2)
         with pytest.raises(Killed):
             run_training(TrainConfig(out=str(out), **cfg))
     assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 2  # the checkpoint comes first...
@@ -320,3 +321,80 @@ def test_sigkill_at_each_point_then_resume_matches_the_uninterrupted_run(setup, 
         best, full_best = (load_checkpoint(runs[n] / "checkpoints" / "best.pt") for n in (name, "full"))
         assert best["epoch"] == full_best["epoch"], name
         assert not list((runs[name] / "checkpoints").glob("*.tmp")), name
+
+
+# ------------------------------------------------------------------------------ issue 12: what --resume changes
+@pytest.fixture(scope="module")
+def two_epochs(setup) -> Path:
+    """The setup's run, planned for 2 epochs and finished."""
+    root, cfg = setup
+    run_training(TrainConfig(out=str(root / "two_epochs"), **{**cfg, "epochs": 2}))
+    return root / "two_epochs"
+
+
+def copy_run(run: Path, out: Path) -> Path:
+    """A copy of a finished run that resumes as the run itself would (its config names its new folder)."""
+    shutil.copytree(run, out)
+    doc = yaml.safe_load((out / "config.yaml").read_text())
+    (out / "config.yaml").write_text(yaml.safe_dump({**doc, "out": str(out)}))
+    return out
+
+
+def test_extending_a_run_equals_a_run_planned_with_the_same_schedule(setup, two_epochs, tmp_path):
+    """2 epochs, then --resume --epochs 3: the cosine schedule of epoch 3 is re-planned over 3 epochs. A fresh
+    3-epoch run given the same plan (the extended run's config.yaml as its configuration) ends bit-identical."""
+    cfg = setup[1]
+    copy_run(two_epochs, tmp_path / "extended")
+    run_training(TrainConfig(out=str(tmp_path / "extended"), epochs=3), resume=True, given={"out", "epochs"})
+    stored = yaml.safe_load((tmp_path / "extended" / "config.yaml").read_text())
+    assert stored["epochs"] == 3 and stored["replanned"] == [[2, 2]]
+    replayed = TrainConfig(**{**{k: v for k, v in stored.items() if k != "partcli_version"},
+                              "out": str(tmp_path / "planned")})
+    run_training(replayed)
+    assert_same_final_state(tmp_path / "extended", tmp_path / "planned")
+    assert metric_rows(tmp_path / "extended") == metric_rows(tmp_path / "planned")
+
+    # the learning rates: epochs 1-2 as planned for 2 epochs, epoch 3 on the cosine over 3 epochs (5 steps/epoch)
+    steps, lr = 32 // cfg["batch_size"], cfg["lr"]
+    rows = list(csv.DictReader((tmp_path / "extended" / "metrics.csv").open()))
+    planned = [lr * 0.5 * (1 + math.cos(math.pi * e * steps / (total * steps))) for e, total in ((0, 2), (1, 2), (2, 3))]
+    assert [float(r["lr"]) for r in rows] == pytest.approx(planned, rel=1e-5)
+    assert float(rows[2]["lr"]) == pytest.approx(lr * 0.25, rel=1e-5)  # cos(2π/3): a quarter of the peak
+
+
+def test_resume_applies_workers_and_device_and_stays_bit_identical(setup, monkeypatch):
+    """Killed after epoch 1, resumed with one DataLoader worker: every sample's augmentation is seeded by
+    (seed, epoch, sample), not by a worker, so the run still ends as the uninterrupted one (0 workers)."""
+    root, cfg = setup
+    out = root / "resumed_with_a_worker"
+    killed_in_epoch(2, monkeypatch, TrainConfig(out=str(out), **cfg))
+    trainer = Trainer(TrainConfig(out=str(out), workers=1, device="cpu"), resume=True)
+    assert trainer.workers == 1 and trainer.cfg.workers == 1 and trainer.device.type == "cpu"
+    trainer.fit()
+    assert_same_final_state(root / "full", out)
+    assert yaml.safe_load((out / "config.yaml").read_text())["workers"] == 1
+
+
+def folder_snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--lr", "0.5"], "--lr 0.5"),
+    (["--arch", "pixel"], "--arch pixel"),
+    (["--seg-labels", "object"], "--seg-labels object"),
+    (["--epochs", "1"], "--epochs 1"),  # already trained 2
+])
+def test_resume_refuses_other_changes_naming_the_option(args, named, two_epochs, tmp_path, capsys, monkeypatch):
+    from partcli.cli import main
+
+    copy_run(two_epochs, tmp_path / "run")
+    capsys.readouterr()
+    before = folder_snapshot(tmp_path / "run")
+    monkeypatch.setattr(sys, "argv", ["partcli", "--quiet", "pretrain", "--out", str(tmp_path / "run"), "--resume",
+                                      "--lr", "0.05", "--device", "cpu", *args])  # --lr 0.05: as stored, accepted
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and named in err[0], err
+    assert folder_snapshot(tmp_path / "run") == before  # nothing written

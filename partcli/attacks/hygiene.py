@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+from rich.markup import escape
 
 NEAR_ZERO = 0.02  # paper App. D.3: its models drop below 2% at ε = 32/255
 LARGE_EPS = 32 / 255
@@ -158,8 +159,9 @@ def _clean_model(rows: list[dict[str, Any]], n: int, train_adv: str | None, pgd:
 def format_checklist(checks: list[Check]) -> str:
     marks = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "not run": "[dim]–[/dim]"}
     lines = ["evaluation hygiene (Carlini et al. 2019):"]
-    lines += [f"  {marks[c.status]} {c.name}: {c.message}" if c.status != "not run"
-              else f"  {marks[c.status]} {c.name}: not run ({c.message})" for c in checks]
+    # Rich markup: the marks only; messages name attacks and files ("autoattack[apgd-ce,fab,square]") verbatim
+    lines += [f"  {marks[c.status]} {c.name}: {escape(c.message)}" if c.status != "not run"
+              else f"  {marks[c.status]} {c.name}: not run ({escape(c.message)})" for c in checks]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ warns at once about a model that ignores its input (``hygiene`` module); the oth
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack, state_path_at_radius, state_path_for
+from partcli.attacks.config import ATTACK_CSV, SUITES, SWEEP_ATTACKS, AttackConfig
 from partcli.attacks.hygiene import Check, check_input_dependence, run_hygiene
 from partcli.attacks.outcomes import (SampleOutcomes, checkpoint_fingerprint, on_earlier_set, outcomes_path,
                                       read_outcomes, write_outcomes)
@@ -36,46 +38,16 @@ from partcli.attacks.pgd import craft_adversarial, frozen_eval
 from partcli.attacks.samples import AttackSamples, MaskPool, load_samples, select_indices
 from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pixels, reference_masks,
                                          seg_single_attack, segmenter_attack, two_stage_attack)
-from partcli.config import parse_fraction
+from partcli.config import check_value
 from partcli.data.dataset import PreparedDataset
 from partcli.errors import PartcliError, check_writable
 from partcli.evaluate.results_csv import append_results
-from partcli.progress import warn
+from partcli.options import flag_name
+from partcli.progress import info, warn
+from partcli.runtime import pick_device
 
-SUITES = ("autoattack", "pgd", "seg-single", "seg-two-stage", "segmenter", "eps-sweep", "all")  # SUITE_ATTACKS + all
 SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
 SWEEP_EPS = (8 / 255, 16 / 255, 24 / 255, 32 / 255)  # Table 10
-SWEEP_ATTACKS = ("autoattack", "pgd")  # Table 10 reports AutoAttack
-
-
-@dataclass
-class AttackConfig:
-    """Options of ``partcli attack`` (defaults: paper App. B). ``eps`` and ``step_size`` may be given as fractions
-    such as "8/255"; lists become tuples."""
-
-    split: str = "test"
-    suite: str = "autoattack"
-    eps: float = 8 / 255
-    n: int | None = None
-    batch_size: int = 256
-    seed: int = 0
-    device: str = "cpu"
-    attack_cseg: float = 0.5
-    restarts: int = 5
-    steps: int = 100
-    step_size: float = 0.001
-    strategies: tuple[str, ...] = STRATEGIES
-    sweep_attack: str = "autoattack"
-    aa_attacks: tuple[str, ...] | None = None  # a custom AutoAttack list (e.g. cheaper tests); None = App. B
-    survivors_of: str | None = None  # an earlier run's *.samples.csv: attack its survivors only
-    hygiene: bool = True
-
-    def __post_init__(self) -> None:
-        self.eps = parse_fraction(self.eps, "--eps")
-        self.step_size = parse_fraction(self.step_size, "--step-size")
-        self.strategies = tuple(self.strategies)
-        self.aa_attacks = None if self.aa_attacks is None else tuple(self.aa_attacks)
-        self.survivors_of = None if self.survivors_of is None else str(self.survivors_of)
 
 
 @dataclass
@@ -98,13 +70,18 @@ class _Attack:
     earlier_seconds: float = 0.0  # spent on this attack by an interrupted earlier run that ``run`` resumed
 
 
-def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig,
-                     out: str | Path | None = "results/attacks.csv") -> SuiteResult:
+def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | None = None,
+                     out: str | Path | None = ATTACK_CSV, **options: Any) -> SuiteResult:
     """Python API of ``partcli attack``: attack ``cfg.n`` samples of ``cfg.split``, append rows to ``out`` (if
-    given), write the per-sample outcomes beside it and return the rows, notes and hygiene checklist."""
+    given), write the per-sample outcomes beside it and return the rows, notes and hygiene checklist.
+
+    ``options``: ``AttackConfig`` fields overriding ``cfg`` (default ``AttackConfig()``), e.g. ``suite="pgd"``;
+    ``eps`` and ``step_size`` may be fractions such as "8/255".
+    """
     from partcli.checkpoint import load_checkpoint
     from partcli.evaluate.evaluate import load_for_dataset
 
+    cfg = attack_config(cfg, options)
     validate_config(cfg)
     state = load_checkpoint(ckpt)
     model, ds = load_for_dataset(ckpt, data, cfg.split, state=state)
@@ -124,6 +101,7 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig,
     if out is not None:
         check_writable(out)
         state_path = state_path_for(out, key)
+    info(f"device {pick_device(cfg.device)}" + (" (auto)" if cfg.device == "auto" else ""))
     result = attack_model(model, samples, cfg, num_classes=ds.info.num_classes, pool=MaskPool.from_dataset(ds),
                           train_adv=train_adv, state_path=state_path, state_key=key)
     result.outcomes.split, result.outcomes.checkpoint = cfg.split, fingerprint
@@ -139,6 +117,17 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig,
         result.samples_path = outcomes_path(out, cfg.suite)
         write_outcomes(result.samples_path, result.outcomes)
     return result
+
+
+def attack_config(cfg: AttackConfig | None, options: dict[str, Any]) -> AttackConfig:
+    """``cfg`` with ``options`` applied, checked against each field (type, choices, fractions)."""
+    fields = {f.name: f for f in dataclasses.fields(AttackConfig)}
+    unknown = set(options) - set(fields)
+    if unknown:
+        raise TypeError(f"run_attack_suite: unknown option(s) {', '.join(sorted(unknown))}")
+    plain = {k: str(v) if isinstance(v, Path) else tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    checked = {k: v if v is None else check_value(fields[k], v, flag_name(k)) for k, v in plain.items()}
+    return dataclasses.replace(cfg or AttackConfig(), **checked)
 
 
 def validate_config(cfg: AttackConfig) -> None:
@@ -171,6 +160,7 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
                  state_key: dict[str, Any] | None = None) -> SuiteResult:
     """Run ``cfg.suite`` on a model (any module mapping [0, 1] images to logits; part models for seg suites)."""
     validate_config(cfg)
+    cfg = dataclasses.replace(cfg, device=str(pick_device(cfg.device)))
     _require_segmenter(model, cfg.suite, "the model")
     model = model.to(cfg.device).eval()
     runner = _Runner(model, samples, cfg, num_classes, pool or MaskPool.from_samples(samples), state_path, state_key)

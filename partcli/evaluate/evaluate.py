@@ -10,12 +10,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from partcli.checkpoint import load_checkpoint, model_from_checkpoint
+from partcli.config import parse_workers
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError, check_writable
 from partcli.evaluate.results_csv import append_results
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
-from partcli.progress import track
+from partcli.progress import info, track
+from partcli.runtime import describe_runtime, loader_options, pick_device, resolve_workers
 
 
 @dataclass
@@ -52,14 +54,16 @@ def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size:
     return model_from_checkpoint(state, f"--ckpt {ckpt}").eval(), ds
 
 
-def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int = 64, device: str = "cpu",
-                   workers: int = 0) -> EvalResult:
+def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int = 64,
+                   device: str | torch.device = "cpu", workers: int = 0) -> EvalResult:
     start = time.perf_counter()
+    device = torch.device(device)
     model = model.to(device).eval()
     cm: torch.Tensor | None = None  # sized by the segmenter's channels (K+1, or C+1 for object labels)
     correct = seen = 0
     with torch.no_grad():
-        for x, masks, y, _ in track(DataLoader(ds, batch_size=batch_size, num_workers=workers), f"evaluate {ds.split}"):
+        loader = DataLoader(ds, batch_size=batch_size, **loader_options(workers, device))
+        for x, masks, y, _ in track(loader, f"evaluate {ds.split}"):
             logits, seg = model(x.to(device), return_seg=True)
             correct += (logits.argmax(1).cpu() == y).sum().item()
             seen += len(y)
@@ -72,30 +76,31 @@ def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int 
                       foreground_pixel_accuracy(cm))
 
 
-def check_eval_options(batch_size: int, device: str, image_size: int | None, workers: int) -> None:
+def check_eval_options(batch_size: int, device: str, image_size: int | None, workers: int | str) -> None:
     """Refuse impossible options before any work, naming the option (they would otherwise fail deep in torch)."""
     if batch_size < 1:
         raise PartcliError(f"--batch-size {batch_size}: must be at least 1")
-    if workers < 0:
-        raise PartcliError(f"--workers {workers}: must not be negative")
+    parse_workers(workers, "--workers")
     if image_size is not None and (image_size < 16 or image_size % 16):
         raise PartcliError(f"--image-size {image_size}: must be a multiple of 16 (the segmenter's output stride)")
-    kind = str(device).split(":")[0]
-    if kind not in ("cpu", "cuda"):
-        raise PartcliError(f"--device {device!r}: expected cpu or cuda")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise PartcliError("--device cuda: no CUDA device is available")
+    pick_device(device)
 
 
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, split: str = "test", out: str | Path | None = None,
-                        batch_size: int = 64, device: str = "cpu", image_size: int | None = None,
-                        workers: int = 0) -> EvalResult:
-    """Python API of ``partcli evaluate``; appends a row to ``out`` when given."""
+                        batch_size: int = 64, device: str = "auto", image_size: int | None = None,
+                        workers: int | str = "auto") -> EvalResult:
+    """Python API of ``partcli evaluate``; appends a row to ``out`` when given.
+
+    ``device`` auto: CUDA when available; ``workers`` auto: a few per GPU, none on the CPU (``partcli.runtime``).
+    """
     check_eval_options(batch_size, device, image_size, workers)
     model, ds = load_for_dataset(ckpt, data, split, image_size)
     if out is not None:
         check_writable(out)
-    result = evaluate_model(model, ds, batch_size, device, workers)
+    chosen = pick_device(device)
+    n_workers = resolve_workers(parse_workers(workers, "--workers"), chosen)
+    result = evaluate_model(model, ds, batch_size, chosen, n_workers)
+    info("evaluated on " + describe_runtime(device, chosen, workers, n_workers))
     if out is not None:
         append_results(out, [{"checkpoint": str(ckpt), "dataset": str(data), "split": split, "suite": "clean",
                               "attack": "none", "eps": 0.0, "n": result.n, "clean_acc": result.clean_acc,

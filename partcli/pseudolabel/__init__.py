@@ -5,7 +5,16 @@ A part segmenter is trained on the training samples that keep their ground-truth
 training sample (and for optional extra class-labelled images, ``--unlabelled``), and a new prepared dataset is
 written whose ``train.csv`` marks each mask ``gt`` or ``pseudo``. See ``build.py`` for the output layout.
 """
-from partcli.pseudolabel.build import PseudoLabelResult, pseudolabel
 from partcli.pseudolabel.config import PseudoLabelConfig
+
+
+def __getattr__(name: str):
+    # Lazy, so that the CLI can read PseudoLabelConfig's options without importing torch.
+    if name in ("PseudoLabelResult", "pseudolabel"):
+        from partcli.pseudolabel import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'partcli.pseudolabel' has no attribute {name!r}")
+
 
 __all__ = ["PseudoLabelConfig", "PseudoLabelResult", "pseudolabel"]

@@ -37,8 +37,9 @@ from partcli.pseudolabel.predict import OWN_CLASS_PARTS, native_resolution_masks
 from partcli.pseudolabel.segmenter import finished_segmenter, segmenter_config, work_dir_for
 from partcli.pseudolabel.subset import subset_dir_for, subset_name, write_labelled_subset
 from partcli.pseudolabel.unlabelled import read_unlabelled
-from partcli.train.distributed import DistInfo
-from partcli.train.loop import pick_device, seg_label_mask_indices, validate_config
+from partcli.runtime import pick_device, resolve_workers
+from partcli.train.loop import seg_label_mask_indices
+from partcli.train.validate import validate_config
 
 SEGMENTER_DIR = "segmenter"
 SEGMENTER_CHECKPOINT = f"{SEGMENTER_DIR}/checkpoints/last.pt"
@@ -98,10 +99,11 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
     run = finished_segmenter(tcfg, work, subset_name(train.info, kept),
                              lambda: write_labelled_subset(parent, train.info, splits, kept, subset_dir, subset_source),
                              previous if previous.is_dir() else None, overwrite)
-    device = pick_device(cfg.device, DistInfo())
+    device = pick_device(cfg.device)
+    workers = resolve_workers(cfg.workers, device)
     model = load_model(run / "checkpoints" / "last.pt", device)
     val = evaluate_model(model, PreparedDataset(parent, "val", eval_transform(cfg.image_size)), cfg.batch_size,
-                         device, cfg.workers)
+                         device, workers)
 
     final = out.resolve()
     source = {
@@ -120,7 +122,7 @@ def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelR
     pseudo = [r for r in rows if r.pseudo]
     masks = native_resolution_masks(model, [(r.root, r.sample.image) for r in pseudo],
                                     [r.sample.label for r in pseudo], train.info.part_to_class(), cfg.image_size,
-                                    cfg.batch_size, device, cfg.workers)
+                                    cfg.batch_size, device, workers)
     with DatasetWriter(out, train.info.classes, train.info.parts, f"{train.info.name}-pseudo", overwrite) as writer:
         for split in ("val", "test"):
             samples = PreparedDataset(parent, split).samples

@@ -1,21 +1,32 @@
-"""The configuration of ``partcli pseudolabel`` (one typed dataclass, DESIGN §5)."""
+"""The configuration of ``partcli pseudolabel`` (one typed dataclass, DESIGN §5; each field an option's one
+definition, ``partcli.options``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from partcli.config import parse_workers
+from partcli.options import DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Device, option
+
 
 @dataclass
 class PseudoLabelConfig:
-    data: str = ""
-    out: str = ""
-    frac: float = 0.1
-    unlabelled: str | None = None
-    backbone: str = "resnet50"
-    pretrained: str | None = None
-    epochs: int = 50
-    batch_size: int = 128
-    lr: float = 0.1
-    image_size: int = 224
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
+    data: str = option("", "Prepared dataset whose training masks are (partly) kept.", panel=DATA, path=True)
+    out: str = option("", "New prepared dataset to write (must not exist or be empty); the segmenter trains in "
+                      "<out>.segmenter/ and ends up in <out>/segmenter/.", panel=RUN, path=True)
+    frac: float = option(0.1, "Fraction of training samples keeping their ground-truth mask, stratified per class "
+                         "(the same choice as `train --seg-frac` with the same --seed).", panel=DATA)
+    unlabelled: str | None = option(None, "Extra images with a class label and no mask: a folder with labels.csv "
+                                    "(image,label = path relative to it, class name); they get pseudo masks too.",
+                                    panel=DATA, path=True)
+    backbone: str = option("resnet50", "smp encoder of the segmenter.", panel=MODEL)
+    pretrained: str | None = option(None, "Local state-dict file with backbone weights (never downloaded).",
+                                    panel=MODEL, path=True)
+    epochs: int = option(50, "Segmenter training epochs.", panel=OPTIMISATION)
+    batch_size: int = option(128, "Segmenter training and prediction batch size.", panel=OPTIMISATION)
+    lr: float = option(0.1, "SGD learning rate of the segmenter, cosine-annealed.", panel=OPTIMISATION)
+    image_size: int = option(224, "Segmenter resolution, a multiple of 16; masks are predicted back at each "
+                             "image's own size.", panel=DATA)
+    seed: int = option(0, "Seed of the kept fraction and of the segmenter's training.", panel=RUN)
+    device: str = option("auto", "auto (CUDA when available), cpu or cuda.", panel=RUNTIME, choices=Device)
+    workers: int | str = option("auto", "DataLoader worker processes: a number, or auto (on CUDA the CPU count, "
+                                "capped at 8; 0 on the CPU).", panel=RUNTIME, parse=parse_workers)

@@ -79,7 +79,9 @@ def _last_state(run: Path) -> dict[str, Any] | None:
 
 def _differences(state: dict[str, Any], tcfg: TrainConfig, data_name: str) -> str:
     """'key: old -> new' for every computation-relevant setting in which the checkpoint's run differs."""
-    old, new = state["config"]["train"], dataclasses.asdict(tcfg)
+    # a setting added after the checkpoint was written (e.g. ``replanned``) counts as its default there
+    old = {**dataclasses.asdict(TrainConfig()), **state["config"]["train"]}
+    new = dataclasses.asdict(tcfg)
     diff = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if k not in UNCOMPARED and old.get(k) != new[k]]
     old_name = state["config"].get("dataset", {}).get("name")
     if old_name != data_name:

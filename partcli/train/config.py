@@ -1,49 +1,134 @@
-"""The training configuration shared by ``pretrain`` and ``train`` (one typed dataclass, DESIGN §5)."""
+"""The training configuration shared by ``pretrain`` and ``train`` (one typed dataclass, DESIGN §5).
+
+Each field is an option's one definition (``partcli.options.option``): its name, type, default, help text, help
+panel and choices. To add an option, add a field here; ``pretrain``/``train`` grow the option, ``--config`` files
+accept the key and every run's ``config.yaml`` records it. Options of the ``Adversary`` panel and ``init`` are
+``train``'s only (``pretrain`` trains clean, from scratch or ``--pretrained`` backbone weights).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-ADV_MODES = ("none", "pgd", "trades")
-AMP_MODES = ("off", "bf16", "fp16")
-SEG_LABELS = ("part", "object", "box", "centroid")
-OPTIMIZERS = ("sgd", "adamw")
-SEG_LOSS_NORMS = ("batch", "labelled")
+from partcli.config import parse_fraction, parse_workers
+from partcli.errors import PartcliError
+from partcli.options import ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Choice, Device, option
+
+
+class Arch(Choice):
+    RESNET = "resnet"
+    DOWNSAMPLED = "downsampled"
+    BBOX = "bbox"
+    TWOHEAD = "twohead"
+    PIXEL = "pixel"
+
+
+class Adv(Choice):
+    NONE = "none"
+    PGD = "pgd"
+    TRADES = "trades"
+
+
+class Amp(Choice):
+    OFF = "off"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+class SegLabels(Choice):
+    PART = "part"
+    OBJECT = "object"
+    BOX = "box"
+    CENTROID = "centroid"
+
+
+class Optim(Choice):
+    SGD = "sgd"
+    ADAMW = "adamw"
+
+
+class SegLossNorm(Choice):
+    BATCH = "batch"
+    LABELLED = "labelled"
+
+
+ADV_MODES = tuple(a.value for a in Adv)
+AMP_MODES = tuple(a.value for a in Amp)
+SEG_LABELS = tuple(s.value for s in SegLabels)
+OPTIMIZERS = tuple(o.value for o in Optim)
+SEG_LOSS_NORMS = tuple(n.value for n in SegLossNorm)
+TRAIN_ONLY = ("init",)  # with the Adversary panel: options of `train`, not of `pretrain`
+# Options that a resumed run takes from the command line; any other must equal the stored configuration.
+RESUMABLE = ("out", "data", "epochs", "workers", "device")
+
+
+def parse_replanned(value: object, option: str) -> list[list[int]]:
+    """``replanned``: a list of [epoch reached, earlier --epochs] pairs of positive integers."""
+    ok = isinstance(value, list) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, int) and v > 0 for v in p) for p in value)
+    if not ok:
+        raise PartcliError(f"{option}: expected a list of [epoch reached, earlier --epochs] pairs, got {value!r}")
+    return [list(p) for p in value]
 
 
 @dataclass
 class TrainConfig:
-    data: str = ""
-    out: str = ""
-    arch: str = "bbox"
-    backbone: str = "resnet18"
-    pretrained: str | None = None
-    init: str | None = None
-    pool: int = 4
-    drop_background: bool = False
-    concat_input: bool = False
-    epochs: int = 50
-    batch_size: int = 128
-    lr: float = 0.1
-    wd: float = 5e-4
-    momentum: float = 0.9
-    optim: str = "sgd"
-    warmup_epochs: int = 0
-    decay_norm_bias: bool = False
-    image_size: int = 224
-    crop_scale: float = 0.08
-    workers: int = 0
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "off"
-    channels_last: bool = False
-    cseg: float = 0.5
-    seg_only_epochs: int = 0
-    seg_loss_norm: str = "batch"
-    adv: str = "none"
-    eps: float = 8 / 255
-    step_size: float = 2 / 255
-    steps: int = 10
-    beta: float = 0.5
-    seg_frac: float = 1.0
-    seg_labels: str = "part"
-    val_steps: int | None = None
+    data: str = option("", "Prepared dataset folder (with --resume: only to point at a dataset that moved).",
+                       panel=DATA, path=True)
+    out: str = option("", "Run folder to write, or to continue with --resume.", panel=RUN, path=True)
+    arch: str = option("bbox", "Model: the resnet baseline or a part model with this head (paper §3.2, App. C).",
+                       panel=MODEL, choices=Arch)
+    backbone: str = option("resnet18", "torchvision model (resnet) or smp encoder (part models).", panel=MODEL)
+    pretrained: str | None = option(None, "Local state-dict file with backbone weights (never downloaded).",
+                                    panel=MODEL, path=True)
+    init: str | None = option(None, "Start from this checkpoint's weights (e.g. a pretrain run's best.pt).",
+                              panel=MODEL, path=True)
+    pool: int = option(4, "Downsampled/two-headed head: pooled size (App. D.8).", panel=MODEL)
+    drop_background: bool = option(False, "Downsampled head: drop the background channel (App. D.7).", panel=MODEL,
+                                   flags="--drop-background/--keep-background")
+    concat_input: bool = option(False, "Downsampled head: also feed the image (App. D.10).", panel=MODEL,
+                                flags="--concat-input/--no-concat-input")
+    epochs: int = option(50, "Training epochs; with --resume, a new total that extends the run (the cosine "
+                         "schedule is re-planned from the epoch reached).", panel=OPTIMISATION)
+    batch_size: int = option(128, "Samples per step (per rank under torchrun).", panel=OPTIMISATION)
+    lr: float = option(0.1, "Peak learning rate, cosine-annealed to 0 per step.", panel=OPTIMISATION)
+    wd: float = option(5e-4, "Weight decay.", panel=OPTIMISATION)
+    momentum: float = option(0.9, "SGD momentum.", panel=OPTIMISATION)
+    optim: str = option("sgd", "sgd (momentum, the paper's recipe) or adamw (much faster for a segmenter trained "
+                        "from scratch).", panel=OPTIMISATION, choices=Optim)
+    warmup_epochs: int = option(0, "Epochs of linear learning-rate warm-up before the cosine schedule.",
+                                panel=OPTIMISATION)
+    decay_norm_bias: bool = option(False, "Also apply weight decay to BatchNorm parameters and biases (the paper's "
+                                   "code exempts them).", panel=OPTIMISATION,
+                                   flags="--decay-norm-bias/--no-decay-norm-bias")
+    image_size: int = option(224, "Training/eval resolution, a multiple of 16.", panel=DATA)
+    crop_scale: float = option(0.08, "Smallest RandomResizedCrop area, as a fraction of the image.", panel=DATA)
+    workers: int | str = option("auto", "DataLoader worker processes: a number, or auto (on CUDA the CPU count, "
+                                "capped at 8 per GPU, with persistent workers and pinned memory; 0 on the CPU).",
+                                panel=RUNTIME, parse=parse_workers)
+    seed: int = option(0, "Seed of every random choice; same seed, same run.", panel=RUN)
+    device: str = option("auto", "auto (CUDA when available), cpu or cuda.", panel=RUNTIME, choices=Device)
+    amp: str = option("off", "Mixed precision on CUDA.", panel=RUNTIME, choices=Amp)
+    channels_last: bool = option(False, "channels_last memory format.", panel=RUNTIME,
+                                 flags="--channels-last/--no-channels-last")
+    cseg: float = option(0.5, "Segmentation-loss weight c_seg (Eqs. 5, 8, 10).", panel=OPTIMISATION)
+    seg_only_epochs: int = option(0, "First epochs train the segmenter alone (segmentation loss only, clean "
+                                  "inputs), then the whole model.", panel=OPTIMISATION)
+    seg_loss_norm: str = option("batch", "batch (the paper's code: samples without a mask count as zero, so "
+                                "--seg-frac f weighs the term by about f) or labelled (mean over masked samples "
+                                "only).", panel=OPTIMISATION, choices=SegLossNorm)
+    adv: str = option("none", "Adversarial training: none, pgd (Eqs. 8–9) or trades (Eqs. 10–11).", panel=ADVERSARY,
+                      choices=Adv)
+    eps: float = option(8 / 255, "ℓ∞ budget on [0, 1] pixels: a number or a fraction.", panel=ADVERSARY,
+                        parse=parse_fraction, shown="8/255")
+    step_size: float = option(2 / 255, "PGD step size: a number or a fraction.", panel=ADVERSARY,
+                              parse=parse_fraction, shown="2/255")
+    steps: int = option(10, "PGD steps while training.", panel=ADVERSARY)
+    beta: float = option(0.5, "TRADES β (Eq. 10).", panel=ADVERSARY)
+    seg_frac: float = option(1.0, "Fraction of training samples keeping their part mask (§5.3).", panel=DATA)
+    seg_labels: str = option("part", "part, object (parts merged per class, App. D.5), box (tight part boxes, "
+                             "App. D.4) or centroid (Eqs. 12–13, App. D.4).", panel=DATA, choices=SegLabels)
+    val_steps: int | None = option(None, "PGD steps for validation.", panel=ADVERSARY, shown="--steps")
+    # Written by a resume that changed --epochs: [epoch reached, --epochs until then] per change, in order. The
+    # cosine schedule of the epochs after each point is planned over the next --epochs; giving a run's
+    # config.yaml back as --config replays the same schedule.
+    replanned: list[list[int]] = option(panel=RUN, cli=False, parse=parse_replanned, default_factory=list)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from partcli.errors import PartcliError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -61,3 +63,19 @@ def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
         return
     for buffer in module.buffers():
         dist.broadcast(buffer.data, src=0)
+
+
+def raise_if_any_rank_failed(failure: BaseException | None, info: DistInfo) -> None:
+    """Re-raise ``failure`` on its rank; on the others, raise a PartcliError with the first failing rank's message.
+
+    Called by every rank at the same point, before the first collective that a failed rank would never reach
+    (e.g. DDP's weight broadcast after rank 0 alone refused ``--out``): all ranks stop instead of waiting.
+    """
+    if info.enabled:
+        messages: list[str | None] = [None] * info.world_size
+        dist.all_gather_object(messages, None if failure is None else str(failure) or type(failure).__name__)
+        failed = [(rank, text) for rank, text in enumerate(messages) if text is not None]
+        if failed and failure is None:
+            raise PartcliError(failed[0][1])
+    if failure is not None:
+        raise failure

@@ -1,25 +1,27 @@
 """The training loop behind ``partcli pretrain`` and ``partcli train``: writes and resumes a run folder.
 
 Reproducibility: every epoch starts from RNG seeds derived from (seed, epoch) and builds its data order
-and augmentation from them, so a run resumed after epoch k replays epochs k+1.. exactly as an
-uninterrupted run would (bit-identical weights on the CPU).
+and augmentation from them (``train.loader``), so a run resumed after epoch k replays epochs k+1.. exactly as an
+uninterrupted run would (bit-identical weights on the CPU), whatever ``--workers`` either used.
+
+Around the loop, in their own modules: the device, AMP and worker choice (``partcli.runtime``), option checks
+(``train.validate``), the run folder's files and metrics CSV (``train.run_files``).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import functools
-import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from partcli.attacks.pgd import craft_adversarial
-from partcli.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from partcli.checkpoint import load_checkpoint, load_weights
 from partcli.config import write_config
 from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
 from partcli.data.dataset import PreparedDataset, eval_transform, train_transform
@@ -28,74 +30,19 @@ from partcli.errors import PartcliError, writing
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.models.registry import ModelConfig, build_model
 from partcli.progress import info, track, warn
-from partcli.train.config import ADV_MODES, AMP_MODES, OPTIMIZERS, SEG_LABELS, SEG_LOSS_NORMS, TrainConfig
-from partcli.train.distributed import DistInfo, all_sum, all_sum_tensor, broadcast_buffers, init_distributed
+from partcli.runtime import autocast_factory, describe_runtime, loader_options, pick_device, resolve_workers
+from partcli.train.config import TrainConfig
+from partcli.train.distributed import (all_sum, all_sum_tensor, broadcast_buffers, init_distributed,
+                                       raise_if_any_rank_failed)
+from partcli.train.loader import EpochSampler, SeededItems
 from partcli.train.losses import SegLossFn, centroid_loss, seg_loss
-from partcli.train.optim import build_optimizer, build_scheduler
+from partcli.train.optim import build_optimizer, build_scheduler, load_scheduler_state
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
-from partcli.train.run_files import (_append_metrics, _remove_run_files, restore_run_files, resume_point,
-                                     selection_metric, with_absolute_paths)
+from partcli.train.run_files import (_remove_run_files, describe_epoch, restore_run_files, resume_point,
+                                     selection_metric, with_absolute_paths, write_epoch)
 from partcli.train.step import training_loss
+from partcli.train.validate import validate_config
 from partcli.version import __version__
-
-
-def validate_config(cfg: TrainConfig) -> None:
-    """Refuse impossible options up front, naming the option."""
-    for name, value in dataclasses.asdict(cfg).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise PartcliError(f"--{name.replace('_', '-')} {value}: must be a finite number")
-    checks = [
-        (cfg.adv in ADV_MODES, f"--adv {cfg.adv!r}: expected one of {', '.join(ADV_MODES)}"),
-        (cfg.amp in AMP_MODES, f"--amp {cfg.amp!r}: expected one of {', '.join(AMP_MODES)}"),
-        (cfg.seg_labels in SEG_LABELS, f"--seg-labels {cfg.seg_labels!r}: expected one of {', '.join(SEG_LABELS)}"),
-        (cfg.optim in OPTIMIZERS, f"--optim {cfg.optim!r}: expected one of {', '.join(OPTIMIZERS)}"),
-        (cfg.seg_loss_norm in SEG_LOSS_NORMS,
-         f"--seg-loss-norm {cfg.seg_loss_norm!r}: expected one of {', '.join(SEG_LOSS_NORMS)}"),
-        (cfg.device in ("auto", "cpu", "cuda"), f"--device {cfg.device!r}: expected auto, cpu or cuda"),
-        (cfg.epochs >= 1, "--epochs must be at least 1"),
-        (0 <= cfg.warmup_epochs < cfg.epochs, "--warmup-epochs must lie in [0, --epochs)"),
-        (0 <= cfg.seg_only_epochs < cfg.epochs,
-         "--seg-only-epochs must lie in [0, --epochs): the last epochs train the classifier too"),
-        (cfg.wd >= 0, "--wd must not be negative"),
-        (0.0 <= cfg.momentum < 1.0, "--momentum must lie in [0, 1)"),
-        (cfg.batch_size >= 1, "--batch-size must be at least 1"),
-        (cfg.lr > 0, "--lr must be positive"),
-        (cfg.image_size >= 16 and cfg.image_size % 16 == 0, "--image-size must be a multiple of 16 (the segmenter's output stride)"),
-        (0.0 <= cfg.cseg <= 1.0, "--cseg must lie in [0, 1]"),
-        (0.0 < cfg.seg_frac <= 1.0, "--seg-frac must lie in (0, 1]"),
-        (0.0 < cfg.crop_scale <= 1.0, "--crop-scale must lie in (0, 1]"),
-        (cfg.eps >= 0 and cfg.step_size >= 0 and cfg.steps >= 0, "--eps, --step-size and --steps must not be negative"),
-        (cfg.eps <= 1 and cfg.step_size <= 1,
-         "--eps and --step-size are on [0, 1] pixels: give at most 1 (e.g. 8/255, not 8)"),
-        (cfg.beta >= 0, "--beta (TRADES) must not be negative"),
-        (cfg.workers >= 0, "--workers must not be negative"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise PartcliError(message)
-    if cfg.arch == "resnet" and cfg.seg_only_epochs:
-        raise PartcliError("--seg-only-epochs: the resnet baseline has no segmenter; leave it at 0")
-    if cfg.arch == "resnet" and cfg.seg_labels != "part":
-        raise PartcliError(f"--seg-labels {cfg.seg_labels}: the resnet baseline uses no segmentation labels; "
-                           "choose a part model with --arch or leave --seg-labels at part")
-
-
-def pick_device(requested: str, dist_info: DistInfo) -> torch.device:
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise PartcliError("--device cuda: no CUDA device is available")
-        device = torch.device("cuda", dist_info.local_rank)
-        torch.cuda.set_device(device)  # NCCL collectives run on the current device: one GPU per rank
-        return device
-    return torch.device("cpu")
-
-
-def autocast_factory(amp: str, device: torch.device):
-    """A callable returning the autocast context for forward passes (attacks included): same precision."""
-    if amp == "off" or device.type != "cuda":
-        return contextlib.nullcontext
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return lambda: torch.autocast("cuda", dtype=dtype)
 
 
 def model_config_for(cfg: TrainConfig, data: DatasetInfo) -> ModelConfig:
@@ -129,14 +76,38 @@ def seg_label_mask_indices(train: PreparedDataset, frac: float, seed: int) -> se
 
 
 class Trainer:
-    """Owns the model, optimiser and data of one run; ``fit()`` trains to the last epoch."""
+    """Owns the model, optimiser and data of one run; ``fit()`` trains to the last epoch.
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False):
+    ``given``: with ``resume``, the options the user set (see ``run_files.resume_point``).
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
+                 given: Iterable[str] | None = None):
         self.dist = init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
         self.out = Path(cfg.out)
+        # Under torchrun every rank reaches the first collective (DDP's weight broadcast) or none does: a rank
+        # whose set-up fails (rank 0 alone checks --out) would otherwise leave the others waiting for ever.
+        failure = None
+        try:
+            state = self._setup_run(cfg, resume, overwrite, given)
+            self._setup_data()
+            self._setup_model(state)
+        except Exception as exc:  # re-raised on this rank, reported to the others
+            failure = exc
+        raise_if_any_rank_failed(failure, self.dist)
+        if self.dist.is_main:
+            info(describe_runtime(self.cfg.device, self.device, self.cfg.workers, self.workers, self.cfg.amp))
+        self._setup_optimiser()
+        if state is not None:
+            self._restore(state)
+
+    # -- set-up steps ---------------------------------------------------------------------------------
+    def _setup_run(self, cfg: TrainConfig, resume: bool, overwrite: bool,
+                   given: Iterable[str] | None) -> dict[str, Any] | None:
+        """The configuration (stored, for a resumed run), checked; the run folder made ready (rank 0)."""
         state = None
         if resume:
-            state, cfg = resume_point(cfg)  # the stored configuration; the run folder or its dataset may have moved
+            state, cfg = resume_point(cfg, given)  # the stored configuration; the run folder or dataset may have moved
             validate_config(cfg)
         else:
             validate_config(cfg)
@@ -144,12 +115,17 @@ class Trainer:
             if self.dist.is_main:
                 prepare_output_dir(self.out, overwrite)
         self.cfg = cfg
-        self.device = pick_device(cfg.device, self.dist)
-        if cfg.device == "cpu" and cfg.amp != "off":
+        self.device = pick_device(cfg.device, self.dist.local_rank)
+        self.workers = resolve_workers(cfg.workers, self.device)
+        if self.device.type == "cpu" and cfg.amp != "off":
             warn("--amp applies on CUDA only; training in float32 on the CPU")
         self.autocast = autocast_factory(cfg.amp, self.device)
-        seed_everything(cfg.seed)
+        return state
 
+    def _setup_data(self) -> None:
+        """The train and val splits, their files checked before the first epoch, and their loaders."""
+        cfg = self.cfg
+        seed_everything(cfg.seed)
         self.train_set = PreparedDataset(cfg.data, "train", check_files=False)
         self.data_info = self.train_set.info
         self.train_set.transform = split_transform(cfg, self.data_info, train=True)
@@ -158,6 +134,14 @@ class Trainer:
         self.val_set = PreparedDataset(cfg.data, "val", split_transform(cfg, self.data_info, train=False),
                                        check_files=False)
         self.val_set.validate_files()  # strict: a missing val mask is refused now, not after the first epoch
+        self.train_loader = self._train_loader()
+        shard = Subset(self.val_set, list(range(self.dist.rank, len(self.val_set), self.dist.world_size)))
+        self.val_loader = DataLoader(shard, batch_size=cfg.batch_size,
+                                     **loader_options(self.workers, self.device, persistent=self.device.type == "cuda"))
+
+    def _setup_model(self, state: dict[str, Any] | None) -> None:
+        """The model (backbone weights, or --init's, unless resumed) on its device; the segmentation loss."""
+        cfg = self.cfg
         self.model_cfg = model_config_for(cfg, self.data_info)
         self.seg_fn = seg_loss_for(cfg, self.model_cfg)
         model = build_model(self.model_cfg, cfg.pretrained if state is None else None)
@@ -167,19 +151,19 @@ class Trainer:
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
-        self.net: nn.Module = model
+
+    def _setup_optimiser(self) -> None:
+        """DDP wrapping (the first collective), optimiser, per-step schedule and loss scaler."""
+        self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-        self.optimizer = build_optimizer(model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg, max(1, len(self._train_loader(1))))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and self.device.type == "cuda")
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = build_optimizer(self.model, self.cfg)
+        self.scheduler = build_scheduler(self.optimizer, self.cfg, max(1, len(self.train_loader)))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cfg.amp == "fp16" and self.device.type == "cuda")
         self.epoch = 0
         self.best_metric = -1.0
         self.metrics: list[dict[str, Any]] = []  # the rows of metrics.csv so far; every checkpoint holds them
-        if state is not None:
-            self._restore(state)
 
     # -- set-up helpers -------------------------------------------------------------------------------
     def _load_init(self, model: nn.Module, path: str) -> None:
@@ -198,7 +182,7 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         load_weights(self.model, state["model"], self.out / "checkpoints" / "last.pt")
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        load_scheduler_state(self.scheduler, state["scheduler"])  # its position; the plan is the configuration's
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
@@ -213,16 +197,17 @@ class Trainer:
         """Seed of one epoch's data order, augmentation and attack noise; ranks draw different noise."""
         return self.cfg.seed * 1_000_003 + epoch + 7_919 * self.dist.rank
 
-    def _train_loader(self, epoch: int) -> DataLoader:
-        generator = torch.Generator().manual_seed(self._epoch_seed(epoch))
-        sampler = None
+    def _train_loader(self) -> DataLoader:
+        """One loader for the whole run (its workers persist on CUDA); ``EpochSampler`` draws each epoch's order
+        and every sample's augmentation from seeds of (seed, epoch, sample), so ``--workers`` changes nothing."""
+        shard = None
         if self.dist.enabled:
-            sampler = DistributedSampler(self.train_set, self.dist.world_size, self.dist.rank, shuffle=True,
-                                         seed=self.cfg.seed, drop_last=True)
-            sampler.set_epoch(epoch)
-        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                          num_workers=self.cfg.workers, generator=generator, drop_last=len(self.train_set) > self.cfg.batch_size,
-                          pin_memory=self.device.type == "cuda")
+            shard = DistributedSampler(self.train_set, self.dist.world_size, self.dist.rank, shuffle=True,
+                                       seed=self.cfg.seed, drop_last=True)
+        self.train_order = EpochSampler(len(self.train_set), self._epoch_seed, shard)
+        return DataLoader(SeededItems(self.train_set), batch_size=self.cfg.batch_size, sampler=self.train_order,
+                          drop_last=len(self.train_set) > self.cfg.batch_size,
+                          **loader_options(self.workers, self.device, persistent=self.device.type == "cuda"))
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -264,24 +249,17 @@ class Trainer:
                 improved = metric > self.best_metric
                 self.best_metric = max(self.best_metric, metric)
                 self.metrics.append(row)
-                self._save_epoch(row, improved)
-                info(_describe(row))
-
-    def _save_epoch(self, row: dict[str, Any], improved: bool) -> None:
-        """best.pt, then last.pt, then the metrics row: each kill point leaves what a resume repairs (run_files)."""
-        state = self._state()
-        with writing(self.out):
-            if improved:
-                save_checkpoint(self.out / "checkpoints" / "best.pt", state)
-            save_checkpoint(self.out / "checkpoints" / "last.pt", state)
-            _append_metrics(self.out / "metrics.csv", row)
+                with writing(self.out):
+                    write_epoch(self.out, self._state(), row, improved)
+                info(describe_epoch(row))
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         self.net.train()
         total_loss = correct = seen = 0.0
         # --seg-only-epochs: a segmenter-first stage (clean inputs, segmentation loss only), then joint training
         step_cfg = dataclasses.replace(self.cfg, cseg=1.0, adv="none") if epoch <= self.cfg.seg_only_epochs else self.cfg
-        for step, (x, masks, y, _) in enumerate(track(self._train_loader(epoch), f"epoch {epoch}/{self.cfg.epochs}"), 1):
+        self.train_order.set_epoch(epoch)
+        for step, (x, masks, y, _) in enumerate(track(self.train_loader, f"epoch {epoch}/{self.cfg.epochs}"), 1):
             x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
             loss, logits = training_loss(self.net, self.model, x, y, masks, step_cfg, self.autocast, self.seg_fn)
             self._stop_unless_finite(loss, epoch, step)
@@ -316,13 +294,11 @@ class Trainer:
         """
         model = self.model
         model.eval()
-        shard = Subset(self.val_set, list(range(self.dist.rank, len(self.val_set), self.dist.world_size)))
-        loader = DataLoader(shard, batch_size=self.cfg.batch_size, num_workers=self.cfg.workers)
         k1 = self.model_cfg.num_parts + 1
         cm = torch.zeros(k1, k1, dtype=torch.int64)
         clean = adv = seen = 0.0
         steps = self.cfg.val_steps if self.cfg.val_steps is not None else self.cfg.steps
-        for x, masks, y, _ in track(loader, "validate"):
+        for x, masks, y, _ in track(self.val_loader, "validate"):
             x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
             with torch.no_grad(), self.autocast():
                 logits, seg = model(x, return_seg=True)
@@ -364,17 +340,12 @@ class Trainer:
         }
 
 
-def run_training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
-    """Python API of ``partcli pretrain`` / ``partcli train``: train and return the run folder."""
-    return Trainer(cfg, resume=resume, overwrite=overwrite).fit()
+def run_training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
+                 given: Iterable[str] | None = None) -> Path:
+    """Python API of ``partcli pretrain`` / ``partcli train``: train and return the run folder.
 
-
-def _describe(row: dict[str, Any]) -> str:
-    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}", f"train acc {row['train_acc']:.3f}",
-             f"val acc {row['val_clean_acc']:.3f}"]
-    if row.get("val_adv_acc") is not None:
-        parts.append(f"val adv acc {row['val_adv_acc']:.3f}")
-    if row.get("val_pixel_acc") is not None:
-        parts.append(f"val pixel acc {row['val_pixel_acc']:.3f} (foreground {row['val_fg_pixel_acc'] or 0:.3f}, "
-                     f"mIoU {row['val_miou']:.3f})")
-    return ", ".join(parts) + f" ({row['seconds']:.1f} s)"
+    With ``resume``, ``cfg.out`` names the run to continue; ``given`` names the options the user set, which may
+    change only what a resumed run allows (``run_files.resume_point``); by default, the fields of ``cfg`` that
+    differ from ``TrainConfig()``'s.
+    """
+    return Trainer(cfg, resume=resume, overwrite=overwrite, given=given).fit()

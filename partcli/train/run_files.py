@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
-from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint
+from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
 from partcli.progress import info, warn
-from partcli.train.config import TrainConfig
+from partcli.train.config import RESUMABLE, TrainConfig
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
                   "val_fg_pixel_acc", "val_miou")
@@ -44,10 +45,12 @@ def with_absolute_paths(cfg: TrainConfig) -> TrainConfig:
                                        for name in PATH_FIELDS if getattr(cfg, name)})
 
 
-def resume_point(cfg: TrainConfig) -> tuple[dict[str, Any] | None, TrainConfig]:
+def resume_point(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple[dict[str, Any] | None, TrainConfig]:
     """The last checkpoint of the run in ``cfg.out`` (None if it died before its first) and its configuration.
 
-    ``cfg.data``, when given, replaces the stored dataset path (a dataset that moved); no other option does.
+    ``given``: the options the user set (default: the fields of ``cfg`` that differ from ``TrainConfig()``'s).
+    Those a resume may change are applied (``resumed_config``); any other that differs from the stored value is
+    refused. ``cfg.data``, when given, replaces the stored dataset path (a dataset that moved).
     """
     out = Path(cfg.out)
     last = out / "checkpoints" / "last.pt"
@@ -59,20 +62,62 @@ def resume_point(cfg: TrainConfig) -> tuple[dict[str, Any] | None, TrainConfig]:
         stored = state["config"]["train"]
     elif (out / "config.yaml").is_file():
         state, stored = None, _stored_config(out / "config.yaml")
-        info(f"resuming {out}: it has no checkpoint yet, so training starts from epoch 1")
     else:
         raise PartcliError(f"--resume: {out} holds no run to continue (no {last}, no config.yaml); "
                            "start the run without --resume")
     fields = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
-    resumed = dataclasses.replace(TrainConfig(**fields), out=str(out))
-    if cfg.data:
+    stored_cfg = dataclasses.replace(TrainConfig(**fields), out=str(out))
+    if given is None:
+        defaults = TrainConfig()
+        given = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(defaults, f.name)]
+    resumed = resumed_config(stored_cfg, cfg, set(given), int(state["epoch"]) if state is not None else 0)
+    if resumed.data != stored_cfg.data:
         if state is not None:
-            check_same_dataset(cfg.data, state["config"]["dataset"])
-        resumed = dataclasses.replace(resumed, data=cfg.data)
+            check_same_dataset(resumed.data, state["config"]["dataset"])
     elif not Path(resumed.data).is_dir():
         raise PartcliError(f"--resume: the run's dataset {resumed.data} is not a folder (moved?); pass --data "
                            "with the dataset's new place")
+    if state is None:
+        info(f"resuming {out}: it has no checkpoint yet, so training starts from epoch 1")
     return state, with_absolute_paths(resumed)
+
+
+def resumed_config(stored: TrainConfig, cfg: TrainConfig, given: set[str], epoch_reached: int) -> TrainConfig:
+    """The stored configuration with what a resume may change taken from ``cfg``; refuse any other change.
+
+    ``--epochs`` extends (or shortens) the run past ``epoch_reached``: the change is recorded in ``replanned``, so
+    the cosine schedule of the remaining epochs is planned over the new total (``optim.WarmupCosine``).
+    ``--workers`` and ``--device`` change where the run computes, not what; ``--data`` is a dataset that moved.
+    """
+    for field in dataclasses.fields(TrainConfig):
+        name = field.name
+        if name not in given or name in RESUMABLE or _same_setting(name, getattr(cfg, name), getattr(stored, name)):
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise PartcliError(f"{flag} {getattr(cfg, name)}: the run in {stored.out} was made with {flag} "
+                           f"{getattr(stored, name)}, and --resume continues its configuration (only "
+                           "--epochs, --workers and --device may change); drop the option, or start a new run")
+    changes: dict[str, Any] = {name: getattr(cfg, name) for name in ("workers", "device", "data")
+                               if name in given and getattr(cfg, name)}
+    if "epochs" in given and cfg.epochs != stored.epochs:
+        if cfg.epochs <= epoch_reached:
+            raise PartcliError(f"--epochs {cfg.epochs}: the run in {stored.out} has already trained {epoch_reached} "
+                               "epochs; give more to extend it")
+        changes["epochs"] = cfg.epochs
+        if epoch_reached:
+            changes["replanned"] = [*stored.replanned, [epoch_reached, stored.epochs]]
+            info(f"--epochs {cfg.epochs}: extending the run from {stored.epochs} epochs after epoch {epoch_reached}; "
+                 f"the cosine schedule of epochs {epoch_reached + 1}-{cfg.epochs} is re-planned over {cfg.epochs}")
+    return dataclasses.replace(stored, **changes)
+
+
+def _same_setting(name: str, mine: Any, theirs: Any) -> bool:
+    """Equal values; paths equal as absolute paths (stored ones are), floats up to rounding."""
+    if name in PATH_FIELDS and mine and theirs:
+        return Path(mine).resolve() == Path(theirs).resolve()
+    if isinstance(mine, float) and isinstance(theirs, (int, float)):
+        return math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=1e-12)
+    return mine == theirs
 
 
 def _stored_config(path: Path) -> dict[str, Any]:
@@ -161,6 +206,27 @@ def _remove_run_files(out: Path) -> None:
     for folder in (out / "checkpoints", out):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+def write_epoch(out: Path, state: dict[str, Any], row: dict[str, Any], improved: bool) -> None:
+    """best.pt (when the epoch improved), then last.pt, then the metrics row: each kill point leaves a folder
+    that a resume repairs (module docstring)."""
+    if improved:
+        save_checkpoint(out / "checkpoints" / "best.pt", state)
+    save_checkpoint(out / "checkpoints" / "last.pt", state)
+    _append_metrics(out / "metrics.csv", row)
+
+
+def describe_epoch(row: dict[str, Any]) -> str:
+    """The info line of one finished epoch."""
+    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}", f"train acc {row['train_acc']:.3f}",
+             f"val acc {row['val_clean_acc']:.3f}"]
+    if row.get("val_adv_acc") is not None:
+        parts.append(f"val adv acc {row['val_adv_acc']:.3f}")
+    if row.get("val_pixel_acc") is not None:
+        parts.append(f"val pixel acc {row['val_pixel_acc']:.3f} (foreground {row['val_fg_pixel_acc'] or 0:.3f}, "
+                     f"mIoU {row['val_miou']:.3f})")
+    return ", ".join(parts) + f" ({row['seconds']:.1f} s)"
 
 
 def _append_metrics(path: Path, row: dict[str, Any]) -> None:

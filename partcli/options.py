@@ -1,0 +1,167 @@
+"""One definition per option (DESIGN §5): a configuration dataclass's field carries its option's help text,
+help panel and choices, and from it come the Typer parameters of the commands, the checks of a ``--config``
+YAML file and the ``config.yaml`` a run writes (``dataclasses.asdict``: field names and plain values).
+
+A field becomes an option with ``option(default, help, panel=...)``; ``choices`` names a ``Choice`` enum whose values
+the field may take (the field itself holds the plain string, so checkpoints stay ``weights_only``-loadable);
+``parse`` turns the text typed on the command line (or a YAML value) into the field's value, naming the option
+when it cannot. Commands read only the options given on the command line (``given_options``), so a ``--config``
+file's values are not overridden by the defaults Typer fills in.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from dataclasses import MISSING, dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterable, Optional
+
+import typer
+from rich.markup import escape
+
+# Help panels, in the order --help shows them.
+DATA, MODEL, OPTIMISATION, ADVERSARY, RUNTIME, RUN = "Data", "Model", "Optimisation", "Adversary", "Runtime", "Run"
+
+# click's parameter sources, by name (Typer ≥ 0.22 vendors click and does not export ParameterSource).
+_GIVEN_SOURCES = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+class Choice(str, Enum):
+    """The values an option may take (Typer lists them in --help and refuses others)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Device(Choice):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class Split(Choice):
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """How a configuration field appears on the command line; the field itself holds name, type and default."""
+
+    help: str
+    panel: str
+    choices: type[Enum] | None = None
+    flags: str | None = None  # "--yes/--no" names of a boolean flag (default: --name)
+    parse: Callable[[Any, str], Any] | None = None  # (text or YAML value, option name) -> value
+    shown: str | None = None  # the default as --help shows it, where the value itself does not read well
+    path: bool = False  # a file or folder: typed as a path on the command line, stored as a string
+    cli: bool = True  # False: a recorded setting that --config and config.yaml carry, not a command-line option
+
+
+def option(default: Any = MISSING, help: str = "", *, panel: str, default_factory: Any = MISSING,
+           **spec: Any) -> Any:
+    """A dataclass field that is also an option (see the module docstring)."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"option": OptionSpec(help=help, panel=panel, **spec)})
+
+
+def spec_of(field: dataclasses.Field) -> OptionSpec | None:
+    return field.metadata.get("option")
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# ----------------------------------------------------------------------------------------- Typer parameters
+def _base_kind(annotation: Any) -> str:
+    kinds = [k.strip() for k in str(annotation).split("|") if k.strip() != "None"]
+    return kinds[0] if len(kinds) == 1 else "str"
+
+
+PANELS = (DATA, MODEL, OPTIMISATION, ADVERSARY, RUNTIME, RUN)
+
+
+def option_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of ``cls`` that are command-line options, in help order: by panel, then as declared."""
+    fields = [f for f in dataclasses.fields(cls) if spec_of(f) is not None and spec_of(f).cli]
+    return sorted(fields, key=lambda f: PANELS.index(spec_of(f).panel))
+
+
+def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[inspect.Parameter]:
+    """Keyword-only parameters, ``Annotated`` with ``typer.Option``, for the option fields of ``cls`` (all, or
+    ``names``), in help order. Their defaults are the fields' own, so ``--help`` shows them."""
+    wanted = None if names is None else set(names)
+    params = []
+    for field in option_fields(cls):
+        if wanted is not None and field.name not in wanted:
+            continue
+        spec = spec_of(field)
+        default = field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
+        default = None if default == "" else default  # "": no default (--data, --out: the command asks for them)
+        extra: dict[str, Any] = {}
+        if spec.choices is not None:
+            py_type: Any = spec.choices
+        elif spec.path:
+            py_type = Path
+        elif spec.parse is not None:
+            py_type, default = str, spec.shown if spec.shown is not None else default
+        else:
+            py_type = {"int": int, "float": float, "bool": bool}.get(_base_kind(field.type), str)
+        if spec.choices is not None and default is not None:
+            default = ([spec.choices(d) for d in default] if isinstance(default, (list, tuple))
+                       else spec.choices(default))
+        if isinstance(default, list):
+            py_type = list[py_type]  # a repeatable option
+        if default is None and spec.shown is not None:
+            extra["show_default"] = spec.shown
+        decls = [spec.flags] if spec.flags else [flag_name(field.name)]
+        # Typer reads help texts as Rich markup: escaped, a "[text]" in one is shown, not taken for a style
+        info = typer.Option(*decls, help=escape(spec.help), rich_help_panel=spec.panel, **extra)
+        annotation = Annotated[Optional[py_type] if default is None else py_type, info]
+        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=annotation))
+    return params
+
+
+def help_default(value: Any) -> Any:
+    """A value as ``--help`` shows it when a ``--config`` file sets it (k/255 radii as fractions)."""
+    if isinstance(value, float) and value and math.isclose(value * 255, round(value * 255), abs_tol=1e-9):
+        return f"{round(value * 255)}/255"
+    return value
+
+
+def with_parameters(function: Callable, params: list[inspect.Parameter]) -> Callable:
+    """Give ``function`` (which takes ``ctx`` and ``**options``) the signature Typer reads its options from."""
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    function.__signature__ = inspect.Signature([context, *params])  # type: ignore[attr-defined]
+    function.__annotations__ = {p.name: p.annotation for p in [context, *params]}
+    return function
+
+
+def given_options(ctx: typer.Context, values: dict[str, Any], cls: type | None = None) -> dict[str, Any]:
+    """The options the user typed, as field values: enums to their strings, paths to strings, texts parsed."""
+    fields = {f.name: spec_of(f) for f in dataclasses.fields(cls)} if cls is not None else {}
+    given = {}
+    for name, value in values.items():
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name not in _GIVEN_SOURCES:
+            continue
+        spec = fields.get(name)
+        given[name] = convert(value, spec, flag_name(name))
+    return given
+
+
+def convert(value: Any, spec: OptionSpec | None, option: str) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(convert(v, spec, option) for v in value)
+    if spec is not None and spec.parse is not None and value is not None:
+        return spec.parse(value, option)
+    return value

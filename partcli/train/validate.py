@@ -1,0 +1,46 @@
+"""Checks of a training configuration before any work: one line naming the option (DESIGN §5)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from partcli.config import check_choices
+from partcli.errors import PartcliError
+from partcli.options import flag_name
+from partcli.train.config import TrainConfig
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Refuse impossible options up front, naming the option."""
+    for name, value in dataclasses.asdict(cfg).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PartcliError(f"{flag_name(name)} {value}: must be a finite number")
+    check_choices(cfg)
+    checks = [
+        (cfg.epochs >= 1, "--epochs must be at least 1"),
+        (0 <= cfg.warmup_epochs < cfg.epochs, "--warmup-epochs must lie in [0, --epochs)"),
+        (0 <= cfg.seg_only_epochs < cfg.epochs,
+         "--seg-only-epochs must lie in [0, --epochs): the last epochs train the classifier too"),
+        (cfg.wd >= 0, "--wd must not be negative"),
+        (0.0 <= cfg.momentum < 1.0, "--momentum must lie in [0, 1)"),
+        (cfg.batch_size >= 1, "--batch-size must be at least 1"),
+        (cfg.lr > 0, "--lr must be positive"),
+        (cfg.image_size >= 16 and cfg.image_size % 16 == 0, "--image-size must be a multiple of 16 (the segmenter's output stride)"),
+        (0.0 <= cfg.cseg <= 1.0, "--cseg must lie in [0, 1]"),
+        (0.0 < cfg.seg_frac <= 1.0, "--seg-frac must lie in (0, 1]"),
+        (0.0 < cfg.crop_scale <= 1.0, "--crop-scale must lie in (0, 1]"),
+        (cfg.eps >= 0 and cfg.step_size >= 0 and cfg.steps >= 0, "--eps, --step-size and --steps must not be negative"),
+        (cfg.eps <= 1 and cfg.step_size <= 1,
+         "--eps and --step-size are on [0, 1] pixels: give at most 1 (e.g. 8/255, not 8)"),
+        (cfg.beta >= 0, "--beta (TRADES) must not be negative"),
+        (cfg.workers == "auto" or (isinstance(cfg.workers, int) and cfg.workers >= 0),
+         f"--workers {cfg.workers!r}: expected auto or a number of worker processes (0 or more)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise PartcliError(message)
+    if cfg.arch == "resnet" and cfg.seg_only_epochs:
+        raise PartcliError("--seg-only-epochs: the resnet baseline has no segmenter; leave it at 0")
+    if cfg.arch == "resnet" and cfg.seg_labels != "part":
+        raise PartcliError(f"--seg-labels {cfg.seg_labels}: the resnet baseline uses no segmentation labels; "
+                           "choose a part model with --arch or leave --seg-labels at part")
