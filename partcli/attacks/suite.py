@@ -35,7 +35,7 @@ from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pix
 from partcli.config import parse_fraction
 from partcli.data.dataset import PreparedDataset
 from partcli.errors import PartcliError, check_writable
-from partcli.evaluate.hygiene import Check, run_hygiene
+from partcli.evaluate.hygiene import Check, checklist_path, run_hygiene, write_checklist
 from partcli.evaluate.results_csv import append_results
 from partcli.models.heads import DecoderFeatureHead
 
@@ -84,6 +84,7 @@ class SuiteResult:
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     samples_path: Path | None = None
+    checklist_path: Path | None = None  # the hygiene checklist's JSON file, when the checks ran
 
 
 @dataclass
@@ -184,6 +185,10 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, *, split: str = "test",
         append_results(out, result.rows)
         result.samples_path = outcomes_path(out, suite)
         write_outcomes(result.samples_path, result.outcomes)
+        if result.checks:
+            result.checklist_path = checklist_path(result.samples_path)
+            write_checklist(result.checklist_path, result.checks, {"checkpoint": str(ckpt), "dataset": str(data),
+                                                                   "split": split, "suite": suite, "eps": cfg.eps})
     return result
 
 
