@@ -39,8 +39,8 @@ def make_run(root: Path, name: str, *, arch: str = "bbox", adv: str = "none", se
 
 
 def rows_for(run: Path, clean: float, aa: float | None = None, pgd: float | None = None, eps: float = EPS,
-             suite: str = "all") -> list[dict]:
-    ckpt = str(run / "checkpoints" / "best.pt")
+             suite: str = "all", checkpoint: str | None = None) -> list[dict]:
+    ckpt = checkpoint or str(run / "checkpoints" / "best.pt")
     base = {"checkpoint": ckpt, "dataset": "data/synth", "split": "test", "suite": suite, "eps": eps, "n": 100,
             "clean_acc": clean, "seconds": 1.0}
     out = []
@@ -101,10 +101,15 @@ def test_table_numbers_equal_the_csvs(tmp_path):
     _png(tmp_path / "report" / "tradeoff.png")
 
 
-def test_a_report_of_two_seeds_shows_the_ci(tmp_path):
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_a_report_of_two_seeds_shows_the_ci(relative, tmp_path):
+    """Two seeds of one configuration; "relative": each seed's attacks ran inside its own folder, so both CSVs name
+    the checkpoint runs/bbox-pgd/checkpoints/best.pt, found below each CSV's folder (and its .pt file deleted)."""
     seeds = [make_run(tmp_path / f"seed{s}" / "runs", "bbox-pgd", adv="pgd", seed=s) for s in (0, 1)]
     for run, (clean, aa) in zip(seeds, [(0.80, 0.30), (0.90, 0.40)]):
-        append_results(run.parent.parent / "results" / "attacks.csv", rows_for(run, clean, aa=aa, pgd=aa + 0.05))
+        name = "runs/bbox-pgd/checkpoints/best.pt" if relative else None
+        append_results(run.parent.parent / "results" / "attacks.csv",
+                       rows_for(run, clean, aa=aa, pgd=aa + 0.05, checkpoint=name))
     result = build_report([tmp_path], tmp_path / "report")
     half = stats.t.ppf(0.975, 1) * stats.tstd([30.0, 40.0]) / 2 ** 0.5
     cell = result.table1_values["bounding-box part model (resnet18), PGD", "synth", "AutoAttack"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -77,7 +76,8 @@ def test_visualize_with_pgd_writes_the_figure(bbox_checkpoint, synthetic_data, t
     model, ds = load_for_dataset(bbox_checkpoint, synthetic_data, "test")
     s = load_samples(ds, select_indices(len(ds), 3, 1, None))
     gen = torch.Generator().manual_seed(1)
-    x_adv = torch.cat([pgd_linf(model, s.x[i:i + 1], s.y[i:i + 1], 8 / 255, 2 / 255, 2, generator=gen) for i in range(3)])
+    x_adv = torch.cat([pgd_linf(model, s.x[i:i + 1], s.y[i:i + 1], 8 / 255, 2 / 255, 2, generator=gen)
+                       for i in range(3)])
     with torch.no_grad():
         assert result.clean_correct == int((model(s.x).argmax(1) == s.y).sum())
         assert result.adv_correct == int((model(x_adv).argmax(1) == s.y).sum())

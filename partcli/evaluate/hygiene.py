@@ -11,6 +11,9 @@ cost at most about one PGD run with a single restart per check:
   PGD at --eps.
 - clean-model: a clean-trained model (train.adv "none") drops to ~0 at 8/255. Reads the strongest row at 8/255;
   suites without one (other than the seg suites) run a 1-restart PGD at 8/255.
+
+``partcli attack`` writes a run's checklist beside its per-sample outcomes as ``<stem>.<suite>.<k>.hygiene.json``
+(``write_checklist``), which ``partcli report`` reads.
 """
 from __future__ import annotations
 

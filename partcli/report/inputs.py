@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from partcli.attacks.suite import SUITES
+from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
 from partcli.evaluate.hygiene import HYGIENE_SUFFIX
 from partcli.evaluate.results_csv import RESULT_COLUMNS
@@ -26,8 +27,9 @@ from partcli.train.run_files import METRIC_COLUMNS
 # The suites each row family holds; rows of any other suite are skipped. A new report section for another
 # kind of results (e.g. robustness: suites corruptions, foreground, shape-texture) adds its family here.
 ROW_FAMILIES = {"evaluate": ("clean",), "attack": SUITES}
-ROW_KEY = ["checkpoint", "dataset", "split", "suite", "attack", "eps"]
+ROW_KEY = ["checkpoint_id", "dataset_id", "split", "suite", "attack", "eps"]  # *_id: the file found, or as written
 NUMERIC = ["eps", "n", "clean_acc", "adv_acc", "clean_pixel_acc", "adv_pixel_acc", "seconds"]
+ADDED_COLUMNS = ["source", "checkpoint_id", "dataset_id", "dataset_name", "family"]
 SAMPLES_SUFFIX = ".samples.csv"  # attack's per-sample outcomes: companions of a results CSV, not results
 
 
@@ -53,7 +55,7 @@ class Checklist:
 @dataclass
 class ReportInputs:
     runs: list[Run] = field(default_factory=list)
-    rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*RESULT_COLUMNS, "family", "source"]))
+    rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*RESULT_COLUMNS, *ADDED_COLUMNS]))
     checklists: list[Checklist] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "<path>: <reason>", in the order found
     sources: list[Path] = field(default_factory=list)  # the results CSVs read
@@ -70,10 +72,13 @@ def read_inputs(paths: list[str | Path]) -> ReportInputs:
     for path in map(Path, paths):
         if not path.exists():
             raise PartcliError(f"{path}: no such file or folder")
-    inputs, frames = ReportInputs(), []
+    inputs, frames, seen = ReportInputs(), [], set()
     roots = [Path(p) for p in paths]
     for root in roots:
         for kind, path in _walk(root, inputs.skipped):
+            if path.resolve() in seen:  # reached through two of the paths given
+                continue
+            seen.add(path.resolve())
             name = _display_name(path, roots)
             if kind == "run":
                 run = _read_run(path, name, inputs.skipped)
@@ -104,6 +109,27 @@ def resolve_near(path: str, source: Path) -> Path | None:
             if (parent / candidate).exists():
                 return parent / candidate
     return None
+
+
+def locate_checkpoint(checkpoint: str, source: Path) -> Path | None:
+    """Where a CSV's checkpoint is; a deleted ``RUN/checkpoints/*.pt`` whose run folder remains counts as there
+    (its configuration is the run's config.yaml)."""
+    found = resolve_near(checkpoint, source)
+    path = Path(checkpoint)
+    if found is None and path.parent.name == "checkpoints":
+        run = resolve_near(str(path.parent.parent), source)
+        found = None if run is None else run / "checkpoints" / path.name
+    return found
+
+
+def dataset_name(dataset: str, found: Path | None) -> str:
+    """The name in the dataset's dataset.yaml, else the folder's name (the dataset may have moved)."""
+    if found is not None:
+        try:
+            return read_dataset_info(found).name
+        except PartcliError:
+            pass
+    return Path(dataset).name or dataset
 
 
 # -- scanning ---------------------------------------------------------------------------------------------
@@ -214,6 +240,11 @@ def _read_results(path: Path, skipped: list[str]) -> pd.DataFrame | None:
     for column in NUMERIC:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["source"] = str(path)
+    checkpoints = {c: locate_checkpoint(c, path) for c in frame["checkpoint"].unique()}
+    frame["checkpoint_id"] = frame["checkpoint"].map(lambda c: str(checkpoints[c].resolve()) if checkpoints[c] else c)
+    datasets = {d: resolve_near(d, path) for d in frame["dataset"].unique()}
+    frame["dataset_id"] = frame["dataset"].map(lambda d: str(datasets[d].resolve()) if datasets[d] else d)
+    frame["dataset_name"] = frame["dataset"].map({d: dataset_name(d, found) for d, found in datasets.items()})
     return frame
 
 

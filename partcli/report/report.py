@@ -258,7 +258,7 @@ def _write(out: Path, previous: list[Path], page: str, figures: list[tuple[str, 
         for path in previous:
             path.unlink(missing_ok=True)
         for name, fig in track(figures, "drawing report figures"):
-            fig.savefig(out / name, dpi=80)
+            fig.savefig(out / name, dpi=100)
         (out / "index.md").write_text(page)
 
 

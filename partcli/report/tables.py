@@ -16,9 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from partcli.attacks.suite import eps_label
-from partcli.data.contract import read_dataset_info
-from partcli.errors import PartcliError
-from partcli.report.inputs import ReportInputs, resolve_near
+from partcli.report.inputs import ReportInputs
 from partcli.report.models import ModelInfo, labels, model_info, sort_key
 
 METRICS = ("clean", "AutoAttack", "PGD")
@@ -61,26 +59,23 @@ def attack_kind(attack: str) -> str | None:
 
 
 def annotate(inputs: ReportInputs) -> tuple[pd.DataFrame, dict[str, ModelInfo]]:
-    """The rows with ``model`` (configuration key), ``label``, ``run``, ``seed`` and ``dataset_name`` added."""
+    """The rows with ``model`` (configuration key), ``label``, ``run``, ``seed``, ``kind`` and ``order`` added."""
     rows = inputs.rows.copy()
     infos: dict[str, ModelInfo] = {}
-    by_checkpoint, names = {}, {}
-    for checkpoint, source in rows[["checkpoint", "source"]].drop_duplicates("checkpoint").itertuples(index=False):
-        resolved = _checkpoint_path(checkpoint, Path(source))
-        info = model_info(checkpoint, resolved)
+    by_checkpoint = {}
+    for checkpoint, located in rows[["checkpoint", "checkpoint_id"]].drop_duplicates("checkpoint_id").itertuples(
+            index=False):
+        info = model_info(checkpoint, Path(located))
         if not info.config:
             inputs.skipped.append(f"{checkpoint}: neither the checkpoint nor its run folder's config.yaml was found; "
                                   "its rows form a model of their own")
-        by_checkpoint[checkpoint] = info
+        by_checkpoint[located] = info
         infos[info.key] = info
-    for dataset, source in rows[["dataset", "source"]].drop_duplicates("dataset").itertuples(index=False):
-        names[dataset] = _dataset_name(dataset, Path(source))
     named = labels(list(infos.values()))
-    rows["model"] = rows["checkpoint"].map(lambda c: by_checkpoint[c].key)
+    rows["model"] = rows["checkpoint_id"].map(lambda c: by_checkpoint[c].key)
     rows["label"] = rows["model"].map(named)
-    rows["run"] = rows["checkpoint"].map(lambda c: by_checkpoint[c].run)
-    rows["seed"] = rows["checkpoint"].map(lambda c: by_checkpoint[c].seed)
-    rows["dataset_name"] = rows["dataset"].map(names)
+    rows["run"] = rows["checkpoint_id"].map(lambda c: by_checkpoint[c].run)
+    rows["seed"] = rows["checkpoint_id"].map(lambda c: by_checkpoint[c].seed)
     rows["kind"] = rows["attack"].map(attack_kind)
     order = sorted(infos.values(), key=lambda i: sort_key(i, named[i.key]))
     rows["order"] = rows["model"].map({info.key: k for k, info in enumerate(order)})
@@ -91,7 +86,8 @@ def per_checkpoint(rows: pd.DataFrame, split: str, eps: float) -> pd.DataFrame:
     """One row per (model, dataset, checkpoint): clean, AutoAttack and PGD accuracy at ``eps`` on ``split``."""
     out = []
     selected = rows[rows["split"] == split]
-    for (model, dataset, checkpoint), group in selected.groupby(["model", "dataset_name", "checkpoint"], sort=False):
+    for (model, dataset, checkpoint), group in selected.groupby(["model", "dataset_name", "checkpoint_id"],
+                                                                sort=False):
         at_eps = group[(group["family"] == "attack") & group["eps"].map(lambda e: _same(e, eps))]
         figures = {"model": model, "label": group["label"].iloc[0], "run": group["run"].iloc[0],
                    "dataset_name": dataset, "checkpoint": checkpoint}
@@ -165,28 +161,6 @@ def results_table(rows: pd.DataFrame) -> Table:
 def eps_text(eps: float) -> str:
     """``8/255`` for a radius read back from a CSV (6 significant digits), else the number."""
     return eps_label(round(eps * 255, 3) / 255)
-
-
-def _checkpoint_path(checkpoint: str, source: Path) -> Path | None:
-    """Where a CSV's checkpoint is; a deleted ``RUN/checkpoints/*.pt`` whose run folder remains counts as there
-    (its configuration is the run's config.yaml)."""
-    found = resolve_near(checkpoint, source)
-    path = Path(checkpoint)
-    if found is None and path.parent.name == "checkpoints":
-        run = resolve_near(str(path.parent.parent), source)
-        found = None if run is None else run / "checkpoints" / path.name
-    return found
-
-
-def _dataset_name(dataset: str, source: Path) -> str:
-    """The name in the dataset's dataset.yaml, else the folder's name (the dataset may have moved)."""
-    resolved = resolve_near(dataset, source)
-    if resolved is not None:
-        try:
-            return read_dataset_info(resolved).name
-        except PartcliError:
-            pass
-    return Path(dataset).name or dataset
 
 
 def _pct(value: float) -> str:
