@@ -507,7 +507,7 @@ def test_report_refuses_missing_empty_or_unrelated_folders(tmp_path, capsys, mon
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_user_error(*cli(capsys, monkeypatch, "report", empty, "--out", out), str(empty), "nothing to report",
-                      "the folders are empty")
+                      "no run folder with metrics.csv")
     unrelated = tmp_path / "unrelated"
     unrelated.mkdir()
     (unrelated / "notes.txt").write_text("hello")

@@ -1,9 +1,11 @@
 """``partcli visualize`` and the part palette: figures written for tiny models, one colour per part id everywhere."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -81,6 +83,19 @@ def test_visualize_with_pgd_writes_the_figure(bbox_checkpoint, synthetic_data, t
     with torch.no_grad():
         assert result.clean_correct == int((model(s.x).argmax(1) == s.y).sum())
         assert result.adv_correct == int((model(x_adv).argmax(1) == s.y).sum())
+
+
+def test_the_visualize_command(bbox_checkpoint, synthetic_data, tmp_path, capsys, monkeypatch):
+    from partcli.cli import main
+
+    out = tmp_path / "v.png"
+    monkeypatch.setattr(sys, "argv", ["partcli", "visualize", "--ckpt", str(bbox_checkpoint), "--data",
+                                      str(synthetic_data), "--n", "2", "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    assert f"wrote {out}: 2 samples, " in capsys.readouterr().err
+    assert _png(out).size[0] == _width(3)  # image, true parts, predicted parts
 
 
 def test_visualize_with_autoattack(bbox_checkpoint, synthetic_data, tmp_path):

@@ -136,6 +136,9 @@ def dataset_name(dataset: str, found: Path | None) -> str:
 def _walk(root: Path, skipped: list[str]):
     """Yield ("run" | "csv" | "checklist", path) under ``root`` in a stable (sorted) order."""
     if root.is_file():
+        if root.name == "metrics.csv":  # a run's metrics file given on its own: the run
+            yield "run", root.parent
+            return
         kind = _file_kind(root)
         if kind is None:
             skipped.append(f"{root}: not a results CSV or a hygiene checklist (*{HYGIENE_SUFFIX})")

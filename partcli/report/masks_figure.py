@@ -49,7 +49,7 @@ def masks_figure(rows: list[MaskRow], class_names: list[str], part_names: list[s
     if show_adv:
         columns += [f"{attack_name} image"] + [f"parts under {attack_name}"] * show_pred
     legend_ids = _ids_shown(rows)
-    legend_rows = -(-(len(legend_ids) + 1) // 4)
+    legend_rows = -(-(len(legend_ids) + 1) // 4) if show_true or show_pred else 0
     legend_inches = 0.2 * legend_rows + 0.3
     fig = Figure(figsize=(CELL_INCHES * len(columns) + 0.2, (CELL_INCHES + 0.25) * len(rows) + legend_inches + 0.4))
     FigureCanvasAgg(fig)
@@ -80,9 +80,10 @@ def masks_figure(rows: list[MaskRow], class_names: list[str], part_names: list[s
         _prediction(axes[r][clean_at], row.pred, row.label, class_names, also_label=clean_at == 0)
         if show_adv and row.adv_pred is not None:
             _prediction(axes[r][len(cells) - 1], row.adv_pred, row.label, class_names)
-    handles = [Patch(facecolor=part_colour(0), edgecolor="0.6", label="background")]
-    handles += [Patch(facecolor=part_colour(p), label=plain(part_names[p - 1])) for p in legend_ids]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    if show_true or show_pred:
+        handles = [Patch(facecolor=part_colour(0), edgecolor="0.6", label="background")]
+        handles += [Patch(facecolor=part_colour(p), label=plain(part_names[p - 1])) for p in legend_ids]
+        fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
     if title:
         fig.suptitle(plain(title), fontsize=8)
     height = fig.get_figheight()

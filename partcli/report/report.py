@@ -70,7 +70,7 @@ def build_report(paths: list[str | Path], out: str | Path = "report", *, split: 
                                                   else "")
         raise PartcliError(f"nothing to report in {', '.join(map(str, paths))}: no run folder with metrics.csv, no "
                            "results CSV of partcli attack or evaluate, no hygiene checklist"
-                           + (f" (skipped: {reasons})" if reasons else " (the folders are empty)"))
+                           + (f" (skipped: {reasons})" if reasons else ""))
     rows, infos = annotate(inputs) if not inputs.rows.empty else (inputs.rows, {})
     context = ReportContext(inputs, rows, infos, split, eps)
     sections = [s for make in SECTIONS if (s := make(context)) is not None]
