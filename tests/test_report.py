@@ -150,3 +150,18 @@ def test_rerunning_replaces_the_previous_report(tmp_path):
     make_run(runs, "b")
     build_report([runs], out)  # the same --out again: the previous report's figures go, no --overwrite needed
     assert sorted(p.name for p in out.iterdir()) == ["curves-b.png", "index.md"]
+
+
+def test_models_named_alike_are_told_apart_and_best_and_last_are_not_seeds(tmp_path):
+    runs = tmp_path / "runs"
+    slow, fast = make_run(runs, "slow", adv="pgd"), make_run(runs, "fast", adv="pgd")
+    (fast / "config.yaml").write_text((fast / "config.yaml").read_text().replace("lr: 0.1", "lr: 0.05"))
+    rows = rows_for(slow, 0.8, pgd=0.3) + rows_for(fast, 0.7, pgd=0.2)
+    rows += rows_for(fast, 0.6, pgd=0.1, checkpoint=str(fast / "checkpoints" / "last.pt"))
+    append_results(tmp_path / "attacks.csv", rows)
+    values = build_report([tmp_path], tmp_path / "report").table1_values
+    pgd = {label: (round(100 * v.mean, 1), v.n) for (label, _, metric), v in values.items() if metric == "PGD"}
+    name = "bounding-box part model (resnet18), PGD"
+    assert pgd == {f"{name} (checkpoint=best.pt, lr=0.1)": (30.0, 1),
+                   f"{name} (checkpoint=best.pt, lr=0.05)": (20.0, 1),
+                   f"{name} (checkpoint=last.pt, lr=0.05)": (10.0, 1)}

@@ -72,6 +72,7 @@ def model_info(checkpoint: str, resolved: Path | None) -> ModelInfo:
         return ModelInfo(f"checkpoint:{checkpoint}", {}, run)
     identity = {k: v for k, v in config.items() if k not in NOT_MODEL}
     identity["init"] = bool(identity.get("init"))  # started from another run's weights, whichever file
+    identity["checkpoint"] = path.name  # best.pt and last.pt of one run are two models, not two seeds
     return ModelInfo(json.dumps(identity, sort_keys=True, default=str), config, run)
 
 
@@ -103,10 +104,11 @@ def labels(infos: list[ModelInfo]) -> dict[str, str]:
         if len(group) == 1:
             out[group[0].key] = label if group[0].config else f"{label} ({group[0].key.removeprefix('checkpoint:')})"
             continue
-        keys = sorted({k for i in group for k in i.config if k not in NOT_MODEL})
-        differ = [k for k in keys if len({json.dumps(i.config.get(k), default=str) for i in group}) > 1]
+        identities = {i.key: json.loads(i.key) if i.config else {"checkpoint": i.key} for i in group}
+        keys = sorted({k for identity in identities.values() for k in identity})
+        differ = [k for k in keys if len({json.dumps(d.get(k)) for d in identities.values()}) > 1]
         for info in group:
-            extra = ", ".join(f"{k}={_short(info.config.get(k))}" for k in differ[:3]) or info.key
+            extra = ", ".join(f"{k}={_short(identities[info.key].get(k))}" for k in differ[:3])
             out[info.key] = f"{label} ({extra})"
     return out
 
