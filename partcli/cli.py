@@ -322,6 +322,7 @@ def visualize(
     eps: Annotated[str, typer.Option(help="ℓ∞ radius of --attack on [0, 1] pixels: a number or a fraction.")] = "8/255",
     steps: Annotated[int, typer.Option(help="PGD steps of --attack pgd.")] = 20,
     step_size: Annotated[str, typer.Option(help="PGD step size of --attack pgd: a number or fraction.")] = "2/255",
+    batch_size: Annotated[int, typer.Option(help="Samples per forward pass and attack batch.")] = 32,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Draw images with their true and predicted part masks (and under --attack), part colours fixed per id."""
@@ -329,7 +330,7 @@ def visualize(
     from partcli.report.visualize import visualize as draw
 
     result = draw(ckpt, data, out, split=split, n=n, seed=seed, attack=attack, eps=eps, steps=steps,
-                  step_size=step_size, device=device)
+                  step_size=step_size, device=device, batch_size=batch_size)
     for note in result.notes:
         info(escape(note))
     adv = "" if result.adv_correct is None else f", {result.adv_correct} under --attack {attack}"

@@ -489,7 +489,8 @@ def test_prepare_removes_the_partial_folders_of_a_killed_run(tmp_path, capsys, m
 
 # ------------------------------------------------------------------------------ visualize and report
 @pytest.mark.parametrize("option, value", [("--out", "fig.jpg"), ("--n", "0"), ("--n", "5"), ("--attack", "fgsm"),
-                                           ("--eps", "2"), ("--steps", "0"), ("--split", "nope")])
+                                           ("--eps", "2"), ("--steps", "0"), ("--batch-size", "0"),
+                                           ("--split", "nope")])
 def test_bad_visualize_option(option, value, good, good_checkpoint, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
@@ -504,6 +505,8 @@ def test_report_refuses_missing_empty_or_unrelated_folders(tmp_path, capsys, mon
     out = tmp_path / "report"
     assert_user_error(*cli(capsys, monkeypatch, "report", tmp_path / "nowhere", "--out", out),
                       str(tmp_path / "nowhere"), "no such file or folder")
+    for option, value in (("--split", "testing"), ("--eps", "8"), ("--eps", "x")):
+        assert_user_error(*cli(capsys, monkeypatch, "report", tmp_path, "--out", out, option, value), option, value)
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_user_error(*cli(capsys, monkeypatch, "report", empty, "--out", out), str(empty), "nothing to report",

@@ -7,6 +7,7 @@ when wrong, and that panel gets a frame of the same colour (as in Fig. 5). Part 
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +49,14 @@ def masks_figure(rows: list[MaskRow], class_names: list[str], part_names: list[s
     columns = ["image"] + ["true parts"] * show_true + ["predicted parts"] * show_pred
     if show_adv:
         columns += [f"{attack_name} image"] + [f"parts under {attack_name}"] * show_pred
+    width = CELL_INCHES * len(columns) + 0.2
     legend_ids = _ids_shown(rows)
-    legend_rows = -(-(len(legend_ids) + 1) // 4) if show_true or show_pred else 0
+    legend_columns = max(1, min(4, int(width / 1.2)))
+    legend_rows = -(-(len(legend_ids) + 1) // legend_columns) if show_true or show_pred else 0
     legend_inches = 0.2 * legend_rows + 0.3
-    fig = Figure(figsize=(CELL_INCHES * len(columns) + 0.2, (CELL_INCHES + 0.25) * len(rows) + legend_inches + 0.4))
+    title_lines = textwrap.wrap(plain(title), int(width * 13)) if title else []
+    top_inches = 0.3 + 0.15 * len(title_lines)
+    fig = Figure(figsize=(width, (CELL_INCHES + 0.25) * len(rows) + legend_inches + top_inches))
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(rows), len(columns), squeeze=False)
     for r, row in enumerate(rows):
@@ -83,12 +88,12 @@ def masks_figure(rows: list[MaskRow], class_names: list[str], part_names: list[s
     if show_true or show_pred:
         handles = [Patch(facecolor=part_colour(0), edgecolor="0.6", label="background")]
         handles += [Patch(facecolor=part_colour(p), label=plain(part_names[p - 1])) for p in legend_ids]
-        fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
-    if title:
-        fig.suptitle(plain(title), fontsize=8)
+        fig.legend(handles=handles, loc="lower center", ncol=legend_columns, fontsize=7, frameon=False)
+    if title_lines:
+        fig.suptitle("\n".join(title_lines), fontsize=8)
     height = fig.get_figheight()
     fig.subplots_adjust(left=0.02, right=0.98, wspace=0.08, hspace=0.3 / CELL_INCHES,
-                        bottom=(legend_inches + 0.2) / height, top=1 - 0.4 / height)
+                        bottom=(legend_inches + 0.2) / height, top=1 - top_inches / height)
     return fig
 
 

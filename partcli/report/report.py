@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from partcli.attacks.suite import eps_label
 from partcli.config import parse_fraction
+from partcli.data.contract import SPLITS
 from partcli.errors import PartcliError, writing
 from partcli.progress import track
 from partcli.report.curves import eps_sweep_figure, training_curves
@@ -59,6 +60,8 @@ class ReportResult:
 def build_report(paths: list[str | Path], out: str | Path = "report", *, split: str = "test",
                  eps: float | str = 8 / 255, overwrite: bool = False) -> ReportResult:
     """Python API of ``partcli report``: read ``paths``, write ``out/index.md`` and its figures."""
+    if split not in SPLITS:
+        raise PartcliError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
     eps = parse_fraction(eps, "--eps")
     if not 0 < eps <= 1:
         raise PartcliError(f"--eps {eps:g}: expected a radius in (0, 1], e.g. 8/255")
