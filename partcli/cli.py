@@ -280,6 +280,53 @@ def _pct(value: Optional[float]) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+# ---------------------------------------------------------------------------------------------- pictures, reports
+@app.command()
+def visualize(
+    ckpt: Annotated[Path, typer.Option(help="Checkpoint to look at (a partcli .pt file).")],
+    data: Annotated[Path, typer.Option(help="Prepared dataset the checkpoint was trained for.")],
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("fig/masks.png"),
+    split: Annotated[Split, typer.Option(help="Split to draw from.")] = Split.TEST,
+    n: Annotated[int, typer.Option(help="Samples (rows), drawn with --seed and kept in split order.")] = 8,
+    seed: Seed = 0,
+    attack: Annotated[Optional[str], typer.Option(help="Also attack each sample: pgd (partcli's PGD) or autoattack (the real AutoAttack, App. B settings).")] = None,
+    eps: Annotated[str, typer.Option(help="ℓ∞ radius of --attack on [0, 1] pixels: a number or a fraction.")] = "8/255",
+    steps: Annotated[int, typer.Option(help="PGD steps of --attack pgd.")] = 20,
+    step_size: Annotated[str, typer.Option(help="PGD step size of --attack pgd: a number or fraction.")] = "2/255",
+    batch_size: Annotated[int, typer.Option(help="Samples per forward pass and attack batch.")] = 32,
+    device: Annotated[Device, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = Device.AUTO,
+) -> None:
+    """Draw images with their true and predicted part masks (and under --attack), part colours fixed per id."""
+    from partcli.progress import info
+    from partcli.report.visualize import visualize as draw
+
+    from partcli.runtime import pick_device
+
+    result = draw(ckpt, data, out, split=split.value, n=n, seed=seed, attack=attack, eps=eps, steps=steps,
+                  step_size=step_size, device=str(pick_device(device.value)), batch_size=batch_size)
+    for note in result.notes:
+        info(note)
+    adv = "" if result.adv_correct is None else f", {result.adv_correct} under --attack {attack}"
+    say(f"wrote {result.out}: {result.n} samples, {result.clean_correct} classified correctly{adv}")
+
+
+@app.command()
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders, results CSVs, or folders holding them (searched recursively).")],
+    out: Annotated[Path, typer.Option(help="Folder to write index.md and its PNGs into; a previous report there is replaced.")] = Path("report"),
+    split: Annotated[Split, typer.Option(help="Split of the results that Table 1, the trade-off and the ε sweep show.")] = Split.TEST,
+    eps: Annotated[str, typer.Option(help="ℓ∞ radius of Table 1 and the trade-off plot: a number or a fraction.")] = "8/255",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out that holds no partcli report.")] = False,
+) -> None:
+    """One page of tables and plots: Table 1 (mean ± CI over seeds), training curves, trade-off, ε sweep, hygiene."""
+    from partcli.report.report import build_report
+
+    result = build_report(paths, out, split=split.value, eps=eps, overwrite=overwrite)
+    figures = sum(len(s.figures) for s in result.sections)
+    say(f"wrote {result.out / 'index.md'} and {figures} figure(s); {len(result.skipped)} thing(s) skipped "
+        "(listed in the report)")
+
+
 def main() -> None:
     """Console-script entry point: one-line errors (exit code 2) for user mistakes, never a traceback."""
     try:

@@ -20,6 +20,7 @@ from partcli.checkpoint import CHECKPOINT_VERSION
 from partcli.data.contract import DatasetWriter, Part, prepare_output_dir
 from partcli.data.dataset import PreparedDataset
 from partcli.errors import PartcliError
+from partcli.train.run_files import METRIC_COLUMNS
 
 SIZE = 16
 
@@ -568,3 +569,79 @@ def test_resume_refuses_an_option_that_differs_from_the_run(good, tmp_path, caps
                     "--channels-last")
     assert_user_error(code, err, "--channels-last True", "--channels-last False")
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+# ------------------------------------------------------------------------------ visualize and report
+@pytest.mark.parametrize("option, value", [("--out", "fig.jpg"), ("--n", "0"), ("--n", "5"), ("--attack", "fgsm"),
+                                           ("--eps", "2"), ("--steps", "0"), ("--batch-size", "0"),
+                                           ("--split", "nope")])
+def test_bad_visualize_option(option, value, good, good_checkpoint, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["visualize", "--ckpt", good_checkpoint, "--data", good, "--out", out / "v.png", option, value]
+    if option == "--out":
+        args[-1] = str(out / value)
+    assert_user_error(*cli(capsys, monkeypatch, *args), option if option != "--split" else "nope")
+    assert not any(out.iterdir())
+
+
+def test_report_refuses_missing_empty_or_unrelated_folders(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "report"
+    assert_user_error(*cli(capsys, monkeypatch, "report", tmp_path / "nowhere", "--out", out),
+                      str(tmp_path / "nowhere"), "no such file or folder")
+    for option, value in (("--split", "testing"), ("--eps", "8"), ("--eps", "x")):
+        assert_user_error(*cli(capsys, monkeypatch, "report", tmp_path, "--out", out, option, value), option, value)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(*cli(capsys, monkeypatch, "report", empty, "--out", out), str(empty), "nothing to report",
+                      "no run folder with metrics.csv")
+    unrelated = tmp_path / "unrelated"
+    unrelated.mkdir()
+    (unrelated / "notes.txt").write_text("hello")
+    (unrelated / "scores.csv").write_text("name,score\nx,1\n")
+    assert_user_error(*cli(capsys, monkeypatch, "report", unrelated, "--out", out), "nothing to report",
+                      f"{unrelated / 'scores.csv'}: unknown CSV kind (columns name, score)")
+    assert not out.exists()
+
+
+def test_report_says_what_it_skipped_and_why(good, tmp_path, capsys, monkeypatch):
+    from partcli.evaluate.results_csv import append_results
+    from test_report import make_run, rows_for
+
+    root = tmp_path / "results"
+    run = make_run(root / "runs", "bbox-pgd", adv="pgd")
+    append_results(root / "attacks.csv", rows_for(run, 0.9, pgd=0.3)
+                   + [{**rows_for(run, 0.9, pgd=0.2)[0], "suite": "corruptions", "attack": "fog/3", "eps": None}])
+    (root / "other-tool.csv").write_text("epoch;loss\n1;0.5\n")
+    (root / "runs" / "crashed").mkdir()
+    (root / "runs" / "crashed" / "config.yaml").write_text("arch: bbox\n")
+    empty = make_run(root / "runs", "empty-metrics")
+    (empty / "metrics.csv").write_text(",".join(METRIC_COLUMNS) + "\n")
+    shutil.copytree(good, root / "data")
+    (root / "broken.hygiene.json").write_text("{not json")
+    out = tmp_path / "report"
+    code, err = cli(capsys, monkeypatch, "report", root, "--out", out)
+    assert code == 0 and "Traceback" not in err, err
+    skipped = (out / "index.md").read_text().split("## Skipped", 1)[1]
+    for culprit, reason in ((root / "other-tool.csv", "unknown CSV kind"),
+                            (root / "runs" / "crashed", "a run folder without metrics.csv"),
+                            (empty / "metrics.csv", "no epochs yet"),
+                            (root / "data", "a prepared dataset, not results"),
+                            (root / "broken.hygiene.json", "not a hygiene checklist"),
+                            (root / "attacks.csv", "1 row(s) of suite 'corruptions'")):
+        assert f"- {culprit}: {reason}" in skipped.replace("\\", ""), (culprit, skipped)
+    assert (out / "curves-runs-bbox-pgd.png").is_file()
+
+
+def test_report_refuses_a_foreign_out_folder(tmp_path, capsys, monkeypatch):
+    from test_report import make_run
+
+    make_run(tmp_path / "runs", "a")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("keep me")
+    assert_user_error(*cli(capsys, monkeypatch, "report", tmp_path / "runs", "--out", out), f"--out {out}",
+                      "holds no partcli report", "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+    code, err = cli(capsys, monkeypatch, "report", tmp_path / "runs", "--out", out, "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["curves-a.png", "index.md", "thesis.tex"]

@@ -17,15 +17,22 @@ cost at most about one PGD run with a single restart per check:
   gradient is exactly zero on more than 90% of them, barely depends on its input; it looks robust on that class
   (a collapsed run once kept AutoAttack's Square attack busy for > 10 minutes on 16 images) and gradient attacks
   cannot move it.
+
+``partcli attack`` writes a run's checklist beside its per-sample outcomes as ``<stem>.<suite>.<k>.hygiene.json``
+(``write_checklist``), which ``partcli report`` reads.
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from rich.markup import escape
+
+from partcli.errors import writing
 
 NEAR_ZERO = 0.02  # paper App. D.3: its models drop below 2% at ε = 32/255
 LARGE_EPS = 32 / 255
@@ -34,6 +41,7 @@ EXTRA_RUN_SUITES = {"large-eps": ("pgd", "autoattack"), "restarts": ("pgd", "all
                     "clean-model": ("pgd", "autoattack", "eps-sweep", "all")}
 
 ONE_SIDED = 0.9  # share of the samples above which one predicted class, or zero input gradients, is flagged
+HYGIENE_SUFFIX = ".hygiene.json"  # the checklist file beside an attack run's per-sample outcomes
 
 PgdRunner = Callable[[float, int], float]  # (ε, restarts) -> robust accuracy of PGD on the suite's samples
 
@@ -163,6 +171,19 @@ def format_checklist(checks: list[Check]) -> str:
     lines += [f"  {marks[c.status]} {c.name}: {escape(c.message)}" if c.status != "not run"
               else f"  {marks[c.status]} {c.name}: not run ({escape(c.message)})" for c in checks]
     return "\n".join(lines)
+
+
+def checklist_path(samples_path: str | Path) -> Path:
+    """``<stem>.<suite>.<k>.hygiene.json``: the checklist file of the attack run that wrote ``samples_path``."""
+    samples_path = Path(samples_path)
+    return samples_path.with_name(samples_path.name.removesuffix(".samples.csv") + HYGIENE_SUFFIX)
+
+
+def write_checklist(path: str | Path, checks: list[Check], meta: dict[str, Any]) -> None:
+    """The checklist as JSON (``meta``: what was attacked, e.g. checkpoint, dataset, split, suite, eps)."""
+    path = Path(path)
+    with writing(path):
+        path.write_text(json.dumps({**meta, "checks": [asdict(c) for c in checks]}, indent=1) + "\n")
 
 
 def _is(a: Any, b: float) -> bool:

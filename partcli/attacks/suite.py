@@ -31,7 +31,7 @@ from torch import nn
 
 from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack, state_path_at_radius, state_path_for
 from partcli.attacks.config import ATTACK_CSV, SUITES, SWEEP_ATTACKS, AttackConfig
-from partcli.attacks.hygiene import Check, check_input_dependence, run_hygiene
+from partcli.attacks.hygiene import Check, check_input_dependence, checklist_path, run_hygiene, write_checklist
 from partcli.attacks.outcomes import (SampleOutcomes, checkpoint_fingerprint, on_earlier_set, outcomes_path,
                                       read_outcomes, write_outcomes)
 from partcli.attacks.pgd import craft_adversarial, frozen_eval
@@ -57,6 +57,7 @@ class SuiteResult:
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     samples_path: Path | None = None
+    checklist_path: Path | None = None  # the hygiene checklist's JSON file, when the checks ran
 
 
 @dataclass
@@ -116,6 +117,10 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | Non
         append_results(out, result.rows)
         result.samples_path = outcomes_path(out, cfg.suite)
         write_outcomes(result.samples_path, result.outcomes)
+        if result.checks:
+            result.checklist_path = checklist_path(result.samples_path)
+            write_checklist(result.checklist_path, result.checks, {"checkpoint": str(ckpt), "dataset": str(data),
+                                                                   "split": cfg.split, "suite": cfg.suite, "eps": cfg.eps})
     return result
 
 

@@ -1,0 +1,282 @@
+"""``partcli report``: one self-contained page (``index.md`` + PNGs) from run folders and results CSVs.
+
+The page is a list of sections, each made by one function of the report's context (``SECTIONS``); a section
+says so when it has nothing to show. Adding a kind of results (e.g. the robustness suites' tables) means one
+more section function here and its suites in ``partcli.report.inputs.ROW_FAMILIES``.
+
+The output folder is the report's own: a previous report in it (recognised by the first line of its
+``index.md``) is replaced, its figures removed; any other non-empty folder is refused unless ``--overwrite``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from partcli.attacks.suite import eps_label
+from partcli.config import parse_fraction
+from partcli.data.contract import SPLITS
+from partcli.errors import PartcliError, writing
+from partcli.progress import track
+from partcli.report.curves import eps_sweep_figure, training_curves
+from partcli.report.inputs import ReportInputs, read_inputs
+from partcli.report.models import ModelInfo, describe
+from partcli.report.tables import MeanCI, annotate, per_checkpoint, pooled, results_table, table1
+from partcli.report.tradeoff import TradeoffPoint, tradeoff_figure
+from partcli.version import __version__
+
+MARKER = "<!-- partcli report"
+HYGIENE_MARKS = {"ok": "✓", "warn": "⚠", "not run": "–"}
+
+
+@dataclass
+class Section:
+    title: str
+    body: str  # Markdown; figures are linked by file name
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
+@dataclass
+class ReportContext:
+    inputs: ReportInputs
+    rows: pd.DataFrame  # annotated results rows (``tables.annotate``)
+    infos: dict[str, ModelInfo]
+    split: str
+    eps: float
+
+
+@dataclass
+class ReportResult:
+    out: Path
+    sections: list[Section]
+    skipped: list[str]
+    table1_values: dict[tuple[str, str, str], MeanCI]  # (model label, dataset name, metric) → cell
+
+
+def build_report(paths: list[str | Path], out: str | Path = "report", *, split: str = "test",
+                 eps: float | str = 8 / 255, overwrite: bool = False) -> ReportResult:
+    """Python API of ``partcli report``: read ``paths``, write ``out/index.md`` and its figures."""
+    if split not in SPLITS:
+        raise PartcliError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    eps = parse_fraction(eps, "--eps")
+    if not 0 < eps <= 1:
+        raise PartcliError(f"--eps {eps:g}: expected a radius in (0, 1], e.g. 8/255")
+    out = Path(out)
+    previous = _check_out(out, overwrite)
+    inputs = read_inputs(paths)
+    if inputs.empty:
+        reasons = "; ".join(inputs.skipped[:2]) + (f"; and {len(inputs.skipped) - 2} more" if len(inputs.skipped) > 2
+                                                  else "")
+        raise PartcliError(f"nothing to report in {', '.join(map(str, paths))}: no run folder with metrics.csv, no "
+                           "results CSV of partcli attack or evaluate, no hygiene checklist"
+                           + (f" (skipped: {reasons})" if reasons else ""))
+    rows, infos = annotate(inputs) if not inputs.rows.empty else (inputs.rows, {})
+    context = ReportContext(inputs, rows, infos, split, eps)
+    sections = [s for make in SECTIONS if (s := make(context)) is not None]
+    sections.append(_skipped_section(inputs.skipped))  # last: the sections may add to what was skipped
+    _write(out, previous, _page(paths, inputs, context, sections), [f for s in sections for f in s.figures.items()])
+    return ReportResult(out, sections, inputs.skipped, _table1_by_label(context))
+
+
+# -- sections ---------------------------------------------------------------------------------------------
+def table1_section(ctx: ReportContext) -> Section:
+    title = f"Table 1: clean and robust accuracy (%), {ctx.split} split, ε = {eps_label(ctx.eps)}"
+    if ctx.rows.empty:
+        return Section(title, "No results CSV was read.")
+    table, _ = table1(ctx.rows, ctx.split, ctx.eps)
+    if not table.rows:
+        return Section(title, f"No results on the {ctx.split} split.")
+    caption = ("Rows are model configurations; several seeds of one configuration give mean ± 95 % CI "
+               "(t distribution; `seeds` = checkpoints pooled). AutoAttack and PGD: the lowest robust accuracy "
+               "among a checkpoint's rows at this ε; clean: its `evaluate` row on the split, else the clean "
+               "accuracy of the attack row.")
+    return Section(title, f"{caption}\n\n{table.markdown()}")
+
+
+def tradeoff_section(ctx: ReportContext) -> Section:
+    title = "Accuracy–robustness trade-off"
+    points, attack, notes = _tradeoff_points(ctx)
+    if not points:
+        return Section(title, "No adversarially trained (PGD or TRADES) model with clean and robust accuracy "
+                              f"at ε = {eps_label(ctx.eps)} on the {ctx.split} split: no trade-off plot.")
+    body = (f"Clean vs robust accuracy at ε = {eps_label(ctx.eps)} (paper Figs. 2, 4): filled = PGD training, "
+            "hollow = TRADES (β next to it); clean-trained models are left out.")
+    body += "".join(f"\n\n{n}" for n in notes) + "\n\n![trade-off](tradeoff.png)"
+    return Section(title, body, {"tradeoff.png": tradeoff_figure(points, attack)})
+
+
+def eps_sweep_section(ctx: ReportContext) -> Section:
+    title = "ε sweep"
+    curves, attack, archs = _sweep_curves(ctx)
+    if not curves:
+        return Section(title, "No model was attacked at several ε (run `partcli attack --suite eps-sweep`).")
+    body = (f"Robust accuracy against the ℓ∞ radius on the {ctx.split} split (paper Table 10), mean over seeds "
+            "with its 95 % CI as a band; dashed = clean-trained.\n\n![ε sweep](eps-sweep.png)")
+    return Section(title, body, {"eps-sweep.png": eps_sweep_figure(curves, attack, archs)})
+
+
+def results_section(ctx: ReportContext) -> Section | None:
+    if ctx.rows.empty:
+        return None
+    sources = ", ".join(f"`{s}`" for s in ctx.inputs.sources)
+    return Section("All results", f"Every row read from {sources} (accuracies in %).\n\n"
+                                  f"{results_table(ctx.rows).markdown()}")
+
+
+def hygiene_section(ctx: ReportContext) -> Section:
+    title = "Evaluation hygiene"
+    if not ctx.inputs.checklists:
+        return Section(title, "No hygiene checklist was found (`partcli attack` writes `*.hygiene.json` beside "
+                              "its results unless run with `--no-hygiene`).")
+    parts = []
+    for c in ctx.inputs.checklists:
+        eps = c.meta.get("eps")
+        where = (f"`{c.meta.get('checkpoint', '?')}`, suite {c.meta.get('suite', '?')}, "
+                 f"{c.meta.get('split', '?')} split" + (f", ε = {eps_label(eps)}" if isinstance(eps, float) else ""))
+        lines = [f"- {HYGIENE_MARKS.get(k['status'], '?')} {k['name']}: "
+                 + (k["message"] if k["status"] != "not run" else f"not run ({k['message']})") for k in c.checks]
+        parts.append(f"{where} (`{c.path.name}`):\n\n" + "\n".join(lines))
+    return Section(title, "Checks of Carlini et al. (2019), paper App. D.3.\n\n" + "\n\n".join(parts))
+
+
+def curves_section(ctx: ReportContext) -> Section:
+    title = "Training curves"
+    if not ctx.inputs.runs:
+        return Section(title, "No run folder with metrics.csv was found.")
+    parts, figures = [], {}
+    for run in ctx.inputs.runs:
+        name = _unique(f"curves-{_slug(run.name)}.png", figures)
+        what = describe(run.config) if run.config else "configuration unknown"
+        figures[name] = training_curves(run.metrics, f"{run.name}: {what}")
+        parts.append(f"### {run.name}\n\n{what}, {len(run.metrics)} epoch(s).\n\n![{run.name}]({name})")
+    return Section(title, "\n\n".join(parts), figures)
+
+
+SECTIONS: list[Callable[[ReportContext], Section | None]] = [
+    table1_section, tradeoff_section, eps_sweep_section, hygiene_section, curves_section, results_section]
+
+
+def _table1_by_label(ctx: ReportContext) -> dict[tuple[str, str, str], MeanCI]:
+    if ctx.rows.empty:
+        return {}
+    label = ctx.rows.drop_duplicates("model").set_index("model")["label"].to_dict()
+    return {(label[m], d, k): v for (m, d, k), v in table1(ctx.rows, ctx.split, ctx.eps)[1].items()}
+
+
+# -- figure data ------------------------------------------------------------------------------------------
+def _tradeoff_points(ctx: ReportContext):
+    if ctx.rows.empty:
+        return {}, {}, []
+    figures = per_checkpoint(ctx.rows, ctx.split, ctx.eps)
+    values = pooled(figures)
+    points: dict[str, list[TradeoffPoint]] = {}
+    attack, notes = {}, []
+    for dataset in dict.fromkeys(figures["dataset_name"]):
+        adv_models = [m for m in dict.fromkeys(figures.loc[figures["dataset_name"] == dataset, "model"])
+                      if ctx.infos[m].adv in ("pgd", "trades")]
+        kind = next((k for k in ("AutoAttack", "PGD") if any(values[m, dataset, k].n for m in adv_models)), None)
+        if kind is None:
+            continue
+        attack[dataset] = kind
+        label = figures.set_index("model")["label"].to_dict()
+        chosen = [m for m in adv_models if values[m, dataset, kind].n and values[m, dataset, "clean"].n]
+        missing = [label[m] for m in adv_models if m not in chosen]
+        if missing:
+            notes.append(f"{dataset}: left out for want of a {kind} result: {', '.join(missing)}.")
+        points[dataset] = [TradeoffPoint(label[m], ctx.infos[m].config.get("arch"), ctx.infos[m].adv,
+                                         ctx.infos[m].config.get("beta"), values[m, dataset, "clean"],
+                                         values[m, dataset, kind]) for m in chosen]
+    return {d: p for d, p in points.items() if p}, attack, notes
+
+
+def _sweep_curves(ctx: ReportContext):
+    if ctx.rows.empty:
+        return {}, {}, {}
+    attacked = ctx.rows[(ctx.rows["family"] == "attack") & ctx.rows["kind"].notna() & (ctx.rows["split"] == ctx.split)]
+    radii = sorted({round(float(e), 6) for e in attacked["eps"].dropna()})
+    by_eps = {e: pooled(per_checkpoint(ctx.rows, ctx.split, e)) for e in radii}
+    curves, attack, archs = {}, {}, {}
+    labels = attacked.drop_duplicates("model").set_index("model")["label"].to_dict()
+    for dataset in dict.fromkeys(attacked["dataset_name"]):
+        for kind in ("AutoAttack", "PGD"):
+            lines = []
+            for model, label in labels.items():
+                points = [(e, by_eps[e][model, dataset, kind]) for e in radii
+                          if (model, dataset, kind) in by_eps[e] and by_eps[e][model, dataset, kind].n]
+                if len(points) >= 2:
+                    lines.append((label, points))
+                    archs[label] = ctx.infos[model].config.get("arch"), ctx.infos[model].adv
+            if lines:
+                curves[dataset], attack[dataset] = lines, kind
+                break
+    return curves, attack, archs
+
+
+# -- the page ---------------------------------------------------------------------------------------------
+def _skipped_section(skipped: list[str]) -> Section:
+    if not skipped:
+        return Section("Skipped", "Nothing was skipped.")
+    return Section("Skipped", "What was not used, and why:\n\n" + "\n".join(f"- {_md(s)}" for s in skipped))
+
+
+def _page(paths, inputs: ReportInputs, ctx: ReportContext, sections: list[Section]) -> str:
+    made_from = ", ".join(f"`{p}`" for p in paths)
+    lines = [f"{MARKER} written by partcli {__version__}; rerunning `partcli report` with this --out replaces it -->",
+             "# partcli report", "",
+             f"Made from {made_from}: {len(inputs.runs)} run folder(s), {len(inputs.sources)} results CSV(s), "
+             f"{len(inputs.checklists)} hygiene checklist(s), {len(inputs.skipped)} thing(s) skipped "
+             f"(listed at the end). Split `{ctx.split}`, ε = {eps_label(ctx.eps)}."]
+    for s in sections:
+        lines += ["", f"## {s.title}", "", s.body]
+    return "\n".join(lines) + "\n"
+
+
+def _check_out(out: Path, overwrite: bool) -> list[Path]:
+    """Refuse an --out that is not the report's to write; return a previous report's files (to replace)."""
+    if out.exists() and not out.is_dir():
+        raise PartcliError(f"--out {out}: exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return []
+    index = out / "index.md"
+    try:
+        previous = index.is_file() and index.read_text().startswith(MARKER)
+    except (OSError, UnicodeDecodeError):
+        previous = False
+    if previous:
+        linked = re.findall(r"!\[[^\]]*\]\(([^)/]+\.png)\)", index.read_text())
+        return [index] + [out / name for name in linked if (out / name).is_file()]
+    if not overwrite:
+        raise PartcliError(f"--out {out}: exists, is not empty and holds no partcli report; choose another folder "
+                           "or pass --overwrite (files of the same names are replaced, others kept)")
+    return []
+
+
+def _write(out: Path, previous: list[Path], page: str, figures: list[tuple[str, Figure]]) -> None:
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        for path in previous:
+            path.unlink(missing_ok=True)
+        for name, fig in track(figures, "drawing report figures"):
+            fig.savefig(out / name, dpi=100)
+        (out / "index.md").write_text(page)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._]+", "-", name).strip("-") or "run"
+
+
+def _unique(name: str, taken: dict[str, Figure]) -> str:
+    stem, k = name.removesuffix(".png"), 2
+    while name in taken:
+        name, k = f"{stem}-{k}.png", k + 1
+    return name
+
+
+def _md(text: str) -> str:
+    """User text in Markdown prose: no accidental emphasis or links."""
+    return re.sub(r"([\\`*_\[\]<>])", r"\\\1", text)
+

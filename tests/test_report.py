@@ -1,0 +1,167 @@
+"""``partcli report``: figures written for a tiny real run, Table 1 equal to the CSVs, mean ± CI over seeds."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from scipy import stats
+
+from partcli.attacks.suite import run_attack_suite
+from partcli.config import write_config
+from partcli.evaluate.results_csv import append_results
+from partcli.report.report import build_report
+from partcli.train.config import TrainConfig
+from partcli.train.run_files import METRIC_COLUMNS
+
+EPS = 8 / 255
+
+
+def make_run(root: Path, name: str, *, arch: str = "bbox", adv: str = "none", seed: int = 0, beta: float = 0.5,
+             epochs: int = 3) -> Path:
+    """A run folder as training writes it (config.yaml, metrics.csv); its checkpoint file is not needed."""
+    run = root / name
+    (run / "checkpoints").mkdir(parents=True)
+    cfg = TrainConfig(data=str(root / "data"), out=str(run), arch=arch, adv=adv, seed=seed, beta=beta, epochs=epochs)
+    write_config(run / "config.yaml", cfg, {"partcli_version": "0.1.0"})
+    with (run / "metrics.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        for epoch in range(1, epochs + 1):
+            writer.writerow({"epoch": epoch, "lr": 0.1 / epoch, "train_loss": 1.5 / epoch, "train_acc": 0.3 * epoch,
+                             "val_clean_acc": 0.25 * epoch, "val_adv_acc": 0.1 * epoch if adv != "none" else "",
+                             "val_pixel_acc": "" if arch == "resnet" else 0.5, "seconds": 1.0,
+                             "val_fg_pixel_acc": "" if arch == "resnet" else 0.2,
+                             "val_miou": "" if arch == "resnet" else 0.1})
+    return run
+
+
+def rows_for(run: Path, clean: float, aa: float | None = None, pgd: float | None = None, eps: float = EPS,
+             suite: str = "all", checkpoint: str | None = None) -> list[dict]:
+    ckpt = checkpoint or str(run / "checkpoints" / "best.pt")
+    base = {"checkpoint": ckpt, "dataset": "data/synth", "split": "test", "suite": suite, "eps": eps, "n": 100,
+            "clean_acc": clean, "seconds": 1.0}
+    out = []
+    if aa is not None:
+        out.append({**base, "attack": "autoattack[apgd-ce,apgd-t,fab-t,square;targets=4]", "adv_acc": aa})
+    if pgd is not None:
+        out.append({**base, "attack": "pgd", "adv_acc": pgd})
+    return out
+
+
+def _png(path: Path) -> None:
+    assert path.is_file() and path.stat().st_size > 1000
+    Image.open(path).load()
+
+
+def test_report_of_a_tiny_real_run(bbox_checkpoint, synthetic_data, tmp_path):
+    """A tiny trained run and a tiny real `attack`: curves, Table 1 and the hygiene checklist are in the report."""
+    results = tmp_path / "results" / "attacks.csv"
+    attack = run_attack_suite(bbox_checkpoint, synthetic_data, suite="pgd", n=4, steps=1, restarts=2, out=results)
+    assert attack.checklist_path is not None and attack.checklist_path.name == "attacks.pgd.1.hygiene.json"
+    run = bbox_checkpoint.parent.parent
+    out = tmp_path / "report"
+    result = build_report([results.parent, run], out)
+    index = (out / "index.md").read_text()
+    figures = {name for s in result.sections for name in s.figures}
+    assert figures == {"curves-bbox.png"}
+    for name in figures:
+        _png(out / name)
+        assert f"]({name})" in index
+    row = attack.rows[0]
+    cell = result.table1_values["bounding-box part model (resnet18), clean", "synthetic", "PGD"]
+    assert cell.mean == pytest.approx(row["adv_acc"], abs=1e-6) and cell.n == 1
+    assert f"| {100 * row['clean_acc']:.1f} | – | {100 * row['adv_acc']:.1f} |" in index
+    for check in json.loads(attack.checklist_path.read_text())["checks"]:
+        assert f"{check['name']}: " in index
+    assert "No adversarially trained" in index and "No model was attacked at several ε" in index
+    assert "attacks.pgd.1.samples.csv" not in index  # per-sample outcomes are no results and no skipped input
+
+
+def test_table_numbers_equal_the_csvs(tmp_path):
+    runs = tmp_path / "runs"
+    rn, bbox = make_run(runs, "rn-pgd", arch="resnet", adv="pgd"), make_run(runs, "bbox-pgd", adv="pgd")
+    csv_path = tmp_path / "results" / "attacks.csv"
+    append_results(csv_path, rows_for(rn, 0.812, aa=0.263, pgd=0.291) + rows_for(bbox, 0.884, aa=0.157, pgd=0.171)
+                   + rows_for(bbox, 0.884, pgd=0.165, suite="pgd"))  # a second, stronger PGD row of bbox-pgd
+    append_results(tmp_path / "results" / "evaluate.csv",
+                   [{"checkpoint": str(rn / "checkpoints" / "best.pt"), "dataset": "data/synth", "split": "test",
+                     "suite": "clean", "attack": "none", "eps": 0.0, "n": 1000, "clean_acc": 0.8205}])
+    result = build_report([tmp_path], tmp_path / "report")
+    values = {k: round(100 * v.mean, 4) for k, v in result.table1_values.items() if v.n}
+    rn_label, bbox_label = "resnet18 baseline, PGD", "bounding-box part model (resnet18), PGD"
+    assert values == {(rn_label, "synth", "clean"): 82.05, (rn_label, "synth", "AutoAttack"): 26.3,
+                      (rn_label, "synth", "PGD"): 29.1, (bbox_label, "synth", "clean"): 88.4,
+                      (bbox_label, "synth", "AutoAttack"): 15.7, (bbox_label, "synth", "PGD"): 16.5}
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert f"| {rn_label} | rn-pgd | 1 | 82.0 | 26.3 | 29.1 |" in index  # 82.05 rounds to even
+    assert f"| {bbox_label} | bbox-pgd | 1 | 88.4 | 15.7 | 16.5 |" in index
+    _png(tmp_path / "report" / "tradeoff.png")
+
+
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_a_report_of_two_seeds_shows_the_ci(relative, tmp_path):
+    """Two seeds of one configuration; "relative": each seed's attacks ran inside its own folder, so both CSVs name
+    the checkpoint runs/bbox-pgd/checkpoints/best.pt, found below each CSV's folder (and its .pt file deleted)."""
+    seeds = [make_run(tmp_path / f"seed{s}" / "runs", "bbox-pgd", adv="pgd", seed=s) for s in (0, 1)]
+    for run, (clean, aa) in zip(seeds, [(0.80, 0.30), (0.90, 0.40)]):
+        name = "runs/bbox-pgd/checkpoints/best.pt" if relative else None
+        append_results(run.parent.parent / "results" / "attacks.csv",
+                       rows_for(run, clean, aa=aa, pgd=aa + 0.05, checkpoint=name))
+    result = build_report([tmp_path], tmp_path / "report")
+    half = stats.t.ppf(0.975, 1) * stats.tstd([30.0, 40.0]) / 2 ** 0.5
+    cell = result.table1_values["bounding-box part model (resnet18), PGD", "synth", "AutoAttack"]
+    assert (cell.n, 100 * cell.mean, 100 * cell.half) == (2, pytest.approx(35.0), pytest.approx(half))
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert f"| 2 | 85.0 ± {5 * stats.t.ppf(0.975, 1):.1f} | 35.0 ± {half:.1f} | 40.0 ± {half:.1f} |" in index
+    assert "35.0 ± 63.5" in index
+    assert index.count("curves-seed") == 2  # one curve figure per seed's run
+
+
+def test_trades_points_and_the_eps_sweep(tmp_path):
+    runs = tmp_path / "runs"
+    csv_path = tmp_path / "attacks.csv"
+    rows = rows_for(make_run(runs, "rn-pgd", arch="resnet", adv="pgd"), 0.8, aa=0.3)
+    for beta, clean, aa in ((0.1, 0.9, 0.1), (1.0, 0.7, 0.35)):
+        rows += rows_for(make_run(runs, f"bbox-trades-{beta}", adv="trades", beta=beta), clean, aa=aa)
+    clean_run = make_run(runs, "bbox-clean")
+    for k, acc in zip((8, 16, 24, 32), (0.4, 0.2, 0.05, 0.0)):
+        rows += rows_for(clean_run, 0.95, aa=acc, eps=k / 255, suite="eps-sweep")
+    append_results(csv_path, rows)
+    result = build_report([csv_path, runs], tmp_path / "report")
+    names = {name for s in result.sections for name in s.figures}
+    assert {"tradeoff.png", "eps-sweep.png"} <= names
+    for name in ("tradeoff.png", "eps-sweep.png"):
+        _png(tmp_path / "report" / name)
+    tradeoff = next(s for s in result.sections if s.title.startswith("Accuracy"))
+    labels = [t.get_text() for t in tradeoff.figures["tradeoff.png"].axes[0].texts]
+    assert labels == ["β=0.1", "β=1"]
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "TRADES β=0.1" in index and "| 32/255 |" in index
+
+
+def test_rerunning_replaces_the_previous_report(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "report"
+    make_run(runs, "a").rename(tmp_path / "a")
+    build_report([tmp_path / "a"], out)
+    assert sorted(p.name for p in out.iterdir()) == ["curves-a.png", "index.md"]
+    make_run(runs, "b")
+    build_report([runs], out)  # the same --out again: the previous report's figures go, no --overwrite needed
+    assert sorted(p.name for p in out.iterdir()) == ["curves-b.png", "index.md"]
+
+
+def test_models_named_alike_are_told_apart_and_best_and_last_are_not_seeds(tmp_path):
+    runs = tmp_path / "runs"
+    slow, fast = make_run(runs, "slow", adv="pgd"), make_run(runs, "fast", adv="pgd")
+    (fast / "config.yaml").write_text((fast / "config.yaml").read_text().replace("lr: 0.1", "lr: 0.05"))
+    rows = rows_for(slow, 0.8, pgd=0.3) + rows_for(fast, 0.7, pgd=0.2)
+    rows += rows_for(fast, 0.6, pgd=0.1, checkpoint=str(fast / "checkpoints" / "last.pt"))
+    append_results(tmp_path / "attacks.csv", rows)
+    values = build_report([tmp_path], tmp_path / "report").table1_values
+    pgd = {label: (round(100 * v.mean, 1), v.n) for (label, _, metric), v in values.items() if metric == "PGD"}
+    name = "bounding-box part model (resnet18), PGD"
+    assert pgd == {f"{name} (checkpoint=best.pt, lr=0.1)": (30.0, 1),
+                   f"{name} (checkpoint=best.pt, lr=0.05)": (20.0, 1),
+                   f"{name} (checkpoint=last.pt, lr=0.05)": (10.0, 1)}
