@@ -317,7 +317,9 @@ def test_a_segmenter_run_written_before_a_new_setting_existed_is_still_the_same_
 
     from partcli.pseudolabel.segmenter import _differences, segmenter_config
 
-    tcfg = segmenter_config(PseudoLabelConfig(data=str(tmp_path), out=str(tmp_path / "o")), tmp_path / "seg")
-    older = {k: v for k, v in dataclasses.asdict(tcfg).items() if k != "replanned"}
-    assert _differences({"config": {"train": older}}, tcfg) == ""
-    assert "epochs: 50 -> 3" in _differences({"config": {"train": older}}, dataclasses.replace(tcfg, epochs=3))
+    tcfg = segmenter_config(PseudoLabelConfig(data=str(tmp_path), out=str(tmp_path / "o")), tmp_path / "seg",
+                            tmp_path / "subset")
+    older = {"train": {k: v for k, v in dataclasses.asdict(tcfg).items() if k != "replanned"},
+             "dataset": {"name": "subset"}}
+    assert _differences({"config": older}, tcfg, "subset") == ""
+    assert "epochs: 50 -> 3" in _differences({"config": older}, dataclasses.replace(tcfg, epochs=3), "subset")
