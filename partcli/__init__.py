@@ -1,7 +1,7 @@
 """partcli: train and honestly evaluate adversarially robust part-based image classifiers.
 
 The public Python API mirrors the CLI: ``load_model``, ``PreparedDataset``, ``build_model``/``ModelConfig``,
-``run_training``/``TrainConfig``, ``evaluate_checkpoint``.
+``run_training``/``TrainConfig``, ``evaluate_checkpoint``, ``run_robustness``, ``compare_results``.
 """
 from partcli.version import __version__
 
@@ -15,6 +15,7 @@ def __getattr__(name: str):
         "PreparedDataset": "partcli.data.dataset", "build_model": "partcli.models.registry",
         "ModelConfig": "partcli.models.registry", "run_training": "partcli.train.loop",
         "TrainConfig": "partcli.train.config", "evaluate_checkpoint": "partcli.evaluate.evaluate",
+        "run_robustness": "partcli.robustness.suite", "compare_results": "partcli.evaluate.compare",
     }
     if name in homes:
         return getattr(import_module(homes[name]), name)
@@ -22,4 +23,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["__version__", "load_model", "load_checkpoint", "PreparedDataset", "build_model", "ModelConfig",
-           "run_training", "TrainConfig", "evaluate_checkpoint"]
+           "run_training", "TrainConfig", "evaluate_checkpoint", "run_robustness", "compare_results"]

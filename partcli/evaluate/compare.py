@@ -210,7 +210,7 @@ def _label(value: Any) -> str:
 
 
 def compare_table(result: CompareResult, metric: str) -> "Table":
-    """A Rich table: one row per benchmark, mean ± 95 % CI (n) per group, then Welch's p of each group vs the reference."""
+    """A Rich table: a row per benchmark, mean ± 95 % CI (n) per group, then each group's Welch p vs the reference."""
     from rich.markup import escape
     from rich.table import Table
 

@@ -35,7 +35,7 @@ def parts_by_area(mask: np.ndarray) -> list[int]:
 
 
 def texture_patch(image: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """The bounding-box crop of ``image`` around boolean ``region``, pixels outside it set to their nearest one inside."""
+    """The bounding-box crop of ``image`` around boolean ``region``; pixels outside it take their nearest inside."""
     ys, xs = np.nonzero(region)
     crop = image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     inside = region[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
@@ -85,7 +85,7 @@ def load_stylizer(path: str | Path):
 
 
 def stylize(stylizer, content: np.ndarray, style: np.ndarray, source: str | Path) -> np.ndarray:
-    """One H×W×3 uint8 ``content`` image in the style of ``style``, through ``stylizer`` (called on 1×3×H×W pairs)."""
+    """H×W×3 uint8 ``content`` in the style of ``style``, through ``stylizer`` (called on 1×3×H×W pairs)."""
     to_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
     with torch.no_grad():
         try:

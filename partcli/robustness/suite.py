@@ -271,7 +271,8 @@ def robustness_tables(result: RobustnessResult, title: str) -> list["Table"]:
             accs = {r["severity"]: r["adv_acc"] for r in corruption if r["attack"].split("/")[0] == name}
             grid.add_row(name, *[pct(accs.get(s)) for s in severities], pct(float(np.mean(list(accs.values())))))
         mean = next(r for r in result.rows if r["suite"] == "corruptions" and not r.get("severity"))
-        grid.caption = escape(f"clean {pct(mean['clean_acc'])}, {mean['attack']} {pct(mean['adv_acc'])} (n={mean['n']})")
+        grid.caption = escape(f"clean {pct(mean['clean_acc'])}, {mean['attack']} {pct(mean['adv_acc'])} "
+                              f"(n={mean['n']})")
         tables.append(grid)
     others = [r for r in result.rows if r["suite"] != "corruptions"]
     if others:
