@@ -317,10 +317,10 @@ def robustness(
     suite: Annotated[str, typer.Option(help="corruptions, foreground, shape-texture or all.")] = "all",
     split: Annotated[str, typer.Option(help="train | val | test")] = "test",
     out: Annotated[Path, typer.Option(help="Results CSV to append to (attack's columns + severity, shape_bias, bg_gap, seed).")] = Path("results/robustness.csv"),
-    corruption: Annotated[Optional[list[str]], typer.Option(help="Corruption type, repeatable  [default: the 15 ImageNet-C types]")] = None,
-    severity: Annotated[Optional[list[int]], typer.Option(help="Corruption severity 1-5, repeatable  [default: 1 to 5]")] = None,
+    corruption: Annotated[Optional[list[str]], typer.Option(help="Corruption type, repeatable  (default: the 15 ImageNet-C types)")] = None,
+    severity: Annotated[Optional[list[int]], typer.Option(help="Corruption severity 1-5, repeatable  (default: 1 to 5)")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the corruptions and of the background and texture pairings.")] = 0,
-    cache: Annotated[Optional[Path], typer.Option(help="Folder of the cached corrupted images  [default: DATA/.cache/corruptions]")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Folder of the cached corrupted images  (default: DATA/.cache/corruptions)")] = None,
     stylizer: Annotated[Optional[Path], typer.Option(help="A torch.export program (content, style) -> stylized image, each 1x3xSxS in [0, 1]: adds a 'stylized' shape-texture set.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
@@ -346,7 +346,7 @@ def compare(
     by: Annotated[str, typer.Option(help="Checkpoint property to group by (arch, adv, seg-labels, seg-frac, backbone, ...) or a CSV column.")] = "arch",
     metric: Annotated[str, typer.Option(help="acc (the row's accuracy under its attack or shift; clean for evaluate rows) or a CSV column, e.g. clean_acc, shape_bias, bg_gap.")] = "acc",
     attack: Annotated[Optional[list[str]], typer.Option(help="Keep rows whose attack matches this glob, repeatable (e.g. mean, 'mixed-*').")] = None,
-    ref: Annotated[Optional[str], typer.Option(help="Group the p-values compare against  [default: the first in the CSV]")] = None,
+    ref: Annotated[Optional[str], typer.Option(help="Group the p-values compare against  (default: the first in the CSV)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the summary as CSV (replaced if it exists).")] = None,
 ) -> None:
     """Mean ± 95 % CI over seeds per group and Welch's t-test p-values, as in the paper's Tables 2-4."""

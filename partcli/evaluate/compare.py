@@ -13,6 +13,7 @@ import fnmatch
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,9 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float | None:
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):  # (constant groups: rounding noise only)
         return None
-    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    with warnings.catch_warnings():  # one constant group is fine for Welch; scipy warns about its rounding noise
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = stats.ttest_ind(a, b, equal_var=False).pvalue
     return None if np.isnan(p) else float(p)
 
 
