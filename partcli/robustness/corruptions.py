@@ -97,16 +97,14 @@ class CorruptionCache:
         self.folder = Path(cache_root) / f"{split}-{size}px-seed{seed}-{digest}"
         self.seed = seed
         self._key = key
-        self._option = "--cache"
 
     def get(self, images: np.ndarray, name: str, severity: int) -> np.ndarray:
         """All ``images`` (N×H×W×3 uint8, split order) corrupted; cached files are read, missing ones made."""
         folder = self.folder / name / str(severity)
-        with writing(self.folder, self._option):
-            if not (self.folder / "key.json").exists():
-                folder.mkdir(parents=True, exist_ok=True)
-                _atomic_write(self.folder / "key.json", json.dumps(self._key, indent=1).encode())
+        with writing(self.folder, "--cache"):
             folder.mkdir(parents=True, exist_ok=True)
+            if not (self.folder / "key.json").exists():
+                _atomic_write(self.folder / "key.json", json.dumps(self._key, indent=1).encode())
             out = np.empty_like(images)
             for index, image in enumerate(images):
                 path = folder / f"{index}.png"

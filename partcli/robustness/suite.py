@@ -136,6 +136,10 @@ def evaluate_shifts(model: nn.Module, samples: ShiftSamples, suites: tuple[str, 
                     seed: int = 0, batch_size: int = 256, device: str = "cpu", cache: CorruptionCache | None = None,
                     stylizer: Callable | None = None, stylizer_source: str | Path | None = None) -> RobustnessResult:
     """The rows of ``suites`` for any module mapping N×3×S×S images in [0, 1] to logits (no file is read)."""
+    mask_suites = [s for s in suites if s in MASK_SUITES]
+    if mask_suites and len(np.unique(samples.labels)) < 2:
+        raise PartcliError(f"--suite {'/'.join(mask_suites)}: the split holds one class only; Mixed-Rand and cue "
+                           "conflicts need samples of another class")
     model = model.to(device).eval()
     predict = lambda images: predict_labels(model, images, batch_size, device)  # noqa: E731
     start = time.perf_counter()
@@ -192,9 +196,6 @@ def _corruption_rows(samples: ShiftSamples, predict: Callable, corruptions: tupl
 
 def _foreground_rows(samples: ShiftSamples, predict: Callable, seed: int, base: dict[str, Any],
                      notes: list[str]) -> list[dict[str, Any]]:
-    if len(np.unique(samples.labels)) < 2:
-        raise PartcliError("--suite foreground: the split holds one class only; Mixed-Rand needs backgrounds of "
-                           "another class")
     alone = np.flatnonzero(pair_indices(samples.labels, seed, "mixed-same") == np.arange(len(samples.labels)))
     if len(alone):
         notes.append(f"mixed-same: {len(alone)} sample(s) are the only one of their class in the split and keep "
@@ -215,8 +216,6 @@ def _foreground_rows(samples: ShiftSamples, predict: Callable, seed: int, base: 
 
 def _shape_texture_rows(samples: ShiftSamples, predict: Callable, seed: int, base: dict[str, Any],
                         stylizer: Callable | None, stylizer_source: str | Path | None) -> list[dict[str, Any]]:
-    if len(np.unique(samples.labels)) < 2:
-        raise PartcliError("--suite shape-texture: the split holds one class only; cue conflicts need two")
     partner = pair_indices(samples.labels, seed, "cue-conflict")
     texture_labels = samples.labels[partner]
     sets = {"cue-conflict": lambda: np.stack([cue_conflict(samples.masks[i], samples.images[j], samples.masks[j])
