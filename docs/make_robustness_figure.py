@@ -36,9 +36,9 @@ def main() -> None:
     fig, axes = plt.subplots(len(PAIRS), len(columns), figsize=(1.5 * len(columns), 1.6 * len(PAIRS)))
     for row, (a, b) in enumerate(PAIRS):
         (image_a, mask_a), (image_b, mask_b) = sample(a, 0), sample(b, 1)
-        obj_a = mask_a > 0
-        cells = [image_a, image_b, cue_conflict(mask_a, image_b, mask_b), only_fg(image_a, obj_a),
-                 only_bg(image_a, obj_a), paste(image_a, obj_a, only_bg(image_b, mask_b > 0)),
+        obj_a, background_b = mask_a > 0, only_bg(image_b, mask_b > 0)
+        cells = [image_a, image_b, cue_conflict(mask_a, image_b, mask_b, background_b), only_fg(image_a, obj_a),
+                 only_bg(image_a, obj_a), paste(image_a, obj_a, background_b),
                  corrupt_image(image_a, "fog", 3, corruption_seed(0, row, "fog", 3))]
         for col, cell in enumerate(cells):
             ax = axes[row, col]

@@ -14,7 +14,7 @@ from partcli.robustness import corruptions as corruptions_module
 from partcli.robustness.corruptions import (CORRUPTIONS, SEVERITIES, CorruptionCache, corrupt_image,
                                             corruption_seed)
 from partcli.robustness.foreground import foreground_variants, only_bg, only_fg, pair_indices
-from partcli.robustness.shape_texture import cue_conflict, shape_scores
+from partcli.robustness.shape_texture import cue_conflict, cue_conflict_set, shape_scores
 from partcli.robustness.suite import ROBUSTNESS_COLUMNS, ShiftSamples, evaluate_shifts, run_robustness
 
 # ImageNet-C's own parameter tables are not monotone in pixel distance for these (see corruptions.py)
@@ -187,6 +187,18 @@ def test_cue_conflict_keeps_the_silhouette_of_a_and_the_colours_of_b():
     large = {tuple(c) for c in out[shape_mask == 1]}  # A's largest part takes B's largest part's texture
     assert large <= {tuple(c) for c in texture_image[texture_mask == 5]} and len(large) > 1
     assert {tuple(c) for c in out[shape_mask == 2]} == {(0, 0, 255)}  # the part layout stays visible
+
+
+def test_cue_conflict_set_puts_a_on_the_background_of_another_class():
+    images = synthetic_images(10, 32)
+    masks = np.stack([render_sample(np.random.default_rng([0, i]), i % 5, 32)[1] for i in range(10)]).astype(np.int64)
+    labels = np.arange(10) % 5
+    made, partner = cue_conflict_set(images, masks, labels, seed=0)
+    assert (labels[partner] != labels).all()
+    for i, j in enumerate(partner):
+        outside = masks[i] == 0
+        assert np.array_equal(made[i][outside], only_bg(images[j], masks[j] > 0)[outside])
+        assert {tuple(c) for c in made[i][~outside]} <= {tuple(c) for c in images[j][masks[j] > 0]}
 
 
 def shapes_dataset(n: int = 10, size: int = 32) -> ShiftSamples:
