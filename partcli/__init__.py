@@ -1,7 +1,8 @@
 """partcli: train and honestly evaluate adversarially robust part-based image classifiers.
 
 The public Python API mirrors the CLI: ``load_model``, ``PreparedDataset``, ``build_model``/``ModelConfig``,
-``run_training``/``TrainConfig``, ``evaluate_checkpoint``, ``visualize``, ``build_report``.
+``run_training``/``TrainConfig``, ``evaluate_checkpoint``, ``run_robustness``, ``compare_results``, ``visualize``,
+``build_report``.
 """
 from partcli.version import __version__
 
@@ -15,6 +16,7 @@ def __getattr__(name: str):
         "PreparedDataset": "partcli.data.dataset", "build_model": "partcli.models.registry",
         "ModelConfig": "partcli.models.registry", "run_training": "partcli.train.loop",
         "TrainConfig": "partcli.train.config", "evaluate_checkpoint": "partcli.evaluate.evaluate",
+        "run_robustness": "partcli.robustness.suite", "compare_results": "partcli.evaluate.compare",
         "visualize": "partcli.report.visualize", "build_report": "partcli.report.report",
     }
     if name in homes:
@@ -23,4 +25,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["__version__", "load_model", "load_checkpoint", "PreparedDataset", "build_model", "ModelConfig",
-           "run_training", "TrainConfig", "evaluate_checkpoint", "visualize", "build_report"]
+           "run_training", "TrainConfig", "evaluate_checkpoint", "run_robustness", "compare_results", "visualize",
+           "build_report"]

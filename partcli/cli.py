@@ -280,6 +280,61 @@ def _pct(value: Optional[float]) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+# ---------------------------------------------------------------------------------------------- robustness
+@app.command()
+def robustness(
+    ckpt: Annotated[Path, typer.Option(help="A partcli checkpoint (.pt).")],
+    data: Annotated[Path, typer.Option(help="Prepared dataset the checkpoint was trained for (its masks make the foreground and shape-texture sets).")],
+    suite: Annotated[str, typer.Option(help="corruptions, foreground, shape-texture or all.")] = "all",
+    split: Annotated[Split, typer.Option(help="Split to shift.")] = Split.TEST,
+    out: Annotated[Path, typer.Option(help="Results CSV to append to (attack's columns + severity, shape_bias, bg_gap, seed).")] = Path("results/robustness.csv"),
+    corruption: Annotated[Optional[list[str]], typer.Option(help="Corruption type, repeatable  (default: the 15 ImageNet-C types)")] = None,
+    severity: Annotated[Optional[list[int]], typer.Option(help="Corruption severity 1-5, repeatable  (default: 1 to 5)")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the corruptions and of the background and texture pairings.")] = 0,
+    cache: Annotated[Optional[Path], typer.Option(help="Folder of the cached corrupted images  (default: DATA/.cache/corruptions)")] = None,
+    stylizer: Annotated[Optional[Path], typer.Option(help="A torch.export program (content, style) -> stylized image, each 1x3xSxS in [0, 1]: adds a 'stylized' shape-texture set.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    device: Annotated[Device, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = Device.AUTO,
+) -> None:
+    """Non-adversarial robustness (paper §5.1): corruptions, foreground/background, shape vs texture."""
+    from partcli.progress import info
+    from partcli.robustness.corruptions import CORRUPTIONS, SEVERITIES
+    from partcli.robustness.suite import robustness_tables, run_robustness
+    from partcli.runtime import pick_device
+
+    result = run_robustness(ckpt, data, suite=suite, split=split.value, out=out,
+                            corruptions=corruption or CORRUPTIONS, severities=severity or SEVERITIES, seed=seed,
+                            batch_size=batch_size, device=str(pick_device(device.value)), cache=cache,
+                            stylizer=stylizer)
+    for table in robustness_tables(result, f"{ckpt} on {data} [{split.value}]"):
+        console.print(table)
+    for note in result.notes:
+        info(note)
+    say(f"appended to {out}")
+
+
+@app.command()
+def compare(
+    csv: Annotated[list[Path], typer.Argument(help="Results CSV(s) of evaluate, attack or robustness.")],
+    by: Annotated[str, typer.Option(help="Checkpoint property to group by (arch, adv, seg-labels, seg-frac, backbone, ...) or a CSV column.")] = "arch",
+    metric: Annotated[str, typer.Option(help="acc (the row's accuracy under its attack or shift; clean for evaluate rows) or a CSV column, e.g. clean_acc, shape_bias, bg_gap.")] = "acc",
+    attack: Annotated[Optional[list[str]], typer.Option(help="Keep rows whose attack matches this glob, repeatable (e.g. mean, 'mixed-*').")] = None,
+    ref: Annotated[Optional[str], typer.Option(help="Group the p-values compare against  (default: the first in the CSV)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the summary as CSV (replaced if it exists).")] = None,
+) -> None:
+    """Mean ± 95 % CI over seeds per group and Welch's t-test p-values, as in the paper's Tables 2-4."""
+    from partcli.evaluate.compare import compare_results, compare_table, write_summary
+    from partcli.progress import info
+
+    result = compare_results(csv, by, metric, attack, ref)
+    console.print(compare_table(result, metric))
+    for note in result.notes:
+        info(note)
+    if out is not None:
+        write_summary(result.summary, out)
+        say(f"wrote {out}")
+
+
 # ---------------------------------------------------------------------------------------------- pictures, reports
 @app.command()
 def visualize(

@@ -645,3 +645,52 @@ def test_report_refuses_a_foreign_out_folder(tmp_path, capsys, monkeypatch):
     code, err = cli(capsys, monkeypatch, "report", tmp_path / "runs", "--out", out, "--overwrite")
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["curves-a.png", "index.md", "thesis.tex"]
+
+# ------------------------------------------------------------------------------ robustness and compare
+@pytest.mark.parametrize("option, value", [("--suite", "weather"), ("--corruption", "rain"), ("--severity", 0),
+                                           ("--severity", 6)])
+def test_bad_robustness_option(option, value, good, good_checkpoint, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r.csv"
+    assert_user_error(*cli(capsys, monkeypatch, "robustness", "--ckpt", good_checkpoint, "--data", good, "--out", out,
+                           "--cache", tmp_path / "cache", option, value), option, str(value))
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_robustness_refuses_what_its_suites_cannot_use(data, good_checkpoint, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r.csv"
+    run = lambda *args: cli(capsys, monkeypatch, "robustness", "--ckpt", good_checkpoint, "--data", data,  # noqa: E731
+                            "--out", out, *args)
+    assert_user_error(*run("--suite", "corruptions"), "--suite corruptions", f"{SIZE} px", "32 px")
+    assert_user_error(*run("--suite", "foreground"), "--suite foreground", "one class")
+    assert_user_error(*run("--suite", "shape-texture", "--stylizer", tmp_path / "none.pt2"), "--stylizer",
+                      "not found")
+    row = first_row(data, "test")
+    (data / "test.csv").write_text(f"image,mask,label,mask_source\n{row['image']},,{row['label']},\n")
+    for suite in ("foreground", "shape-texture"):
+        assert_user_error(*run("--suite", suite), "--suite", "1 of 1 test samples", row["image"], "no part mask")
+    assert not out.exists()
+
+
+def test_bad_compare_input(good_checkpoint, tmp_path, capsys, monkeypatch):
+    from partcli.evaluate.results_csv import append_results
+
+    results = tmp_path / "r.csv"
+    append_results(results, [{"checkpoint": str(good_checkpoint), "dataset": "d", "split": "test", "suite": "pgd",
+                              "attack": "pgd", "eps": 0.03, "n": 1, "clean_acc": 1.0, "adv_acc": 0.5}])
+    compare = lambda *args: cli(capsys, monkeypatch, "compare", *args)  # noqa: E731
+    assert_user_error(*compare(results, "--by", "colour"), "--by 'colour'", "arch")
+    assert_user_error(*compare(results, "--metric", "speed"), "--metric 'speed'", "adv_acc")
+    assert_user_error(*compare(results, "--ref", "vit"), "--ref 'vit'", "bbox")
+    assert_user_error(*compare(results, "--attack", "fgsm*"), "--attack fgsm*", "no row")
+    assert_user_error(*compare(tmp_path / "none.csv"), str(tmp_path / "none.csv"), "not found")
+    other = tmp_path / "other.csv"
+    other.write_text("epoch,lr\n1,0.1\n")
+    assert_user_error(*compare(other), str(other), "not a partcli results CSV", "checkpoint")
+    moved = tmp_path / "moved.csv"
+    moved.write_text(results.read_text().replace(str(good_checkpoint), "gone/best.pt"))
+    assert_user_error(*compare(moved), f"{moved}:2", "gone/best.pt", "not found")
+    bad_number = tmp_path / "bad.csv"
+    bad_number.write_text(results.read_text().replace(",0.5,", ",half,"))
+    assert_user_error(*compare(bad_number), f"{bad_number}:2", "'half'", "not a number")
+    code, err = compare(results)  # one checkpoint: a mean, a note, no interval and never NaN
+    assert code == 0 and "fewer than two" in err and "nan" not in err.lower()

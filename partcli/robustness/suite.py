@@ -1,0 +1,286 @@
+"""``partcli robustness``: accuracy under non-adversarial distribution shift (paper §5.1, App. D.11).
+
+Suites: ``corruptions`` (the 15 ImageNet-C types × 5 severities, plus their mean: Tables 2 and 22),
+``foreground`` (Only-FG, Only-BG, Mixed-Same, Mixed-Rand and the BG-gap: Table 3), ``shape-texture`` (cue-conflict
+images, shape accuracy and shape bias: Table 4) and ``all``. Every set is made from the split at the model's
+resolution (the checkpoint's training size, after the evaluation resize and centre crop); the foreground and
+shape-texture sets need every sample's part mask. Rows go to a results CSV in the style of ``attack``'s
+(``ROBUSTNESS_COLUMNS``), one per (checkpoint, dataset, split, suite, shift, severity).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from partcli.data.dataset import PreparedDataset, eval_transform
+from partcli.errors import PartcliError, check_writable
+from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results
+from partcli.progress import track
+from partcli.robustness.corruptions import (CORRUPTIONS, MIN_SIZE, SEVERITIES, CorruptionCache, check_corruptions,
+                                            corrupt_image, corruption_seed, require_library)
+from partcli.robustness.foreground import VARIANTS, foreground_variants, pair_indices
+from partcli.robustness.shape_texture import cue_conflict_set, load_stylizer, shape_scores, stylize
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+SUITES = ("corruptions", "foreground", "shape-texture", "all")
+MASK_SUITES = ("foreground", "shape-texture")
+ROBUSTNESS_COLUMNS = RESULT_COLUMNS + ("severity", "shape_bias", "bg_gap", "seed")
+LISTED = 5  # samples named in an error before "and N more"
+
+
+@dataclass
+class ShiftSamples:
+    """A split at the model's resolution: N×S×S×3 uint8 images, N×S×S part ids (or None), labels, image paths."""
+
+    images: np.ndarray
+    masks: np.ndarray | None
+    labels: np.ndarray
+    names: list[str]
+
+
+@dataclass
+class RobustnessResult:
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+
+def suites_of(suite: str) -> tuple[str, ...]:
+    if suite not in SUITES:
+        raise PartcliError(f"--suite {suite!r}: expected one of {', '.join(SUITES)}")
+    return SUITES[:-1] if suite == "all" else (suite,)
+
+
+def check_options(suite: str, corruptions: tuple[str, ...], severities: tuple[int, ...], seed: int,
+                  batch_size: int, device: str) -> tuple[str, ...]:
+    """Refuse bad options before any work, naming the option; return the suites to run."""
+    suites = suites_of(suite)
+    check_corruptions(corruptions, severities)
+    if seed < 0:
+        raise PartcliError(f"--seed {seed}: must be a non-negative integer")
+    if batch_size < 1:
+        raise PartcliError(f"--batch-size {batch_size}: must be at least 1")
+    if str(device).split(":")[0] not in ("cpu", "cuda"):
+        raise PartcliError(f"--device {device!r}: expected cpu or cuda")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise PartcliError(f"--device {device}: no CUDA device is available; use --device cpu")
+    return suites
+
+
+def run_robustness(ckpt: str | Path, data: str | Path, *, suite: str = "all", split: str = "test",
+                   out: str | Path | None = "results/robustness.csv",
+                   corruptions: tuple[str, ...] | list[str] = CORRUPTIONS,
+                   severities: tuple[int, ...] | list[int] = SEVERITIES, seed: int = 0, batch_size: int = 256,
+                   device: str = "cpu", cache: str | Path | None = None,
+                   stylizer: str | Path | None = None) -> RobustnessResult:
+    """Python API of ``partcli robustness``: evaluate ``ckpt`` on the shifted sets of ``split`` and append the rows
+    to ``out`` (if given). ``cache``: folder of the corrupted images (default ``<data>/.cache/corruptions``)."""
+    from partcli.checkpoint import load_checkpoint
+    from partcli.evaluate.evaluate import load_for_dataset
+
+    corruptions, severities = tuple(corruptions), tuple(severities)
+    suites = check_options(suite, corruptions, severities, seed, batch_size, device)
+    if "corruptions" in suites:
+        require_library()
+    net = load_stylizer(stylizer) if stylizer is not None and "shape-texture" in suites else None
+    state = load_checkpoint(ckpt)
+    model, ds = load_for_dataset(ckpt, data, split, state=state)
+    size = int(state["config"].get("dataset", {}).get("image_size", 224))
+    if "corruptions" in suites and size < MIN_SIZE:
+        raise PartcliError(f"--suite corruptions: {ckpt} works at {size} px; the ImageNet-C corruptions need at "
+                           f"least {MIN_SIZE} px")
+    ds.transform = eval_transform(size)  # the true part masks (no --seg-labels relabelling): they define the object
+    needs_masks = any(s in MASK_SUITES for s in suites)
+    if needs_masks:
+        _require_masks(ds, suites)
+    corruption_cache = None
+    if "corruptions" in suites:
+        corruption_cache = CorruptionCache(cache or Path(data) / ".cache" / "corruptions", data, split, size, seed)
+        check_writable(corruption_cache.folder / "key.json", "--cache")
+    if out is not None:
+        check_writable(out)
+    samples = load_split(ds, with_masks=needs_masks)
+    if needs_masks:
+        _require_objects(samples, ds, size, suites)
+    result = evaluate_shifts(model, samples, suites, corruptions=corruptions, severities=severities, seed=seed,
+                             batch_size=batch_size, device=device, cache=corruption_cache, stylizer=net,
+                             stylizer_source=stylizer)
+    for row in result.rows:
+        row.update(checkpoint=str(ckpt), dataset=str(data), split=split)
+    if out is not None:
+        append_results(out, result.rows, ROBUSTNESS_COLUMNS)
+    return result
+
+
+def load_split(ds: PreparedDataset, with_masks: bool) -> ShiftSamples:
+    """Every sample of ``ds`` through its transform, images back to uint8 (they are k/255 exactly)."""
+    images, masks = [], []
+    for i in track(range(len(ds)), f"loading {ds.split}"):
+        image, mask, _, _ = ds[i]
+        images.append((image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
+        if with_masks:
+            masks.append(mask.numpy())
+    return ShiftSamples(np.stack(images), np.stack(masks) if with_masks else None,
+                        np.array([s.label for s in ds.samples]), [s.image for s in ds.samples])
+
+
+def evaluate_shifts(model: nn.Module, samples: ShiftSamples, suites: tuple[str, ...], *,
+                    corruptions: tuple[str, ...] = CORRUPTIONS, severities: tuple[int, ...] = SEVERITIES,
+                    seed: int = 0, batch_size: int = 256, device: str = "cpu", cache: CorruptionCache | None = None,
+                    stylizer: Callable | None = None, stylizer_source: str | Path | None = None) -> RobustnessResult:
+    """The rows of ``suites`` for any module mapping N×3×S×S images in [0, 1] to logits (no file is read)."""
+    mask_suites = [s for s in suites if s in MASK_SUITES]
+    if mask_suites and len(np.unique(samples.labels)) < 2:
+        raise PartcliError(f"--suite {'/'.join(mask_suites)}: the split holds one class only; Mixed-Rand and cue "
+                           "conflicts need samples of another class")
+    model = model.to(device).eval()
+    predict = lambda images: predict_labels(model, images, batch_size, device)  # noqa: E731
+    start = time.perf_counter()
+    clean = float((predict(samples.images) == samples.labels).mean())
+    clean_seconds = time.perf_counter() - start
+    base = {"n": len(samples.labels), "clean_acc": clean, "norm": None, "eps": None, "seed": seed}
+    result = RobustnessResult([])
+    if "corruptions" in suites:
+        result.rows += _corruption_rows(samples, predict, corruptions, severities, seed, cache, base)
+    if "foreground" in suites:
+        result.rows += _foreground_rows(samples, predict, seed, base, result.notes)
+    if "shape-texture" in suites:
+        result.rows += _shape_texture_rows(samples, predict, seed, base, stylizer, stylizer_source)
+    for row in result.rows:
+        row["seconds"] += clean_seconds / len(result.rows)  # the shared clean pass, spread over the rows
+    return result
+
+
+def predict_labels(model: nn.Module, images: np.ndarray, batch_size: int, device: str) -> np.ndarray:
+    """Predicted classes of N×H×W×3 uint8 ``images``."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[start:start + batch_size]).permute(0, 3, 1, 2).float().div(255)
+            out.append(model(x.to(device)).argmax(1).cpu())
+    return torch.cat(out).numpy()
+
+
+def corruption_mean_name(corruptions: tuple[str, ...], severities: tuple[int, ...]) -> str:
+    """``mean`` over the full 15 × 5 benchmark (the paper's corruption robustness), else names what it averages."""
+    if set(corruptions) == set(CORRUPTIONS) and set(severities) == set(SEVERITIES):
+        return "mean"
+    return f"mean/{'+'.join(corruptions)}/{'+'.join(map(str, severities))}"
+
+
+def _corruption_rows(samples: ShiftSamples, predict: Callable, corruptions: tuple[str, ...],
+                     severities: tuple[int, ...], seed: int, cache: CorruptionCache | None,
+                     base: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, severity in track([(c, s) for c in corruptions for s in severities], "corruptions"):
+        start = time.perf_counter()
+        if cache is not None:
+            images = cache.get(samples.images, name, severity)
+        else:
+            images = np.stack([corrupt_image(im, name, severity, corruption_seed(seed, i, name, severity))
+                               for i, im in enumerate(samples.images)])
+        acc = float((predict(images) == samples.labels).mean())
+        rows.append({**base, "suite": "corruptions", "attack": f"{name}/{severity}", "severity": severity,
+                     "adv_acc": acc, "seconds": time.perf_counter() - start})
+    rows.append({**base, "suite": "corruptions", "attack": corruption_mean_name(corruptions, severities),
+                 "adv_acc": float(np.mean([r["adv_acc"] for r in rows])), "seconds": 0.0})
+    return rows
+
+
+def _foreground_rows(samples: ShiftSamples, predict: Callable, seed: int, base: dict[str, Any],
+                     notes: list[str]) -> list[dict[str, Any]]:
+    alone = np.flatnonzero(pair_indices(samples.labels, seed, "mixed-same") == np.arange(len(samples.labels)))
+    if len(alone):
+        notes.append(f"mixed-same: {len(alone)} sample(s) are the only one of their class in the split and keep "
+                     f"their own background (e.g. {samples.names[alone[0]]})")
+    start = time.perf_counter()
+    variants = foreground_variants(samples.images, samples.masks, samples.labels, seed)
+    make_seconds = (time.perf_counter() - start) / len(VARIANTS)
+    rows, acc = [], {}
+    for variant in VARIANTS:
+        start = time.perf_counter()
+        acc[variant] = float((predict(variants[variant]) == samples.labels).mean())
+        rows.append({**base, "suite": "foreground", "attack": variant, "adv_acc": acc[variant],
+                     "seconds": time.perf_counter() - start + make_seconds})
+    rows.append({**base, "suite": "foreground", "attack": "bg-gap", "bg_gap": acc["mixed-same"] - acc["mixed-rand"],
+                 "seconds": 0.0})
+    return rows
+
+
+def _shape_texture_rows(samples: ShiftSamples, predict: Callable, seed: int, base: dict[str, Any],
+                        stylizer: Callable | None, stylizer_source: str | Path | None) -> list[dict[str, Any]]:
+    start = time.perf_counter()
+    conflicts, partner = cue_conflict_set(samples.images, samples.masks, samples.labels, seed)
+    make_seconds = time.perf_counter() - start
+    texture_labels = samples.labels[partner]
+    sets = {"cue-conflict": lambda: conflicts}
+    if stylizer is not None:
+        sets["stylized"] = lambda: np.stack([stylize(stylizer, samples.images[i], samples.images[j], stylizer_source)
+                                             for i, j in enumerate(partner)])
+    rows = []
+    for name, make in sets.items():
+        start = time.perf_counter()
+        shape_acc, bias = shape_scores(predict(make()), samples.labels, texture_labels)
+        rows.append({**base, "suite": "shape-texture", "attack": name, "adv_acc": shape_acc, "shape_bias": bias,
+                     "seconds": time.perf_counter() - start + (make_seconds if name == "cue-conflict" else 0.0)})
+    return rows
+
+
+def _require_masks(ds: PreparedDataset, suites: tuple[str, ...]) -> None:
+    missing = [s.image for i, s in enumerate(ds.samples) if not ds.has_mask(i)]
+    if missing:
+        raise PartcliError(f"--suite {'/'.join(s for s in suites if s in MASK_SUITES)}: {len(missing)} of "
+                           f"{len(ds)} {ds.split} samples of {ds.root} have no part mask ({_listed(missing)}); "
+                           "these suites make their images from the masks (run --suite corruptions alone)")
+
+
+def _require_objects(samples: ShiftSamples, ds: PreparedDataset, size: int, suites: tuple[str, ...]) -> None:
+    empty = [name for name, mask in zip(samples.names, samples.masks) if not (mask > 0).any()]
+    if empty:
+        raise PartcliError(f"--suite {'/'.join(s for s in suites if s in MASK_SUITES)}: {len(empty)} {ds.split} "
+                           f"samples of {ds.root} have no object pixel in their mask at {size} px "
+                           f"({_listed(empty)}); these suites need an object in every sample")
+
+
+def _listed(names: list[str]) -> str:
+    more = f" and {len(names) - LISTED} more" if len(names) > LISTED else ""
+    return ", ".join(names[:LISTED]) + more
+
+
+def robustness_tables(result: RobustnessResult, title: str) -> list["Table"]:
+    """Rich tables of the rows: corruptions as a type × severity grid, the other suites one row per set."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    tables = []
+    corruption = [r for r in result.rows if r["suite"] == "corruptions" and r.get("severity")]
+    if corruption:
+        severities = sorted({r["severity"] for r in corruption})
+        grid = Table(title=escape(f"{title}: corruptions, accuracy (%)"))
+        for column in ("corruption", *map(str, severities), "mean"):
+            grid.add_column(column, justify="left" if column == "corruption" else "right")
+        for name in dict.fromkeys(r["attack"].split("/")[0] for r in corruption):
+            accs = {r["severity"]: r["adv_acc"] for r in corruption if r["attack"].split("/")[0] == name}
+            grid.add_row(name, *[pct(accs.get(s)) for s in severities], pct(float(np.mean(list(accs.values())))))
+        mean = next(r for r in result.rows if r["suite"] == "corruptions" and not r.get("severity"))
+        grid.caption = escape(f"clean {pct(mean['clean_acc'])}, {mean['attack']} {pct(mean['adv_acc'])} "
+                              f"(n={mean['n']})")
+        tables.append(grid)
+    others = [r for r in result.rows if r["suite"] != "corruptions"]
+    if others:
+        table = Table(title=escape(f"{title}: foreground and shape-texture (%)"))
+        for column in ("suite", "set", "n", "clean acc", "acc", "shape bias", "BG-gap"):
+            table.add_column(column, justify="left" if column in ("suite", "set") else "right")
+        for r in others:
+            table.add_row(r["suite"], r["attack"], str(r["n"]), pct(r["clean_acc"]), pct(r.get("adv_acc")),
+                          pct(r.get("shape_bias")), pct(r.get("bg_gap")))
+        tables.append(table)
+    return tables
