@@ -13,7 +13,7 @@ SEED=${SEED:-0}
 COMMON=(--backbone resnet18 --image-size 64 --batch-size 32 --crop-scale 0.5 --seed "$SEED" --optim adamw
         --wd 0.01 --overwrite)
 CLEAN=(--warmup-epochs 1 --lr 2e-3)
-PGD=(--adv pgd --eps 8/255 --step-size 3/255 --steps 3 --val-steps 5 --lr 5e-4)
+PGD=(--adv pgd --eps 8/255 --step-size 3/255 --steps 3 --val-steps 5 --lr 1.5e-3)
 
 partcli prepare synthetic --out "$OUT/data" --n 1000 --image-size 64 --seed "$SEED" --overwrite
 partcli info "$OUT/data"
