@@ -244,8 +244,9 @@ def test_report_of_a_real_robustness_run(bbox_checkpoint, synthetic_data, tmp_pa
                 "Only-BG": rows["only-bg"]["adv_acc"], "Mixed-Same": rows["mixed-same"]["adv_acc"],
                 "Mixed-Rand": rows["mixed-rand"]["adv_acc"], "BG-gap": rows["bg-gap"]["bg_gap"]}
     assert {c: v.mean for c, v in values.items() if v.n} == pytest.approx(expected, abs=1e-6)
-    assert {c for c, v in values.items() if not v.n} == {"cue-conflict (shape acc)", "shape bias"}  # not run
+    assert {c for c, v in values.items() if not v.n} == {"corruptions (mean)", "cue-conflict (shape acc)",
+                                                         "shape bias"}  # not run
     section = next(s for s in result.sections if s.title.startswith("Robustness"))
     assert not section.figures  # no corruption rows, no severity figure
-    cells = " | ".join(f"{100 * v:.1f}" for v in expected.values())
+    cells = " | ".join(f"{100 * v:.1f}" for v in expected.values()).replace(" | ", " | – | ", 1)  # after clean
     assert f"| {label} | bbox | 1 | {cells} | – | – |" in (tmp_path / "report" / "index.md").read_text()

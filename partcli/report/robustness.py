@@ -66,11 +66,9 @@ def corruption_mean(rows: pd.DataFrame) -> str | None:
 
 def robustness_table(rows: pd.DataFrame) -> RobustnessTable:
     """Rows (annotated, of one dataset and split, robustness family) → one row per model configuration."""
-    mean_name = corruption_mean(rows)
-    columns = [CLEAN]
-    if mean_name is not None:
-        columns.append(ShiftColumn(f"corruptions ({mean_name})", "corruptions", mean_name, "adv_acc"))
-    columns += FOREGROUND_AND_SHAPE
+    mean_name = corruption_mean(rows) or "mean"
+    columns = [CLEAN, ShiftColumn(f"corruptions ({mean_name})", "corruptions", mean_name, "adv_acc"),
+               *FOREGROUND_AND_SHAPE]
     if (rows["attack"] == "stylized").any():
         columns += STYLIZED
     values, body = {}, []
