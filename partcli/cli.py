@@ -367,13 +367,13 @@ def visualize(
 
 @app.command()
 def report(
-    paths: Annotated[list[Path], typer.Argument(help="Run folders, results CSVs, or folders holding them (searched recursively).")],
+    paths: Annotated[list[Path], typer.Argument(help="Run folders, results CSVs (attack, evaluate, robustness), or folders holding them (searched recursively).")],
     out: Annotated[Path, typer.Option(help="Folder to write index.md and its PNGs into; a previous report there is replaced.")] = Path("report"),
-    split: Annotated[Split, typer.Option(help="Split of the results that Table 1, the trade-off and the ε sweep show.")] = Split.TEST,
+    split: Annotated[Split, typer.Option(help="Split of the results that Table 1, the trade-off, the ε sweep and the robustness tables show.")] = Split.TEST,
     eps: Annotated[str, typer.Option(help="ℓ∞ radius of Table 1 and the trade-off plot: a number or a fraction.")] = "8/255",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out that holds no partcli report.")] = False,
 ) -> None:
-    """One page of tables and plots: Table 1 (mean ± CI over seeds), training curves, trade-off, ε sweep, hygiene."""
+    """One page of tables and plots: Table 1 (mean ± CI over seeds), trade-off, ε sweep, robustness, hygiene, curves."""
     from partcli.report.report import build_report
 
     result = build_report(paths, out, split=split.value, eps=eps, overwrite=overwrite)

@@ -610,7 +610,7 @@ def test_report_says_what_it_skipped_and_why(good, tmp_path, capsys, monkeypatch
     root = tmp_path / "results"
     run = make_run(root / "runs", "bbox-pgd", adv="pgd")
     append_results(root / "attacks.csv", rows_for(run, 0.9, pgd=0.3)
-                   + [{**rows_for(run, 0.9, pgd=0.2)[0], "suite": "corruptions", "attack": "fog/3", "eps": None}])
+                   + [{**rows_for(run, 0.9, pgd=0.2)[0], "suite": "imagenet-r", "attack": "renditions", "eps": None}])
     (root / "other-tool.csv").write_text("epoch;loss\n1;0.5\n")
     (root / "runs" / "crashed").mkdir()
     (root / "runs" / "crashed" / "config.yaml").write_text("arch: bbox\n")
@@ -627,7 +627,7 @@ def test_report_says_what_it_skipped_and_why(good, tmp_path, capsys, monkeypatch
                             (empty / "metrics.csv", "no epochs yet"),
                             (root / "data", "a prepared dataset, not results"),
                             (root / "broken.hygiene.json", "not a hygiene checklist"),
-                            (root / "attacks.csv", "1 row(s) of suite 'corruptions'")):
+                            (root / "attacks.csv", "1 row(s) of suite 'imagenet-r'")):
         assert f"- {culprit}: {reason}" in skipped.replace("\\", ""), (culprit, skipped)
     assert (out / "curves-runs-bbox-pgd.png").is_file()
 

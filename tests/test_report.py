@@ -13,6 +13,7 @@ from partcli.attacks.suite import run_attack_suite
 from partcli.config import write_config
 from partcli.evaluate.results_csv import append_results
 from partcli.report.report import build_report
+from partcli.robustness.suite import ROBUSTNESS_COLUMNS, run_robustness
 from partcli.train.config import TrainConfig
 from partcli.train.run_files import METRIC_COLUMNS
 
@@ -165,3 +166,87 @@ def test_models_named_alike_are_told_apart_and_best_and_last_are_not_seeds(tmp_p
     assert pgd == {f"{name} (checkpoint=best.pt, lr=0.1)": (30.0, 1),
                    f"{name} (checkpoint=best.pt, lr=0.05)": (20.0, 1),
                    f"{name} (checkpoint=last.pt, lr=0.05)": (10.0, 1)}
+
+
+def shift_rows(run: Path, clean: float, corrupted: dict[str, list[float]], foreground: dict[str, float],
+               cue: tuple[float, float | None], seed: int = 0) -> list[dict]:
+    """A checkpoint's rows as `partcli robustness --suite all` writes them (severities 1, 2 of a few types)."""
+    base = {"checkpoint": str(run / "checkpoints" / "best.pt"), "dataset": "data/synth", "split": "test", "n": 50,
+            "clean_acc": clean, "seconds": 0.5, "seed": seed}
+    rows = [{**base, "suite": "corruptions", "attack": f"{name}/{s}", "severity": s, "adv_acc": acc}
+            for name, accs in corrupted.items() for s, acc in enumerate(accs, 1)]
+    mean = sum(r["adv_acc"] for r in rows) / len(rows)
+    rows.append({**base, "suite": "corruptions", "attack": f"mean/{'+'.join(corrupted)}/1+2", "adv_acc": mean})
+    rows += [{**base, "suite": "foreground", "attack": name, "adv_acc": acc} for name, acc in foreground.items()]
+    rows.append({**base, "suite": "foreground", "attack": "bg-gap",
+                 "bg_gap": foreground["mixed-same"] - foreground["mixed-rand"]})
+    rows.append({**base, "suite": "shape-texture", "attack": "cue-conflict", "adv_acc": cue[0], "shape_bias": cue[1]})
+    return rows
+
+
+def test_robustness_tables_equal_the_csv(tmp_path):
+    """Robustness rows make their own section: one row per model (two seeds pooled as mean ± CI), a severity figure
+    with a line per model, and no "no section for it" in the skipped list."""
+    runs = tmp_path / "runs"
+    rn, seeds = make_run(runs, "rn", arch="resnet"), [make_run(runs, f"bbox-s{s}", seed=s) for s in (0, 1)]
+    fg = {"only-fg": 0.2, "only-bg": 0.34, "mixed-same": 0.5, "mixed-rand": 0.52}
+    rows = shift_rows(rn, 0.64, {"gaussian_noise": [0.5, 0.3], "fog": [0.6, 0.4]}, fg, (0.24, 0.343))
+    rows += shift_rows(seeds[0], 0.48, {"gaussian_noise": [0.4, 0.2], "fog": [0.44, 0.3]},
+                       {"only-fg": 0.2, "only-bg": 0.16, "mixed-same": 0.4, "mixed-rand": 0.44}, (0.36, 0.643))
+    rows += shift_rows(seeds[1], 0.58, {"gaussian_noise": [0.5, 0.3], "fog": [0.54, 0.4]},
+                       {"only-fg": 0.3, "only-bg": 0.2, "mixed-same": 0.46, "mixed-rand": 0.4}, (0.4, None))
+    append_results(tmp_path / "results" / "robustness.csv", rows, ROBUSTNESS_COLUMNS)
+    append_results(tmp_path / "results" / "attacks.csv", rows_for(rn, 0.66, pgd=0.01))
+    result = build_report([tmp_path], tmp_path / "report")
+    assert not [s for s in result.skipped if "no section" in s]
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "no section for" not in index
+    rn_label, bbox_label = "resnet18 baseline, clean", "bounding-box part model (resnet18), clean"
+    assert {label for label, _, _ in result.table1_values} == {rn_label}  # robustness rows are not Table 1's
+    mean = "corruptions (mean/gaussian_noise+fog/1+2)"
+    values = {(label, column): (round(100 * v.mean, 4), v.n) for (label, dataset, column), v in
+              result.robustness_values.items() if label == rn_label and dataset == "synth"}
+    assert values == {(rn_label, "clean"): (64.0, 1), (rn_label, mean): (45.0, 1), (rn_label, "Only-FG"): (20.0, 1),
+                      (rn_label, "Only-BG"): (34.0, 1), (rn_label, "Mixed-Same"): (50.0, 1),
+                      (rn_label, "Mixed-Rand"): (52.0, 1), (rn_label, "BG-gap"): (-2.0, 1),
+                      (rn_label, "cue-conflict (shape acc)"): (24.0, 1), (rn_label, "shape bias"): (34.3, 1)}
+    assert f"| {rn_label} | rn | 1 | 64.0 | 45.0 | 20.0 | 34.0 | 50.0 | 52.0 | -2.0 | 24.0 | 34.3 |" in index
+    half = lambda a, b: stats.t.ppf(0.975, 1) * stats.tstd([a, b]) / 2 ** 0.5  # noqa: E731
+    clean = result.robustness_values[bbox_label, "synth", "clean"]
+    assert (clean.n, 100 * clean.mean, 100 * clean.half) == (2, pytest.approx(53.0), pytest.approx(half(48, 58)))
+    gap = result.robustness_values[bbox_label, "synth", "BG-gap"]
+    assert (100 * gap.mean, 100 * gap.half) == (pytest.approx(1.0), pytest.approx(half(-4, 6)))
+    bias = result.robustness_values[bbox_label, "synth", "shape bias"]  # the second seed's is empty: one value
+    assert (bias.n, bias.mean, bias.half) == (1, pytest.approx(0.643), None)
+    assert f"| {bbox_label} | bbox-s0, bbox-s1 | 2 | 53.0 ± {half(48, 58):.1f} | 38.5 ± {half(33.5, 43.5):.1f} |" \
+        in index
+    _png(tmp_path / "report" / "corruptions-synth.png")
+    assert "](corruptions-synth.png)" in index
+    figure = next(s for s in result.sections if s.title.startswith("Robustness")).figures["corruptions-synth.png"]
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["gaussian noise", "fog"]  # ImageNet-C's order
+    curves = [sorted((tuple(line.get_xdata()), tuple(round(y, 6) for y in line.get_ydata()))
+                     for line in ax.get_lines()) for ax in panels]
+    assert curves == [[((0, 1, 2), (53.0, 45.0, 25.0)), ((0, 1, 2), (64.0, 50.0, 30.0))],  # bbox: mean of its seeds
+                      [((0, 1, 2), (53.0, 49.0, 35.0)), ((0, 1, 2), (64.0, 60.0, 40.0))]]  # severity 0: clean
+
+
+def test_report_of_a_real_robustness_run(bbox_checkpoint, synthetic_data, tmp_path):
+    """`partcli robustness --suite foreground` on the tiny checkpoint: its CSV's figures are the section's."""
+    csv_path = tmp_path / "results" / "robustness.csv"
+    rows = {r["attack"]: r for r in run_robustness(bbox_checkpoint, synthetic_data, suite="foreground",
+                                                   out=csv_path).rows}
+    result = build_report([csv_path], tmp_path / "report")
+    assert not [s for s in result.skipped if "no section" in s]
+    label = "bounding-box part model (resnet18), clean"
+    values = {column: v for (name, _, column), v in result.robustness_values.items() if name == label}
+    expected = {"clean": rows["only-fg"]["clean_acc"], "Only-FG": rows["only-fg"]["adv_acc"],
+                "Only-BG": rows["only-bg"]["adv_acc"], "Mixed-Same": rows["mixed-same"]["adv_acc"],
+                "Mixed-Rand": rows["mixed-rand"]["adv_acc"], "BG-gap": rows["bg-gap"]["bg_gap"]}
+    assert {c: v.mean for c, v in values.items() if v.n} == pytest.approx(expected, abs=1e-6)
+    assert {c for c, v in values.items() if not v.n} == {"corruptions (mean)", "cue-conflict (shape acc)",
+                                                         "shape bias"}  # not run
+    section = next(s for s in result.sections if s.title.startswith("Robustness"))
+    assert not section.figures  # no corruption rows, no severity figure
+    cells = " | ".join(f"{100 * v:.1f}" for v in expected.values()).replace(" | ", " | – | ", 1)  # after clean
+    assert f"| {label} | bbox | 1 | {cells} | – | – |" in (tmp_path / "report" / "index.md").read_text()

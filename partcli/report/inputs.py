@@ -1,4 +1,5 @@
-"""What ``partcli report`` reads: run folders, results CSVs and hygiene checklists found under the given paths.
+"""What ``partcli report`` reads: run folders, results CSVs (of attack, evaluate and robustness) and hygiene
+checklists found under the given paths.
 
 Anything else is skipped with a reason that the report lists: a CSV another tool wrote, a run folder without
 metrics, a prepared dataset, rows of a suite the report has no section for. Paths inside the CSVs (checkpoint,
@@ -22,13 +23,16 @@ from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
 from partcli.attacks.hygiene import HYGIENE_SUFFIX
 from partcli.evaluate.results_csv import RESULT_COLUMNS
+from partcli.robustness.suite import suites_of
 from partcli.train.run_files import METRIC_COLUMNS
 
 # The suites each row family holds; rows of any other suite are skipped. A new report section for another
-# kind of results (e.g. robustness: suites corruptions, foreground, shape-texture) adds its family here.
-ROW_FAMILIES = {"evaluate": ("clean",), "attack": SUITES}
+# kind of results adds its family here.
+ROW_FAMILIES = {"evaluate": ("clean",), "attack": SUITES, "robustness": suites_of("all")}
 ROW_KEY = ["checkpoint_id", "dataset_id", "split", "suite", "attack", "eps"]  # *_id: the file found, or as written
-NUMERIC = ["eps", "n", "clean_acc", "adv_acc", "clean_pixel_acc", "adv_pixel_acc", "seconds"]
+NUMERIC = ["eps", "n", "clean_acc", "adv_acc", "clean_pixel_acc", "adv_pixel_acc", "seconds",
+           "severity", "shape_bias", "bg_gap", "shift_seed"]  # the last four: robustness's (empty in other rows)
+RENAMED = {"seed": "shift_seed"}  # robustness's generation seed; ``seed`` is the model's (``tables.annotate``)
 ADDED_COLUMNS = ["source", "checkpoint_id", "dataset_id", "dataset_name", "family"]
 SAMPLES_SUFFIX = ".samples.csv"  # attack's per-sample outcomes: companions of a results CSV, not results
 
@@ -229,7 +233,7 @@ def _read_results(path: Path, skipped: list[str]) -> pd.DataFrame | None:
     if tuple(header[:len(RESULT_COLUMNS)]) != RESULT_COLUMNS:
         shown = ", ".join(header[:6]) + (", …" if len(header) > 6 else "")
         skipped.append(f"{path}: unknown CSV kind (columns {shown or 'none'}); partcli reads the results CSVs of "
-                       "attack and evaluate")
+                       "attack, evaluate and robustness")
         return None
     try:
         frame = pd.read_csv(path, dtype={c: str for c in ("checkpoint", "dataset", "split", "suite", "attack")},
@@ -240,8 +244,9 @@ def _read_results(path: Path, skipped: list[str]) -> pd.DataFrame | None:
     if frame.empty:
         skipped.append(f"{path}: no rows")
         return None
+    frame = frame.rename(columns=RENAMED)
     for column in NUMERIC:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else float("nan")
     frame["source"] = str(path)
     checkpoints = {c: locate_checkpoint(c, path) for c in frame["checkpoint"].unique()}
     frame["checkpoint_id"] = frame["checkpoint"].map(lambda c: str(checkpoints[c].resolve()) if checkpoints[c] else c)

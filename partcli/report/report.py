@@ -1,8 +1,8 @@
 """``partcli report``: one self-contained page (``index.md`` + PNGs) from run folders and results CSVs.
 
 The page is a list of sections, each made by one function of the report's context (``SECTIONS``); a section
-says so when it has nothing to show. Adding a kind of results (e.g. the robustness suites' tables) means one
-more section function here and its suites in ``partcli.report.inputs.ROW_FAMILIES``.
+says so when it has nothing to show. Adding a kind of results means one more section function here and its
+suites in ``partcli.report.inputs.ROW_FAMILIES``.
 
 The output folder is the report's own: a previous report in it (recognised by the first line of its
 ``index.md``) is replaced, its figures removed; any other non-empty folder is refused unless ``--overwrite``.
@@ -25,6 +25,7 @@ from partcli.progress import track
 from partcli.report.curves import eps_sweep_figure, training_curves
 from partcli.report.inputs import ReportInputs, read_inputs
 from partcli.report.models import ModelInfo, describe
+from partcli.report.robustness import robustness_table, severity_curves, severity_figure
 from partcli.report.tables import MeanCI, annotate, per_checkpoint, pooled, results_table, table1
 from partcli.report.tradeoff import TradeoffPoint, tradeoff_figure
 from partcli.version import __version__
@@ -55,6 +56,7 @@ class ReportResult:
     sections: list[Section]
     skipped: list[str]
     table1_values: dict[tuple[str, str, str], MeanCI]  # (model label, dataset name, metric) → cell
+    robustness_values: dict[tuple[str, str, str], MeanCI]  # (model label, dataset name, column header) → cell
 
 
 def build_report(paths: list[str | Path], out: str | Path = "report", *, split: str = "test",
@@ -72,14 +74,14 @@ def build_report(paths: list[str | Path], out: str | Path = "report", *, split: 
         reasons = "; ".join(inputs.skipped[:2]) + (f"; and {len(inputs.skipped) - 2} more" if len(inputs.skipped) > 2
                                                   else "")
         raise PartcliError(f"nothing to report in {', '.join(map(str, paths))}: no run folder with metrics.csv, no "
-                           "results CSV of partcli attack or evaluate, no hygiene checklist"
+                           "results CSV of partcli attack, evaluate or robustness, no hygiene checklist"
                            + (f" (skipped: {reasons})" if reasons else ""))
     rows, infos = annotate(inputs) if not inputs.rows.empty else (inputs.rows, {})
     context = ReportContext(inputs, rows, infos, split, eps)
     sections = [s for make in SECTIONS if (s := make(context)) is not None]
     sections.append(_skipped_section(inputs.skipped))  # last: the sections may add to what was skipped
     _write(out, previous, _page(paths, inputs, context, sections), [f for s in sections for f in s.figures.items()])
-    return ReportResult(out, sections, inputs.skipped, _table1_by_label(context))
+    return ReportResult(out, sections, inputs.skipped, _table1_by_label(context), _robustness_by_label(context))
 
 
 # -- sections ---------------------------------------------------------------------------------------------
@@ -89,7 +91,7 @@ def table1_section(ctx: ReportContext) -> Section:
         return Section(title, "No results CSV was read.")
     table, _ = table1(ctx.rows, ctx.split, ctx.eps)
     if not table.rows:
-        return Section(title, f"No results on the {ctx.split} split.")
+        return Section(title, f"No results of attack or evaluate on the {ctx.split} split.")
     caption = ("Rows are model configurations; several seeds of one configuration give mean ± 95 % CI "
                "(t distribution; `seeds` = checkpoints pooled). AutoAttack and PGD: the lowest robust accuracy "
                "among a checkpoint's rows at this ε; clean: its `evaluate` row on the split, else the clean "
@@ -156,8 +158,36 @@ def curves_section(ctx: ReportContext) -> Section:
     return Section(title, "\n\n".join(parts), figures)
 
 
+def robustness_section(ctx: ReportContext) -> Section:
+    title = f"Robustness to distribution shift (%), {ctx.split} split"
+    shifted = _robustness_rows(ctx)
+    if shifted.empty:
+        return Section(title, f"No results of `partcli robustness` on the {ctx.split} split.")
+    seeds = ", ".join(f"{s:g}" for s in sorted(shifted["shift_seed"].dropna().unique()))
+    parts = ["Paper Tables 2–4: rows are model configurations, several seeds of one configuration give mean ± 95 % "
+             "CI as in Table 1. `clean`: the unshifted split at the model's resolution; corruptions: the mean "
+             "accuracy over the ImageNet-C types and severities named (`mean`: all 15 × 5); BG-gap = Mixed-Same − "
+             "Mixed-Rand; cue-conflict: shape accuracy and shape bias (the shape's class among the predictions of "
+             f"either class). Sets generated with seed {seeds or '?'}; \"–\": not run."]
+    figures = {}
+    datasets = list(dict.fromkeys(shifted["dataset_name"]))
+    for dataset in datasets:
+        of_dataset = shifted[shifted["dataset_name"] == dataset]
+        table = robustness_table(of_dataset)
+        part = ([f"### {_md(dataset)}"] if len(datasets) > 1 else []) + [table.table.markdown(), *table.notes]
+        curves = severity_curves(of_dataset)
+        if curves:
+            name = _unique(f"corruptions-{_slug(dataset)}.png", figures)
+            figures[name] = severity_figure(curves, f"{dataset}: accuracy under corruption, mean over seeds")
+            part.append(f"Accuracy against corruption severity per type (mean over seeds; 0 = clean).\n\n"
+                        f"![corruptions, {_md(dataset)}]({name})")
+        parts.append("\n\n".join(part))
+    return Section(title, "\n\n".join(parts), figures)
+
+
 SECTIONS: list[Callable[[ReportContext], Section | None]] = [
-    table1_section, tradeoff_section, eps_sweep_section, hygiene_section, curves_section, results_section]
+    table1_section, tradeoff_section, eps_sweep_section, robustness_section, hygiene_section, curves_section,
+    results_section]
 
 
 def _table1_by_label(ctx: ReportContext) -> dict[tuple[str, str, str], MeanCI]:
@@ -165,6 +195,21 @@ def _table1_by_label(ctx: ReportContext) -> dict[tuple[str, str, str], MeanCI]:
         return {}
     label = ctx.rows.drop_duplicates("model").set_index("model")["label"].to_dict()
     return {(label[m], d, k): v for (m, d, k), v in table1(ctx.rows, ctx.split, ctx.eps)[1].items()}
+
+
+def _robustness_rows(ctx: ReportContext) -> pd.DataFrame:
+    if ctx.rows.empty:
+        return ctx.rows
+    return ctx.rows[(ctx.rows["family"] == "robustness") & (ctx.rows["split"] == ctx.split)]
+
+
+def _robustness_by_label(ctx: ReportContext) -> dict[tuple[str, str, str], MeanCI]:
+    shifted = _robustness_rows(ctx)
+    out = {}
+    for dataset, rows in shifted.groupby("dataset_name", sort=False):
+        label = rows.drop_duplicates("model").set_index("model")["label"].to_dict()
+        out.update({(label[m], dataset, c): v for (m, c), v in robustness_table(rows).values.items()})
+    return out
 
 
 # -- figure data ------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def annotate(inputs: ReportInputs) -> tuple[pd.DataFrame, dict[str, ModelInfo]]:
 def per_checkpoint(rows: pd.DataFrame, split: str, eps: float) -> pd.DataFrame:
     """One row per (model, dataset, checkpoint): clean, AutoAttack and PGD accuracy at ``eps`` on ``split``."""
     out = []
-    selected = rows[rows["split"] == split]
+    selected = rows[(rows["split"] == split) & rows["family"].isin(("attack", "evaluate"))]
     for (model, dataset, checkpoint), group in selected.groupby(["model", "dataset_name", "checkpoint_id"],
                                                                 sort=False):
         at_eps = group[(group["family"] == "attack") & group["eps"].map(lambda e: _same(e, eps))]
