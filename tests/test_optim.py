@@ -7,9 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import TINY
 from partcli.errors import PartcliError
 from partcli.train.config import TrainConfig
-from partcli.train.validate import validate_config
+from partcli.train.loop import Trainer
+from partcli.train.validate import from_scratch_hint, validate_config
 from partcli.train.optim import WarmupCosine, build_optimizer, build_scheduler, param_groups
 
 
@@ -86,3 +88,30 @@ def test_scheduler_steps_per_iteration_over_the_whole_run():
 def test_bad_optimisation_options_are_refused_by_name(options, option):
     with pytest.raises(PartcliError, match=f"^{option}"):
         validate_config(TrainConfig(data="d", out="o", epochs=options.pop("epochs", 4), **options))
+
+
+def test_seg_only_epochs_leave_the_head_untouched_then_train_it(synthetic_data, tmp_path):
+    """--seg-only-epochs: the first epochs move the segmenter only (no classification gradient), later ones the head."""
+    cfg = TrainConfig(data=str(synthetic_data), out=str(tmp_path / "run"), arch="bbox", epochs=2, seg_only_epochs=1,
+                      optim="sgd", wd=0.0, **TINY)
+    trainer = Trainer(cfg)
+    weights = lambda module: [p.detach().clone() for p in module.parameters()]  # noqa: E731
+    head0, seg0 = weights(trainer.model.head), weights(trainer.model.segmenter)
+    trainer._train_epoch(1)
+    head1, seg1 = weights(trainer.model.head), weights(trainer.model.segmenter)
+    assert all(torch.equal(a, b) for a, b in zip(head0, head1))
+    assert not all(torch.equal(a, b) for a, b in zip(seg0, seg1))
+    trainer._train_epoch(2)
+    assert not all(torch.equal(a, b) for a, b in zip(head1, weights(trainer.model.head)))
+
+
+@pytest.mark.parametrize("options, hinted", [
+    (dict(arch="bbox"), True),
+    (dict(arch="bbox", seg_only_epochs=1), False),
+    (dict(arch="bbox", pretrained="weights.pt"), False),
+    (dict(arch="bbox", init="runs/x/checkpoints/best.pt"), False),
+    (dict(arch="resnet"), False),
+])
+def test_from_scratch_part_models_are_pointed_at_seg_only_epochs(options, hinted):
+    hint = from_scratch_hint(TrainConfig(epochs=4, **options))
+    assert (hint is not None and "--seg-only-epochs" in hint) == hinted

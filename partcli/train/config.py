@@ -112,7 +112,9 @@ class TrainConfig:
                                  flags="--channels-last/--no-channels-last")
     cseg: float = option(0.5, "Segmentation-loss weight c_seg (Eqs. 5, 8, 10).", panel=OPTIMISATION)
     seg_only_epochs: int = option(0, "First epochs train the segmenter alone (segmentation loss only, clean "
-                                  "inputs), then the whole model.", panel=OPTIMISATION)
+                                  "inputs), then the whole model. From a from-scratch segmenter give about half "
+                                  "of --epochs, or the classification loss turns it into a classifier of blobs.",
+                                  panel=OPTIMISATION)
     seg_loss_norm: str = option("batch", "batch (the paper's code: samples without a mask count as zero, so "
                                 "--seg-frac f weighs the term by about f) or labelled (mean over masked samples "
                                 "only).", panel=OPTIMISATION, choices=SegLossNorm)

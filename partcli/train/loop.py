@@ -41,7 +41,7 @@ from partcli.train.rng import rng_state, seed_everything, set_rng_state
 from partcli.train.run_files import (_remove_run_files, describe_epoch, restore_run_files, resume_point,
                                      selection_metric, with_absolute_paths, write_epoch)
 from partcli.train.step import training_loss
-from partcli.train.validate import validate_config
+from partcli.train.validate import from_scratch_hint, validate_config
 from partcli.version import __version__
 
 
@@ -97,6 +97,9 @@ class Trainer:
         raise_if_any_rank_failed(failure, self.dist)
         if self.dist.is_main:
             info(describe_runtime(self.cfg.device, self.device, self.cfg.workers, self.workers, self.cfg.amp))
+            hint = None if state is not None else from_scratch_hint(self.cfg)
+            if hint:
+                info(f"note: {hint}")
         self._setup_optimiser()
         if state is not None:
             self._restore(state)
