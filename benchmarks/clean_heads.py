@@ -5,7 +5,7 @@ DeepLabv3+/ResNet-18, AdamW lr 2e-3, wd 0.01, one warm-up epoch, batch 32, crop 
 ``--seg-only-epochs`` training the segmenter alone) and prints one line per head. It shows that heads other than
 the demo's bbox learn with the same budget; ``--seg-only-epochs 0`` shows what joint training from step 0 gives.
 
-    python benchmarks/clean_heads.py --archs downsampled bbox twohead pixel --epochs 6 --seg-only-epochs 3 --out /tmp/heads
+    python benchmarks/clean_heads.py --archs downsampled bbox twohead pixel --seg-only-epochs 3 --out /tmp/heads
 """
 from __future__ import annotations
 

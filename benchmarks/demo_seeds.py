@@ -3,7 +3,7 @@
 Runs the quickstart once per seed (``SEED`` = dataset and training seed, ``OUT`` = one folder per seed), reads
 each run's ``results/attacks.csv`` (clean and PGD-20 test accuracy) and the part models' test mIoU, and prints
 the per-seed figures and, per model and metric, the mean with a t-distribution 95 % confidence interval.
-About 9 minutes per seed on a 2-core CPU.
+About 8 minutes per seed on a 2-core CPU.
 
     python benchmarks/demo_seeds.py --seeds 0 1 2 --out /tmp/demo-seeds
 """

@@ -2,10 +2,10 @@
 synthetic set with the demo's clean recipe (examples/quickstart.sh's pretrain lines).
 
 Per seed S: ``prepare synthetic --n N --image-size 64 --seed S``, clean pretraining of the bbox part model (6
-epochs) and of ResNet-18 (8 epochs) with AdamW, warm-up 1 epoch, lr 2e-3, then ``robustness --suite all`` on both
-best checkpoints, appended to ``OUT/results/robustness.csv``. At the end it prints ``partcli compare --by arch``:
-accuracy on the corruption mean and the foreground sets, the BG-gap, the cue-conflict shape accuracy and shape
-bias, and the clean accuracy, each mean ± 95 % CI over the seeds with Welch's p. Steps already done (a seed's
+epochs, the first 3 segmenter-only) and of ResNet-18 (8 epochs) with AdamW, warm-up 1 epoch, lr 2e-3, then
+``robustness --suite all`` on both best checkpoints, appended to ``OUT/results/robustness.csv``. At the end it
+prints ``partcli compare --by arch``: accuracy on the corruption mean and the foreground sets, the BG-gap, the
+cue-conflict shape accuracy and shape bias, and the clean accuracy, each mean ± 95 % CI over the seeds with Welch's p. Steps already done (a seed's
 dataset, a run's best.pt, a checkpoint's rows) are skipped, so an interrupted benchmark continues.
 
     python benchmarks/robustness_seeds.py --out /tmp/robustness-seeds                # the full benchmark
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-RECIPE = {"bbox": 6, "resnet": 8}  # clean epochs, examples/quickstart.sh
+RECIPE = {"bbox": (6, 3), "resnet": (8, 0)}  # (clean epochs, segmenter-only epochs), examples/quickstart.sh
 COMMON = ["--backbone", "resnet18", "--image-size", "64", "--batch-size", "32", "--crop-scale", "0.5", "--optim",
           "adamw", "--wd", "0.01", "--lr", "2e-3"]
 REPORTS = [  # (metric, attack globs): the compare tables printed at the end
@@ -55,15 +55,16 @@ def run_seed(seed: int, out: Path, n: int, epochs_scale: float, device: str, res
     if not (data / "dataset.yaml").exists():
         partcli("-q", "prepare", "synthetic", "--out", str(data), "--n", str(n), "--image-size", "64", "--seed",
                 str(seed), "--overwrite")
-    for arch, epochs in RECIPE.items():
+    for arch, (epochs, seg_only) in RECIPE.items():
         epochs = max(1, round(epochs * epochs_scale))
+        seg_only = min(epochs - 1, round(seg_only * epochs_scale))
         run = out / f"seed{seed}" / "runs" / f"{arch}-clean"
         ckpt = run / "checkpoints" / "best.pt"
         start = time.perf_counter()
         if not ckpt.exists():
             partcli("-q", "pretrain", "--data", str(data), "--arch", arch, "--epochs", str(epochs), "--warmup-epochs",
-                    str(min(1, epochs - 1)), "--seed", str(seed), "--device", device, *COMMON, "--overwrite",
-                    "--out", str(run))
+                    str(min(1, epochs - 1)), "--seg-only-epochs", str(seg_only), "--seed", str(seed), "--device",
+                    device, *COMMON, "--overwrite", "--out", str(run))
         if rows_for(results, ckpt) == 0:
             partcli("-q", "robustness", "--ckpt", str(ckpt), "--data", str(data), "--suite", "all", "--seed",
                     str(seed), "--device", device, "--out", str(results), capture=True)  # tables: see compare
