@@ -21,6 +21,7 @@ from partcli.train.distributed import all_sum
 from partcli.train.loop import Trainer
 
 WORLD = 2
+ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -30,18 +31,20 @@ def free_port() -> int:
 
 
 def spawn_ranks(fn, cfg: dict, result_dir: str) -> None:
-    """``mp.spawn`` the ranks on a fresh port; once more if a rank died without a Python error (a signal or exit code).
+    """``mp.spawn`` the ranks on a fresh port, up to ``ATTEMPTS`` times while a rank dies without a Python error.
 
-    In a fresh-clone CI run rank 1 aborted (SIGABRT, "terminate called without an active exception") in gloo's
-    teardown after all its work was done (an earlier CI run failed the same way, a rank exiting without a Python
-    error); and ``free_port`` releases its socket before rank 0 binds it, so another process could take the port. A rank that raises (a real failure,
-    e.g. a wrong result) is never retried.
+    In fresh-clone CI runs rank 1 aborted (SIGABRT, "terminate called without an active exception") in gloo's
+    teardown after all its work was done; and ``free_port`` releases its socket before rank 0 binds it, so another
+    process could take the port. A rank that raises (a real failure, e.g. a wrong result) is never retried.
     """
-    try:
-        mp.spawn(fn, args=(free_port(), cfg, result_dir), nprocs=WORLD, join=True)
-    except mp.ProcessExitedException:
-        shutil.rmtree(cfg["out"], ignore_errors=True)  # the failed attempt's run folder would refuse a new run
-        mp.spawn(fn, args=(free_port(), cfg, result_dir), nprocs=WORLD, join=True)
+    for attempt in range(ATTEMPTS):
+        try:
+            mp.spawn(fn, args=(free_port(), cfg, result_dir), nprocs=WORLD, join=True)
+            return
+        except mp.ProcessExitedException:
+            if attempt == ATTEMPTS - 1:
+                raise
+            shutil.rmtree(cfg["out"], ignore_errors=True)  # the failed attempt's run folder would refuse a new run
 
 
 def worker(rank: int, port: int, cfg: dict, result_dir: str) -> None:
