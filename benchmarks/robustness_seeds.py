@@ -5,8 +5,9 @@ Per seed S: ``prepare synthetic --n N --image-size 64 --seed S``, clean pretrain
 epochs, the first 3 segmenter-only) and of ResNet-18 (8 epochs) with AdamW, warm-up 1 epoch, lr 2e-3, then
 ``robustness --suite all`` on both best checkpoints, appended to ``OUT/results/robustness.csv``. At the end it
 prints ``partcli compare --by arch``: accuracy on the corruption mean and the foreground sets, the BG-gap, the
-cue-conflict shape accuracy and shape bias, and the clean accuracy, each mean ± 95 % CI over the seeds with Welch's p. Steps already done (a seed's
-dataset, a run's best.pt, a checkpoint's rows) are skipped, so an interrupted benchmark continues.
+cue-conflict shape accuracy and shape bias, and the clean accuracy, each mean ± 95 % CI over the seeds with
+Welch's p. Steps already done (a seed's dataset, a run's best.pt, a checkpoint's rows) are skipped, so an
+interrupted benchmark continues.
 
     python benchmarks/robustness_seeds.py --out /tmp/robustness-seeds                # the full benchmark
     python benchmarks/robustness_seeds.py --n 100 --epochs-scale 0.1 --seeds 0 1      # a quick check of the plumbing

@@ -33,7 +33,7 @@ def free_port() -> int:
 def spawn_ranks(fn, cfg: dict, result_dir: str) -> None:
     """``mp.spawn`` the ranks on a fresh port, up to ``ATTEMPTS`` times while a rank dies without a Python error.
 
-    In fresh-clone CI runs rank 1 aborted (SIGABRT, "terminate called without an active exception") in gloo's
+    In a fresh-clone CI run rank 1 aborted (SIGABRT, "terminate called without an active exception") in gloo's
     teardown after all its work was done; and ``free_port`` releases its socket before rank 0 binds it, so another
     process could take the port. A rank that raises (a real failure, e.g. a wrong result) is never retried.
     """
