@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)  # tiny models: one thread is as fast and never oversubscribes the 2 CI cores
 
 TINY = dict(backbone="resnet18", image_size=32, batch_size=16, device="cpu", lr=0.05, seed=0)
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request, tmp_path_factory) -> Iterator[Path]:
+    """A folder for one test module's shared fixtures, deleted when the module is done: runs write ~100 MB
+    checkpoints, and a session that kept every module's folder would fill a small CI disk."""
+    path = tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -50,11 +50,11 @@ def _probe_checkpoint(data: Path, path: Path, num_classes: int = 5) -> Path:
 
 
 @pytest.fixture(scope="module")
-def probe_checkpoint(synthetic_data, tmp_path_factory) -> Path:
+def probe_checkpoint(synthetic_data, module_tmp) -> Path:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _probe_checkpoint(synthetic_data, tmp_path_factory.mktemp("probe") / "probe.pt")
+        return _probe_checkpoint(synthetic_data, module_tmp / "probe.pt")
     finally:
         torch.set_num_threads(before)
 

@@ -26,9 +26,9 @@ SIZE = 16
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory) -> Path:
+def good(module_tmp) -> Path:
     """A valid 2-class, 2-part dataset of 16-px images: 2 train, 1 val, 1 test sample."""
-    out = tmp_path_factory.mktemp("bad") / "good"
+    out = module_tmp / "good"
     rng = np.random.default_rng(0)
     with DatasetWriter(out, ["a", "b"], [Part("a/x", "a"), Part("b/y", "b")], name="good") as writer:
         for i, split in enumerate(["train", "train", "val", "test"]):
@@ -299,8 +299,8 @@ def _checkpoint(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def good_checkpoint(tmp_path_factory) -> Path:
-    return _checkpoint(tmp_path_factory.mktemp("ckpt"))
+def good_checkpoint(module_tmp) -> Path:
+    return _checkpoint(module_tmp / "ckpt")
 
 
 BAD_CHECKPOINTS = {

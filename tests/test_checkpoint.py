@@ -16,10 +16,10 @@ CFG = ModelConfig(arch="bbox", backbone="resnet18", num_classes=2, num_parts=3, 
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+def saved(module_tmp) -> tuple[Path, torch.nn.Module]:
     torch.manual_seed(0)
     model = build_model(CFG).eval()
-    path = tmp_path_factory.mktemp("ckpt") / "sub" / "model.pt"
+    path = module_tmp / "sub" / "model.pt"
     save_checkpoint(path, {"config": {"model": CFG.to_dict(), "dataset": {"image_size": 32}}, "model": model.state_dict(),
                            "epoch": 3, "best_metric": 0.5, "rng": {"torch": torch.get_rng_state()}})
     return path, model

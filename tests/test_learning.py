@@ -52,12 +52,12 @@ def test_every_dataset_and_model_has_a_paper_recipe():
 
 
 @pytest.mark.parametrize("recipe", paper_recipes(), ids=lambda p: p.stem)
-def test_paper_recipe_runs_a_step(recipe, tmp_path_factory):
+def test_paper_recipe_runs_a_step(recipe, tmp_path_factory, tmp_path):
     """Each recipe, as `--config`, trains one step (one batch of 32 px images) on a tiny synthetic set."""
     data = tmp_path_factory.getbasetemp() / "recipe-data"
     if not data.exists():
         prepare_synthetic(data, n=40, image_size=32, seed=0)
-    out = tmp_path_factory.mktemp("recipe") / "run"
+    out = tmp_path / "run"
     cfg = resolve_config(TrainConfig, recipe, {"data": str(data), "out": str(out), "epochs": 1, "image_size": 32,
                                                "device": "cpu"})
     run_training(cfg)

@@ -30,9 +30,9 @@ def drawing() -> tuple[Image.Image, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def blocks(tmp_path_factory) -> Path:
+def blocks(module_tmp) -> Path:
     """A prepared dataset of the same drawing: 3 training samples (the last without mask), 1 val, 1 test."""
-    out = tmp_path_factory.mktemp("loader") / "blocks"
+    out = module_tmp / "blocks"
     image, mask = drawing()
     with DatasetWriter(out, ["thing", "other"], [Part("thing/white", "thing"), Part("thing/gray", "thing")],
                        name="blocks") as writer:

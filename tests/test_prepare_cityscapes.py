@@ -117,15 +117,15 @@ def make_cityscapes(root: Path, encode=our_encode) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def src(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cityscapes")
+def src(module_tmp) -> Path:
+    root = module_tmp / "src"
     make_cityscapes(root)
     return root
 
 
 @pytest.fixture(scope="module")
-def prepared(src, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("prepared") / "cityscapes"
+def prepared(src, module_tmp) -> Path:
+    out = module_tmp / "prepared" / "cityscapes"
     prepare_cityscapes(src, out, min_area=MIN_AREA, seed=3, workers=1)
     return out
 

@@ -39,9 +39,9 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
+def tiny_data(module_tmp) -> Path:
     """Synthetic images, but only 10 training, 5 validation and 5 test samples (one per class each) of 32 px."""
-    out = tmp_path_factory.mktemp("cli") / "tiny"
+    out = module_tmp / "tiny"
     with DatasetWriter(out, list(CLASSES), parts(), name="tiny") as writer:
         for i in range(20):
             split = "train" if i < 10 else "val" if i < 15 else "test"

@@ -44,10 +44,10 @@ def config(data: Path, out: Path, **overrides) -> PseudoLabelConfig:
 
 
 @pytest.fixture(scope="module")
-def project(synthetic_data, tmp_path_factory) -> Path:
+def project(synthetic_data, module_tmp) -> Path:
     """A folder holding a copy of the synthetic dataset whose withheld training masks are deleted, and an
     --unlabelled folder of extra images."""
-    root = tmp_path_factory.mktemp("pseudolabel") / "project"
+    root = module_tmp / "project"
     parent = root / "synth"
     shutil.copytree(synthetic_data, parent)
     train = PreparedDataset(parent, "train", check_files=False)

@@ -34,9 +34,9 @@ class Killed(Exception):
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> tuple[Path, dict]:
+def setup(module_tmp) -> tuple[Path, dict]:
     """A 40-image 16 px dataset and an uninterrupted 3-epoch PGD run of a bbox part model on it."""
-    root = tmp_path_factory.mktemp("resume")
+    root = module_tmp
     prepare_synthetic(root / "data", n=40, image_size=16, seed=0)
     cfg = dict(data=str(root / "data"), arch="bbox", backbone="resnet18", image_size=16, batch_size=8, epochs=EPOCHS,
                device="cpu", lr=0.05, seed=1, adv="pgd", steps=1, step_size=4 / 255)
@@ -59,9 +59,9 @@ def metric_epochs(run: Path) -> list[int]:
     return [int(r["epoch"]) for r in csv.DictReader((run / "metrics.csv").open())]
 
 
-def test_killed_during_epoch_2_then_resumed_matches_the_uninterrupted_run(setup, monkeypatch):
+def test_killed_during_epoch_2_then_resumed_matches_the_uninterrupted_run(setup, monkeypatch, tmp_path):
     root, cfg = setup
-    out = root / "killed_mid_epoch"
+    out = tmp_path / "killed_mid_epoch"
     original = Trainer._train_epoch
 
     def dies_in_epoch_2(self, epoch):
@@ -82,9 +82,9 @@ def test_killed_during_epoch_2_then_resumed_matches_the_uninterrupted_run(setup,
     assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in full_rows]
 
 
-def test_killed_between_checkpoint_and_metrics_row_gets_the_row_back(setup, monkeypatch):
+def test_killed_between_checkpoint_and_metrics_row_gets_the_row_back(setup, monkeypatch, tmp_path):
     root, cfg = setup
-    out = root / "killed_before_metrics_row"
+    out = tmp_path / "killed_before_metrics_row"
     original = run_files._append_metrics
 
     def dies_writing_row_2(path, row):
@@ -124,10 +124,10 @@ def killed_in_epoch(epoch: int, monkeypatch, cfg: TrainConfig) -> None:
             run_training(cfg)
 
 
-def test_missing_best_pt_and_stale_temp_files_are_repaired_on_resume(setup, monkeypatch):
+def test_missing_best_pt_and_stale_temp_files_are_repaired_on_resume(setup, monkeypatch, tmp_path):
     """A folder as a kill between last.pt and best.pt left it (the order before best.pt came first)."""
     root, cfg = setup
-    out = root / "lost_best"
+    out = tmp_path / "lost_best"
     killed_in_epoch(2, monkeypatch, TrainConfig(out=str(out), **cfg))
     (out / "checkpoints" / "best.pt").unlink()
     stale = out / "checkpoints" / ".best.pt.k3j2h1g0.tmp"
@@ -177,9 +177,9 @@ def test_resume_recreates_best_pt_from_last_pt_only_when_last_is_the_best(tmp_pa
     assert load_checkpoint(tmp_path / "outdated" / "checkpoints" / "best.pt")["epoch"] == 2
 
 
-def test_run_killed_before_its_first_checkpoint_is_restarted_by_resume(setup, monkeypatch):
+def test_run_killed_before_its_first_checkpoint_is_restarted_by_resume(setup, monkeypatch, tmp_path):
     root, cfg = setup
-    out = root / "killed_in_epoch_1"
+    out = tmp_path / "killed_in_epoch_1"
     killed_in_epoch(1, monkeypatch, TrainConfig(out=str(out), **cfg))
     assert (out / "config.yaml").exists() and not (out / "checkpoints" / "last.pt").exists()
     run_training(TrainConfig(out=str(out)), resume=True)  # starts from epoch 1 with the stored configuration
@@ -210,9 +210,9 @@ def test_resume_from_another_folder_and_with_a_moved_dataset(setup, monkeypatch,
     assert yaml.safe_load((out / "config.yaml").read_text())["data"] == str(tmp_path / "moved")
 
 
-def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(setup, monkeypatch):
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(setup, monkeypatch, tmp_path):
     root, cfg = setup
-    out = root / "nan_loss"
+    out = tmp_path / "nan_loss"
     original_epoch, original_loss, at = Trainer._train_epoch, loop.training_loss, {"epoch": 0, "step": 0}
 
     def counting_epochs(self, epoch):
@@ -362,11 +362,11 @@ def test_extending_a_run_equals_a_run_planned_with_the_same_schedule(setup, two_
     assert float(rows[2]["lr"]) == pytest.approx(lr * 0.25, rel=1e-5)  # cos(2π/3): a quarter of the peak
 
 
-def test_resume_applies_workers_and_device_and_stays_bit_identical(setup, monkeypatch):
+def test_resume_applies_workers_and_device_and_stays_bit_identical(setup, monkeypatch, tmp_path):
     """Killed after epoch 1, resumed with one DataLoader worker: every sample's augmentation is seeded by
     (seed, epoch, sample), not by a worker, so the run still ends as the uninterrupted one (0 workers)."""
     root, cfg = setup
-    out = root / "resumed_with_a_worker"
+    out = tmp_path / "resumed_with_a_worker"
     killed_in_epoch(2, monkeypatch, TrainConfig(out=str(out), **cfg))
     trainer = Trainer(TrainConfig(out=str(out), workers=1, device="cpu"), resume=True)
     assert trainer.workers == 1 and trainer.cfg.workers == 1 and trainer.device.type == "cpu"

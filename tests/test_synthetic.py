@@ -30,8 +30,8 @@ N, SIZE = 60, 32
 
 
 @pytest.fixture(scope="module")
-def datasets(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("synthetic")
+def datasets(module_tmp) -> dict[str, Path]:
+    root = module_tmp
     out = {"a": root / "a", "again": root / "again", "other": root / "other"}
     for key, seed in (("a", 0), ("again", 0), ("other", 1)):
         prepare_synthetic(out[key], n=N, image_size=SIZE, seed=seed)

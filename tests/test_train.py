@@ -28,9 +28,9 @@ EPS = 8 / 255
 
 
 @pytest.fixture(scope="module")
-def small_data(tmp_path_factory) -> Path:
+def small_data(module_tmp) -> Path:
     """200 synthetic images of 16 px (fast enough to train a tiny CNN hundreds of steps)."""
-    out = tmp_path_factory.mktemp("small") / "synth16"
+    out = module_tmp / "synth16"
     prepare_synthetic(out, n=200, image_size=16, seed=0)
     return out
 
