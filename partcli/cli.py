@@ -146,6 +146,7 @@ def _training_command(pretrain: bool):
     def command(ctx: typer.Context, config: Optional[Path] = None, resume: bool = False, overwrite: bool = False,
                 **options: Any) -> None:
         from partcli.config import read_config_file
+        from partcli.train.distributed import leave_distributed
         from partcli.train.loop import run_training
 
         given = {**(read_config_file(TrainConfig, config) if config else {}),
@@ -157,7 +158,10 @@ def _training_command(pretrain: bool):
             raise PartcliError("--out is required: the run folder to write (or to continue with --resume)")
         if not resume and not cfg.data:
             raise PartcliError("--data is required: a prepared dataset folder")
-        out = run_training(cfg, resume=resume, overwrite=overwrite, given=set(given))
+        try:
+            out = run_training(cfg, resume=resume, overwrite=overwrite, given=set(given))
+        finally:
+            leave_distributed()
         say(f"run written to {out}")
 
     return with_parameters(command, [*typer_parameters(TrainConfig, names), *_run_options(TrainConfig)])

@@ -122,3 +122,26 @@ def test_every_rank_stops_when_rank_0_refuses_out(tmp_path):
     assert all("--out" in text and str(out) in text for text in outcomes), outcomes
     assert outcomes[0] == outcomes[1]
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_training_commands_destroy_the_process_group_when_done_or_failed(fails, tmp_path, monkeypatch):
+    """torchrun's `partcli train` leaves no live process group behind, whether the run ended or raised."""
+    from helpers import run_cli
+
+    def fake_run(cfg, **_):
+        assert dist.is_initialized()  # the group lives while training
+        if fails:
+            raise PartcliError("stopped on purpose")
+        return Path(cfg.out)
+
+    monkeypatch.setattr("partcli.train.loop.run_training", fake_run)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        result = run_cli("train", "--data", tmp_path, "--out", tmp_path / "run")
+        assert not dist.is_initialized()
+        assert result.code == (2 if fails else 0), result
+        assert ("stopped on purpose" in result.err) == fails
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

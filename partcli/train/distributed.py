@@ -35,6 +35,13 @@ def init_distributed(device_type: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def leave_distributed() -> None:
+    """Destroy the process group at the end of a torchrun command, on success or failure: a process that exits
+    with its group alive makes NCCL warn about leaked resources and can abort in the backend's teardown."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def all_sum(values: list[float], info: DistInfo, device: torch.device | str = "cpu") -> list[float]:
     """Element-wise sum of ``values`` over all ranks (identity for one process)."""
     if not info.enabled:
