@@ -129,3 +129,21 @@ def test_one_predicted_class_is_flagged_unless_the_labels_are_as_one_sided():
     checks = {c.name: c for c in attack_model(Biased(), _samples(), cfg, num_classes=2).checks}
     assert checks["input-dependence"].status == "warn" and "zero" not in checks["input-dependence"].message
     assert "class 0 for 100%" in checks["input-dependence"].message
+
+
+def test_restarts_check_attacks_with_the_rows_own_step_size(monkeypatch):
+    """--steps 2 --step-size 1/255 cannot cross the 8/255 ball: the ε=32/255 run takes a larger step, but the
+    1-restart PGD that the restarts check compares with the 2-restart row must use the row's own step size."""
+    import partcli.attacks.suite as suite
+
+    calls, real = [], suite.craft_adversarial
+
+    def spy(model, x, y, eps, step, steps, **kw):
+        calls.append((round(eps * 255, 6), round(step * 255, 6), kw["restarts"]))
+        return real(model, x, y, eps, step, steps, **kw)
+
+    monkeypatch.setattr(suite, "craft_adversarial", spy)
+    cfg = AttackConfig(suite="pgd", eps=8 / 255, steps=2, step_size=1 / 255, restarts=2, batch_size=16)
+    result = attack_model(MeanThreshold(False), _samples(), cfg, num_classes=2, train_adv="none")
+    assert {c.name: c.status for c in result.checks}["restarts"] == "ok"
+    assert sorted(set(calls)) == [(8.0, 1.0, 1), (8.0, 1.0, 2), (32.0, 40.0, 1)]

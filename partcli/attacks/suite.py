@@ -288,8 +288,10 @@ class _Runner:
         return (grad.flatten(1) == 0).all(1).cpu()
 
     def pgd_accuracy(self, eps: float, restarts: int) -> float:
-        """The hygiene checks' extra runs: PGD at ``eps`` with ``restarts``; robust accuracy."""
-        step = sweep_step_size(eps, self.cfg.step_size, self.cfg.steps)
+        """The hygiene checks' extra runs: PGD at ``eps`` with ``restarts``; robust accuracy. At --eps the step is
+        --step-size, as in the suite's own PGD row that the restarts check compares with."""
+        cfg = self.cfg
+        step = cfg.step_size if _same(eps, cfg.eps) else sweep_step_size(eps, cfg.step_size, cfg.steps)
         return self._pgd(eps, step, restarts, f"hygiene-{restarts}").float().mean().item()
 
     # -- the suites ---------------------------------------------------------------------------------------
