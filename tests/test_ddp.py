@@ -17,7 +17,7 @@ from partcli.checkpoint import load_checkpoint
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
 from partcli.train.config import TrainConfig
-from partcli.train.distributed import all_sum
+from partcli.train.distributed import all_sum, leave_distributed
 from partcli.train.loop import Trainer
 
 WORLD = 2
@@ -58,8 +58,7 @@ def worker(rank: int, port: int, cfg: dict, result_dir: str) -> None:
         torch.save(trainer.model.state_dict(), Path(result_dir) / f"rank{rank}.pt")
         (Path(result_dir) / f"sum{rank}.txt").write_text(str(all_sum([rank + 1.0], trainer.dist)))
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        leave_distributed()
 
 
 @pytest.mark.parametrize("adv", ["pgd", pytest.param("trades", marks=pytest.mark.slow)])  # TRADES: 2 forwards
@@ -98,8 +97,7 @@ def refusing_worker(rank: int, port: int, cfg: dict, result_dir: str) -> None:
     except PartcliError as exc:
         outcome = str(exc)
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        leave_distributed()
     (Path(result_dir) / f"outcome{rank}.txt").write_text(outcome)
 
 
@@ -143,5 +141,4 @@ def test_training_commands_destroy_the_process_group_when_done_or_failed(fails, 
         assert result.code == (2 if fails else 0), result
         assert ("stopped on purpose" in result.err) == fails
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        leave_distributed()

@@ -36,8 +36,8 @@ def init_distributed(device_type: str) -> DistInfo:
 
 
 def leave_distributed() -> None:
-    """Destroy the process group at the end of a torchrun command, on success or failure: a process that exits
-    with its group alive makes NCCL warn about leaked resources and can abort in the backend's teardown."""
+    """Destroy the process group at the end of a torchrun command, on success or failure: PyTorch asks for it
+    before exit, and its NCCL backend reports a group left alive as leaked resources."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
