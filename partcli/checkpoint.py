@@ -11,11 +11,14 @@ from torch import nn
 
 from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig, build_model
+from partcli.settings_history import with_added_settings
 from partcli.version import __version__
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 # Format 1 (partcli 0.1) had part-model heads without BatchNorm; its baselines (arch resnet) are unchanged.
-READABLE_VERSIONS = (1, CHECKPOINT_VERSION)
+# Format 2 predates --bbox-score: its bbox models used the probability score (upgraded on load, see below).
+READABLE_VERSIONS = (1, 2, CHECKPOINT_VERSION)
+RESUMABLE_VERSIONS = (2, CHECKPOINT_VERSION)  # a run of these versions can be continued by this partcli
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -59,6 +62,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if state["format_version"] == 1 and config["model"].get("arch") != "resnet":
         raise PartcliError(f"{path}: a format-1 part model, whose classifier head (no BatchNorm) partcli "
                            f"{__version__} no longer builds; retrain it with this version")
+    return upgrade_config(state)
+
+
+def upgrade_config(state: dict[str, Any]) -> dict[str, Any]:
+    """Give an older checkpoint's configurations the settings added since, with the values its model was built
+    with (so it loads as the same model); ``format_version`` still tells what the file was."""
+    if state["format_version"] < CHECKPOINT_VERSION:
+        for section in ("model", "train"):
+            doc = state["config"].get(section)
+            if isinstance(doc, dict):
+                state["config"][section] = with_added_settings(doc)
     return state
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from partcli.errors import PartcliError
-from partcli.options import (ADVERSARY, DATA, RUN, RUNTIME, Device, Split, given_options, help_default,
+from partcli.options import (ADVERSARY, DATA, RUN, RUNTIME, Choice, Device, Split, given_options, help_default,
                              spec_of, typer_parameters, with_parameters)
 from partcli.progress import console, error, plain, say, set_quiet
 from partcli.version import __version__
@@ -33,6 +33,20 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empt
 Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same result.")]
 Src = Annotated[Path, typer.Option("--src", help="Folder holding the official download.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first undecodable image instead of skipping it.")]
+
+
+class OverlapProtocol(Choice):
+    """Where part annotations overlap: the paper authors' data rules, or partcli's earlier ones."""
+
+    AUTHORS = "authors"
+    LARGEST_FIRST = "largest-first"
+
+
+class CityscapesProtocol(Choice):
+    """Which objects and crops: the paper authors' data script, or the paper's App. A text."""
+
+    AUTHORS = "authors"
+    TEXT = "text"
 
 
 def _version(value: bool) -> None:
@@ -66,19 +80,36 @@ def prepare_synthetic_cmd(
 
 
 @prepare_app.command("part-imagenet")
-def prepare_part_imagenet_cmd(src: Src, out: Out, seed: Seed = 0, strict: Strict = False,
-                              overwrite: Overwrite = False) -> None:
+def prepare_part_imagenet_cmd(
+    src: Src, out: Out, seed: Seed = 0, strict: Strict = False, overwrite: Overwrite = False,
+    protocol: Annotated[OverlapProtocol, typer.Option(
+        help="Where the release is ambiguous. authors: as the paper's data (annotations painted in json order, "
+             "later over earlier; those of json area 0 skipped; an image with parts of several classes gives one "
+             "sample per class; parts in the json's category order). largest-first: partcli's earlier rule "
+             "(largest annotation painted first; a mixed image labelled with its largest-area class only; parts "
+             "by category id).")] = OverlapProtocol.AUTHORS,
+) -> None:
     """Part-ImageNet (JPEGImages/ + COCO train/val/test.json), re-split i.i.d. 80/10/10 per class."""
     from partcli.data.prepare_part_imagenet import prepare_part_imagenet
 
-    _report_dataset(prepare_part_imagenet(src, out, seed=seed, overwrite=overwrite, strict=strict), out)
+    _report_dataset(prepare_part_imagenet(src, out, seed=seed, overwrite=overwrite, strict=strict,
+                                          protocol=protocol.value), out)
 
 
 @prepare_app.command("cityscapes")
 def prepare_cityscapes_cmd(
     src: Src, out: Out,
-    min_area: Annotated[int, typer.Option(help="Skip instances with fewer pixels.")] = 1000,
-    pad: Annotated[float, typer.Option(help="Maximum extra random padding of a crop, as a fraction of its side.")] = 0.1,
+    protocol: Annotated[CityscapesProtocol, typer.Option(
+        help="Which objects and crops. authors: as the paper's data (29,728 samples on the full release): "
+             "instance 0 of a category skipped, a crowd is one object, occluded when one category of the other "
+             "class covers over half as many box pixels as the object's category, square crop shifted at random, "
+             "mask with every human's and vehicle's parts. text: as the paper's App. A describes it: every "
+             "instance, centred square, only the instance's parts.")] = CityscapesProtocol.AUTHORS,
+    min_area: Annotated[int, typer.Option(help="Skip objects with fewer pixels.")] = 1000,
+    pad: Annotated[Optional[float], typer.Option(
+        help="Crop padding as a fraction of the object's side. authors: int(pad*side) on each side and a random "
+             "shift of up to 2*pad of the crop; text: 0 to pad extra, centred.",
+        show_default="0.2 with authors, 0.1 with text")] = None,
     seed: Seed = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes cropping the images.", show_default="all cores")] = None,
     strict: Strict = False, overwrite: Overwrite = False,
@@ -86,18 +117,26 @@ def prepare_cityscapes_cmd(
     """Cityscapes + Cityscapes-Panoptic-Parts: human vs vehicle crops with 9 parts."""
     from partcli.data.prepare_cityscapes import prepare_cityscapes
 
-    info = prepare_cityscapes(src, out, min_area=min_area, pad=pad, seed=seed, workers=workers,
+    info = prepare_cityscapes(src, out, protocol=protocol.value, min_area=min_area, pad=pad, seed=seed, workers=workers,
                               overwrite=overwrite, strict=strict)
     _report_dataset(info, out)
 
 
 @prepare_app.command("pascal-part")
-def prepare_pascal_part_cmd(src: Src, out: Out, seed: Seed = 0, strict: Strict = False,
-                            overwrite: Overwrite = False) -> None:
+def prepare_pascal_part_cmd(
+    src: Src, out: Out, seed: Seed = 0, strict: Strict = False, overwrite: Overwrite = False,
+    protocol: Annotated[OverlapProtocol, typer.Option(
+        help="Which part keeps a pixel where parts overlap. authors: as the paper's data (the largest object's "
+             "parts first, then the other objects' in annotation order; within an object tail > wing > body, "
+             "head > legs > body, wheel > window > body; the first part on a pixel keeps it; part names in no "
+             "group stay background). largest-first: partcli's earlier rule (objects largest first, parts in "
+             "annotation order, each over the earlier ones; unknown part names become body).")] = OverlapProtocol.AUTHORS,
+) -> None:
     """PASCAL VOC 2010 + PASCAL-Part: five classes, 3 merged parts each, labelled by the largest object."""
     from partcli.data.prepare_pascal_part import prepare_pascal_part
 
-    _report_dataset(prepare_pascal_part(src, out, seed=seed, overwrite=overwrite, strict=strict), out)
+    _report_dataset(prepare_pascal_part(src, out, seed=seed, overwrite=overwrite, strict=strict,
+                                        protocol=protocol.value), out)
 
 
 def _report_dataset(info, out: Path) -> None:
@@ -171,6 +210,66 @@ app.command("pretrain", help="Clean training (paper Eq. 5): class labels plus pa
             "validation accuracy.")(_training_command(pretrain=True))
 app.command("train", help="Adversarial training: PGD (Eqs. 8–9) or TRADES (Eqs. 10–11); best checkpoint by PGD "
             "validation accuracy.")(_training_command(pretrain=False))
+
+
+@app.command("sweep")
+def sweep(
+    data: Annotated[Optional[Path], typer.Option(help="Prepared dataset folder (default: the --config file's data).",
+                                                 rich_help_panel=DATA)] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Sweep folder: sweep.yaml, sweep.csv and one run folder per "
+                                                "point.", rich_help_panel=RUN)] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file of training options shared by every point (as "
+                                                   "train's --config).", rich_help_panel=RUN)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE: fix a training option for every "
+                                                      "point, e.g. --set adv=pgd; repeatable.")] = None,
+    grid: Annotated[Optional[list[str]], typer.Option(help="KEY=V1,V2,...: sweep an option; the --grid options "
+                                                      "make one stage, their cartesian product; repeatable.")] = None,
+    stage: Annotated[Optional[list[str]], typer.Option(help="\"K=V1,V2 K2=...\": one stage (a cartesian product), "
+                                                       "repeatable, in order; each starts from the values picked "
+                                                       "in the stages before it.")] = None,
+    pick: Annotated[Optional[list[str]], typer.Option(help="Pick rule: adv (best val adversarial accuracy; clean "
+                                                      "runs: clean), clean-at-adv (best val clean accuracy among "
+                                                      "val adversarial accuracy ≥ --target-adv − --margin) or none "
+                                                      "(last stage only); one for all stages, or one per stage.",
+                                                      show_default="adv")] = None,
+    target_adv: Annotated[Optional[str], typer.Option(help="clean-at-adv: the validation adversarial accuracy to "
+                                                      "match, as a fraction (e.g. the baseline's 0.42).")] = None,
+    margin: Annotated[str, typer.Option(help="clean-at-adv: how far below --target-adv a point may be, as a "
+                                        "fraction.")] = "0.01",
+    list_: Annotated[bool, typer.Option("--list", help="Print the points, their run folders and status "
+                                        "(done, partial, todo); run nothing.")] = False,
+    point: Annotated[Optional[int], typer.Option(help="Run only this point (numbered as --list shows), e.g. one "
+                                                 "cluster job per point of a stage.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Accept a changed sweep definition in --out (run "
+                                            "folders of changed points are still refused).",
+                                            rich_help_panel=RUN)] = False,
+) -> None:
+    """Hyper-parameter search (paper §3.5.3): grids of training runs in stages, resumable, with a summary CSV."""
+    from partcli.sweep import build_definition, list_sweep, run_sweep
+    from partcli.sweep.plan import format_value
+    from partcli.sweep.run import describe_picks
+
+    if out is None:
+        raise PartcliError("--out is required: the sweep folder (sweep.yaml, sweep.csv and the points' run folders)")
+    if list_ and point is not None:
+        raise PartcliError("--list and --point: give one (--list runs nothing, --point runs one point)")
+    definition = build_definition(data, config=config, sets=set_ or [], grids=grid or [], stages=stage or [],
+                                  picks=pick or [], target_adv=target_adv, margin=margin)
+    state = list_sweep(definition, out) if list_ else run_sweep(definition, out, point=point, overwrite=overwrite)
+    table = Table(title=plain(f"sweep {out}"))
+    for column in ("point", "stage", *(["run"] if list_ else []), *state.keys, "status", "val clean", "val adv",
+                   "picked"):
+        table.add_column(column, justify="left" if column == "run" else "right",
+                         overflow="fold" if column == "run" else "ellipsis")
+    for p in state.points:
+        table.add_row(str(p.point.index), str(p.point.stage + 1), *([plain(p.run.name)] if list_ else []),
+                      *(plain(format_value(p.point.values[k])) if k in p.point.values else "" for k in state.keys),
+                      p.status, _pct(p.val_clean_acc), _pct(p.val_adv_acc), "✓" if p.picked else "")
+    console.print(table)
+    for line in describe_picks(state):
+        say(line)
+    if not list_:
+        say(f"summary written to {Path(out) / 'sweep.csv'}")
 
 
 def _pseudolabel_command():
@@ -297,6 +396,8 @@ def robustness(
     seed: Annotated[int, typer.Option(help="Seed of the corruptions and of the background and texture pairings.")] = 0,
     cache: Annotated[Optional[Path], typer.Option(help="Folder of the cached corrupted images  (default: DATA/.cache/corruptions)")] = None,
     stylizer: Annotated[Optional[Path], typer.Option(help="A torch.export program (content, style) -> stylized image, each 1x3xSxS in [0, 1]: adds a 'stylized' shape-texture set.")] = None,
+    imagenet9: Annotated[Optional[Path], typer.Option(help="ImageNet-9 Backgrounds Challenge release folder (<variant>/val/<NN_class>/): adds its in9/* rows to --suite foreground (IN-9 dog, bird, reptile, fish as the dataset's Quadruped, Bird, Reptile, Fish).")] = None,
+    stylized: Annotated[Optional[Path], typer.Option(help="Stylized-ImageNet folder (<wnid>/<stem>.JPEG, optionally under train/ or val/): adds a stylized-imagenet row to --suite shape-texture for the split's samples with the same file stem.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
     device: Annotated[Device, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = Device.AUTO,
 ) -> None:
@@ -309,7 +410,7 @@ def robustness(
     result = run_robustness(ckpt, data, suite=suite, split=split.value, out=out,
                             corruptions=corruption or CORRUPTIONS, severities=severity or SEVERITIES, seed=seed,
                             batch_size=batch_size, device=str(pick_device(device.value)), cache=cache,
-                            stylizer=stylizer)
+                            stylizer=stylizer, imagenet9=imagenet9, stylized=stylized)
     for table in robustness_tables(result, f"{ckpt} on {data} [{split.value}]"):
         console.print(table)
     for note in result.notes:

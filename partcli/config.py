@@ -15,6 +15,7 @@ import yaml
 
 from partcli.errors import PartcliError
 from partcli.options import flag_name, spec_of
+from partcli.settings_history import with_added_settings
 
 C = TypeVar("C")
 
@@ -29,6 +30,29 @@ def parse_fraction(text: str | float | int, option: str) -> float:
         raise PartcliError(f"{option} {text!r}: expected a number or a fraction such as 8/255") from None
 
 
+PRETRAINED_KEYWORDS = ("none", "imagenet", "timm")
+TIMM_PREFIX = "timm:"
+
+
+def parse_pretrained(value: Any, option: str = "--pretrained") -> str | None:
+    """``none`` -> None; ``imagenet``, ``timm``, ``timm:<model>.<tag>`` and file paths are kept as given."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise PartcliError(f"{option} {value!r}: expected none, imagenet, timm, timm:<model>.<tag> or a weights file")
+    text = value.strip()
+    if text.lower() == "none":
+        return None
+    if text.startswith(TIMM_PREFIX) and not text[len(TIMM_PREFIX):]:
+        raise PartcliError(f"{option} {text}: name timm's weights after the colon, e.g. timm:resnet50.ram_in1k")
+    return text
+
+
+def names_library_weights(value: str | None) -> bool:
+    """Whether a --pretrained value names a library's weights (imagenet, timm, timm:…), not a file."""
+    return value is not None and (value in PRETRAINED_KEYWORDS or value.startswith(TIMM_PREFIX))
+
+
 def parse_workers(value: str | int, option: str) -> str | int:
     """``auto`` or a number of DataLoader worker processes (≥ 0)."""
     if value == "auto":
@@ -40,6 +64,15 @@ def parse_workers(value: str | int, option: str) -> str | int:
     if number is None or number < 0 or (isinstance(value, float) and value != number):
         raise PartcliError(f"{option} {value!r}: expected auto or a number of worker processes (0 or more)")
     return number
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any] | None:
+    """The mapping a YAML file holds; None when it does not parse, is not text or holds something else."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def read_config_file(cls: type, config_file: str | Path) -> dict[str, Any]:
@@ -60,6 +93,8 @@ def read_config_file(cls: type, config_file: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise PartcliError(f"--config {path}: expected a mapping of option names to values")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if "partcli_version" in doc:  # a run's config.yaml: settings added since it was written take its old values
+        doc = with_added_settings(doc, set(fields))
     unknown = set(doc) - set(fields) - {"partcli_version"}
     if unknown:
         raise PartcliError(f"--config {path}: unknown key(s) {', '.join(sorted(unknown))}")

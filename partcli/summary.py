@@ -31,6 +31,8 @@ def describe_checkpoint(path: Path) -> Table:
         ("format_version", state["format_version"]), ("partcli_version", state["partcli_version"]),
         ("arch", model.get("arch")), ("backbone", model.get("backbone")), ("classes", model.get("num_classes")),
         ("parts (K)", model.get("num_parts")), ("parameters", f"{n_params:,}"),
+        *([("bbox score", model.get("bbox_score"))] if model.get("arch") == "bbox" else []),
+        ("initial weights", train.get("init") or train.get("pretrained") or "random"),
         ("dataset", data.get("name", "?")), ("image size", data.get("image_size", "?")),
         ("training", train.get("adv", "?")), ("epoch", state.get("epoch")),
         ("best metric", state.get("best_metric")),

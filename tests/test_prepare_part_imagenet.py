@@ -10,6 +10,7 @@ import pycocotools.mask as mask_utils
 import pytest
 from PIL import Image
 
+from helpers import run_cli
 from partcli.data.contract import SPLITS, read_dataset_info
 from preparer_contract import PreparerContract
 from partcli.data.prepare_part_imagenet import build_taxonomy, prepare_part_imagenet
@@ -91,7 +92,8 @@ def make_release(root: Path, categories: list[dict] = REDUCED_CATEGORIES, n: int
                 small, big = ("Car Tier", uncompressed_rle(small_mask())), "Car Body"
             else:  # small part as compressed RLE
                 small, big = (f"{cls} Head", compressed_rle(small_mask())), f"{cls} Body"
-            # The small part comes first in the file: "last annotation wins" would hide it.
+            # The small part comes first in the file: authors (the later annotation wins) hide it under the big
+            # one, largest-first (the larger is painted first) keep it on top.
             for cat, seg in (small, (big, [BIG])):
                 ann_id += 1
                 docs[split]["annotations"].append(
@@ -125,9 +127,10 @@ def release(tmp_path: Path) -> Path:
     return make_release(tmp_path / "PartImageNet")
 
 
-def test_prepares_labels_masks_and_yaml(release: Path, tmp_path: Path):
+@pytest.mark.parametrize("protocol", ["authors", "largest-first"])
+def test_prepares_labels_masks_and_yaml(release: Path, tmp_path: Path, protocol: str):
     out = tmp_path / "out"
-    info = prepare_part_imagenet(release, out, seed=0)
+    info = prepare_part_imagenet(release, out, seed=0, protocol=protocol)
     assert info.classes == ["Car", "Fish", "Quadruped"]
     assert {p.name: i for i, p in enumerate(info.parts, start=1)} == REDUCED_IDS
 
@@ -136,9 +139,10 @@ def test_prepares_labels_masks_and_yaml(release: Path, tmp_path: Path):
     assert disk.name == "part-imagenet"
     assert disk.source["command"] == "prepare part-imagenet"
     assert disk.source["src"] == str(release.resolve())
-    assert disk.source["seed"] == 0 and disk.source["strict"] is False
+    assert disk.source["seed"] == 0 and disk.source["strict"] is False and disk.source["protocol"] == protocol
     assert disk.source["skipped"] == {
         "missing_image": 0, "undecodable_image": 0, "no_annotation": 0, "mixed_class": 0, "bad_annotation": 0,
+        "zero_area": 0,
     }
     # 10 images per class -> 8/1/1 per class
     assert disk.counts == {
@@ -160,11 +164,12 @@ def test_prepares_labels_masks_and_yaml(release: Path, tmp_path: Path):
         assert mask.dtype == np.uint8 and mask.shape == (H, W)
         small_part, big_part = ("Car/Tier", "Car/Body") if cls == "Car" else (f"{cls}/Head", f"{cls}/Body")
         assert mask[BIG_PIXEL] == REDUCED_IDS[big_part]  # polygon pixel
-        assert mask[SMALL_PIXEL] == REDUCED_IDS[small_part]  # RLE pixel, painted over the larger polygon
         assert mask[0, 0] == 0 and mask[H - 1, W - 1] == 0  # background
-        # the RLE region decodes exactly: every pixel of the small box, and nowhere else
-        assert (mask == REDUCED_IDS[small_part]).sum() == small_mask().sum()
-        assert np.all(mask[SMALL] == REDUCED_IDS[small_part])
+        if protocol == "authors":  # the polygon, later in the json, covers the RLE box
+            assert not (mask == REDUCED_IDS[small_part]).any() and mask[SMALL_PIXEL] == REDUCED_IDS[big_part]
+        else:  # the RLE box, the smaller region, lies on top; it decodes exactly: all of the box and nothing else
+            assert (mask == REDUCED_IDS[small_part]).sum() == small_mask().sum()
+            assert np.all(mask[SMALL] == REDUCED_IDS[small_part])
 
 
 def test_loader_reads_the_result(release: Path, tmp_path: Path):
@@ -180,8 +185,9 @@ def test_loader_reads_the_result(release: Path, tmp_path: Path):
     assert 0 < int(mask.max()) <= ds.info.num_parts
 
 
-def test_full_category_list_gives_40_parts_in_11_classes(tmp_path: Path):
-    classes, parts, part_of = build_taxonomy({tmp_path / "train.json": {"categories": FULL_CATEGORIES}})
+@pytest.mark.parametrize("protocol", ["authors", "largest-first"])  # they agree on an id-sorted list
+def test_full_category_list_gives_40_parts_in_11_classes(tmp_path: Path, protocol: str):
+    classes, parts, part_of = build_taxonomy({tmp_path / "train.json": {"categories": FULL_CATEGORIES}}, protocol)
     assert classes == sorted(RELEASE_PARTS) == [
         "Aeroplane", "Bicycle", "Biped", "Bird", "Boat", "Bottle", "Car", "Fish", "Quadruped", "Reptile", "Snake",
     ]
@@ -194,7 +200,8 @@ def test_full_category_list_gives_40_parts_in_11_classes(tmp_path: Path):
     assert [part_of[c["id"]] for c in FULL_CATEGORIES if c["supercategory"] == "Quadruped"] == [31, 32, 33, 34]
 
 
-def test_full_release_categories_end_to_end(tmp_path: Path):
+@pytest.mark.parametrize("protocol, small_pixel", [("authors", "Quadruped/Body"), ("largest-first", "Quadruped/Head")])
+def test_full_release_categories_end_to_end(tmp_path: Path, protocol: str, small_pixel: str):
     """The release's 40 categories in train.json, only a subset in val/test.json: the union is used."""
     src = make_release(tmp_path / "src", categories=FULL_CATEGORIES)
     for split in ("val", "test"):
@@ -202,13 +209,14 @@ def test_full_release_categories_end_to_end(tmp_path: Path):
         doc["categories"] = [c for c in FULL_CATEGORIES if c["supercategory"] in ("Fish", "Car")]
         (src / f"{split}.json").write_text(json.dumps(doc))
     out = tmp_path / "out"
-    info = prepare_part_imagenet(src, out)
+    info = prepare_part_imagenet(src, out, protocol=protocol)
     assert info.num_parts == 40 and info.num_classes == 11
     ids = {p.name: i for i, p in enumerate(info.parts, start=1)}
+    assert ids["Quadruped/Head"] == 31 and ids["Quadruped/Body"] == 32
     row = all_rows(out)["n02085620_0"]
     assert int(row["label"]) == info.classes.index("Quadruped")
     mask = read_mask(out, row)
-    assert mask[BIG_PIXEL] == ids["Quadruped/Body"] and mask[SMALL_PIXEL] == ids["Quadruped/Head"]
+    assert mask[BIG_PIXEL] == ids["Quadruped/Body"] and mask[SMALL_PIXEL] == ids[small_pixel]
     assert read_dataset_info(out).counts["train"]["Bottle"] == 0
 
 
@@ -240,23 +248,116 @@ def test_release_layout_with_image_split_folders_and_annotations_folder(release:
     assert info.source["skipped"]["missing_image"] == 0
 
 
-def test_mixed_class_image_takes_largest_area_class(release: Path, tmp_path: Path):
+def add_mixed_images(release: Path, n: int = 1) -> None:
+    """``n`` images n02085620_9<i> in train.json with a small Fish Head (first) and a big Quadruped Body (later)."""
     doc = json.loads((release / "train.json").read_text())
     ids = {c["name"]: c["id"] for c in doc["categories"]}
-    Image.new("RGB", (W, H)).save(release / "JPEGImages" / "n02085620" / "n02085620_99.JPEG", "JPEG")
-    doc["images"].append({"id": 999, "file_name": "n02085620_99.JPEG", "height": H, "width": W})
-    doc["annotations"] += [
-        {"id": 998, "image_id": 999, "category_id": ids["Fish Head"], "segmentation": compressed_rle(small_mask())},
-        {"id": 999, "image_id": 999, "category_id": ids["Quadruped Body"], "segmentation": [BIG]},
-    ]
+    for i in range(n):
+        name, image_id = f"n02085620_9{i}.JPEG", 900 + i
+        Image.new("RGB", (W, H), (i, 0, 0)).save(release / "JPEGImages" / "n02085620" / name, "JPEG")
+        doc["images"].append({"id": image_id, "file_name": name, "height": H, "width": W})
+        doc["annotations"] += [
+            {"id": 2 * image_id, "image_id": image_id, "category_id": ids["Fish Head"],
+             "segmentation": compressed_rle(small_mask())},
+            {"id": 2 * image_id + 1, "image_id": image_id, "category_id": ids["Quadruped Body"], "segmentation": [BIG]},
+        ]
     (release / "train.json").write_text(json.dumps(doc))
+
+
+def test_mixed_class_image_takes_largest_area_class_under_largest_first(release: Path, tmp_path: Path):
+    add_mixed_images(release)
     out = tmp_path / "out"
-    info = prepare_part_imagenet(release, out)
+    info = prepare_part_imagenet(release, out, protocol="largest-first")
     assert info.source["skipped"]["mixed_class"] == 1
-    row = all_rows(out)["n02085620_99"]
+    samples = all_rows(out)
+    assert len(samples) == 31 and not [stem for stem in samples if "__" in stem]
+    row = samples["n02085620_90"]
     assert int(row["label"]) == info.classes.index("Quadruped")
     mask = read_mask(out, row)
     assert mask[BIG_PIXEL] == REDUCED_IDS["Quadruped/Body"] and mask[SMALL_PIXEL] == REDUCED_IDS["Fish/Head"]
+
+
+def test_mixed_class_image_gives_one_sample_per_class_under_authors(release: Path, tmp_path: Path):
+    add_mixed_images(release, n=10)
+    out = tmp_path / "out"
+    info = prepare_part_imagenet(release, out)
+    assert info.source["protocol"] == "authors" and info.source["skipped"]["mixed_class"] == 10
+    samples = all_rows(out)
+    assert len(samples) == 30 + 2 * 10
+    assert sum(sum(c.values()) for c in info.counts.values()) == 50
+    source_bytes = (release / "JPEGImages/n02085620/n02085620_93.JPEG").read_bytes()
+    fish, quadruped = samples.pop("n02085620_93__Fish"), samples.pop("n02085620_93__Quadruped")
+    assert "n02085620_93" not in samples
+    assert int(fish["label"]) == info.classes.index("Fish")
+    assert int(quadruped["label"]) == info.classes.index("Quadruped")
+    for row in (fish, quadruped):
+        assert (out / row["image"]).read_bytes() == source_bytes
+        mask = read_mask(out, row)  # the same full mask: the later Quadruped Body covers the Fish Head
+        assert mask[BIG_PIXEL] == mask[SMALL_PIXEL] == REDUCED_IDS["Quadruped/Body"]
+    assert (out / fish["mask"]).read_bytes() == (out / quadruped["mask"]).read_bytes()
+    # the two samples of an image share a split (a copy in train and one in test would leak the image)
+    pairs = [(all_rows(out)[f"n02085620_9{i}__Fish"]["split"], all_rows(out)[f"n02085620_9{i}__Quadruped"]["split"])
+             for i in range(10)]
+    assert all(a == b for a, b in pairs) and {a for a, _ in pairs} != {"train"}
+
+
+@pytest.mark.parametrize("protocol, on_top", [("authors", "Quadruped/Body"), ("largest-first", "Quadruped/Head")])
+def test_an_annotation_of_json_area_0_is_skipped_by_authors(release: Path, tmp_path: Path, protocol: str, on_top: str):
+    """The first image's head becomes a non-empty polygon with json area 0, listed after (and smaller than) the body
+    it overlaps: both rules would paint it on top, so only the skip tells them apart."""
+    doc = json.loads((release / "train.json").read_text())
+    head, body = doc["annotations"][:2]
+    quadruped_head = next(c["id"] for c in REDUCED_CATEGORIES if c["name"] == "Quadruped Head")
+    assert (head["image_id"], head["category_id"]) == (body["image_id"], quadruped_head)
+    body["area"] = 500  # a json area other than 0 is no reason to skip
+    doc["annotations"] = doc["annotations"][1:] + [dict(head, segmentation=[[4, 4, 11, 4, 11, 9, 4, 9]], area=0)]
+    (release / "train.json").write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    info = prepare_part_imagenet(release, out, protocol=protocol)
+    assert info.source["skipped"]["zero_area"] == (1 if protocol == "authors" else 0)
+    assert info.source["skipped"]["bad_annotation"] == 0 and sum(sum(c.values()) for c in info.counts.values()) == 30
+    mask = read_mask(out, all_rows(out)["n02085620_0"])
+    assert mask[SMALL_PIXEL] == REDUCED_IDS[on_top] and mask[BIG_PIXEL] == REDUCED_IDS["Quadruped/Body"]
+
+
+BY_ID = ["Car/Body", "Car/Tier", "Fish/Head", "Fish/Body", "Quadruped/Head", "Quadruped/Body"]  # == REDUCED_IDS
+REVERSED_IN_CLASS = ["Car/Tier", "Car/Body", "Fish/Body", "Fish/Head", "Quadruped/Body", "Quadruped/Head"]
+
+
+@pytest.mark.parametrize("protocol, parts", [("authors", REVERSED_IN_CLASS), ("largest-first", BY_ID)])
+def test_part_order_follows_the_json_under_authors(release: Path, tmp_path: Path, protocol: str, parts: list[str]):
+    """train.json lists the categories in reverse id order, val.json and test.json by id: authors take the order of
+    the first file, largest-first the ids; the masks use the same part ids."""
+    doc = json.loads((release / "train.json").read_text())
+    doc["categories"] = sorted(REDUCED_CATEGORIES, key=lambda c: -c["id"])
+    (release / "train.json").write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    prepare_part_imagenet(release, out, protocol=protocol)
+    info = read_dataset_info(out)
+    assert [p.name for p in info.parts] == parts
+    assert [p.cls for p in info.parts] == [name.split("/")[0] for name in parts]
+    mask = read_mask(out, all_rows(out)["n01440764_0"])  # a Fish image: Body polygon, Head RLE
+    assert mask[BIG_PIXEL] == parts.index("Fish/Body") + 1
+    assert set(np.unique(mask)) <= {0, parts.index("Fish/Body") + 1, parts.index("Fish/Head") + 1}
+
+
+@pytest.mark.parametrize("args, protocol, small_pixel", [
+    ((), "authors", "Car/Body"), (("--protocol", "largest-first"), "largest-first", "Car/Tier")])
+def test_cli_protocol_option(release: Path, tmp_path: Path, args: tuple, protocol: str, small_pixel: str):
+    out = tmp_path / "out"
+    result = run_cli("--quiet", "prepare", "part-imagenet", "--src", release, "--out", out, *args)
+    assert result.code == 0, result.output
+    assert read_dataset_info(out).source["protocol"] == protocol
+    assert read_mask(out, all_rows(out)["n02814533_0"])[SMALL_PIXEL] == REDUCED_IDS[small_pixel]
+
+
+def test_cli_refuses_an_unknown_protocol(release: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    result = run_cli("prepare", "part-imagenet", "--src", release, "--out", out, "--protocol", "paper")
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()  # one line, naming the option and its choices
+    assert "--protocol" in line and "'paper'" in line and "'authors', 'largest-first'" in line
+    assert no_leftovers(out)
 
 
 def test_missing_image_is_counted_not_fatal(release: Path, tmp_path: Path, capsys):

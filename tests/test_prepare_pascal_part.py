@@ -12,6 +12,7 @@ import scipy.io
 import yaml
 from PIL import Image
 
+from helpers import run_cli
 from partcli.data.contract import read_dataset_info
 from partcli.data.dataset import PreparedDataset
 from preparer_contract import PreparerContract
@@ -145,9 +146,11 @@ def test_labels_follow_the_largest_object(src, tmp_path):
     assert (out / rows["2008_dog_0"][1]["image"]).read_bytes() == (src / "JPEGImages/2008_dog_0.jpg").read_bytes()
 
 
-def test_fine_parts_merge_into_three_per_class(src, tmp_path):
+@pytest.mark.parametrize("protocol", ["authors", "largest-first"])
+def test_fine_parts_merge_into_three_per_class(src, tmp_path, protocol):
+    """The fixture's parts do not overlap: both protocols merge them alike."""
     out = tmp_path / "out"
-    info = prepare_pascal_part(src, out)
+    prepare_pascal_part(src, out, protocol=protocol)
     dog = mask_of(out, "2008_dog_1")
     assert dog[9, 5] == PID["dog/legs"]  # lfleg
     assert dog[3, 5] == PID["dog/head"]  # muzzle
@@ -163,20 +166,19 @@ def test_fine_parts_merge_into_three_per_class(src, tmp_path):
     bird = mask_of(out, "2008_bird_1")
     assert [bird[3, 3], bird[4, 3], bird[6, 3], bird[9, 3]] == [PID["bird/head"], PID["bird/head"],
                                                                PID["bird/body"], PID["bird/legs"]]
-    # Unknown bird part: painted as body and counted.
-    assert mask_of(out, "2008_bird_0")[3, 3] == PID["bird/body"]
-    assert info.source["unknown_parts"] == {"bird/crest": 1}
     # Objects without part masks stay background.
     assert not mask_of(out, "2008_cat_0").any()
 
 
-def test_secondary_objects_keep_their_own_part_ids(src, tmp_path):
+@pytest.mark.parametrize("protocol, on_top", [("authors", "car/body"), ("largest-first", "dog/legs")])
+def test_secondary_objects_keep_their_own_part_ids(src, tmp_path, protocol, on_top):
     out = tmp_path / "out"
-    prepare_pascal_part(src, out)
+    prepare_pascal_part(src, out, protocol=protocol)
     mask = mask_of(out, "2008_car_dog")
     assert mask[4, 1] == PID["dog/legs"]
     assert mask[1, 4] == 0  # in the dog's object mask but in none of its parts; outside the car
-    assert mask[4, 2] == PID["dog/legs"] and mask[4, 3] == PID["car/body"]  # the smaller dog lies on top
+    # the dog's leg over the car's side: authors keep the main (largest) car's part, largest-first the dog's
+    assert mask[4, 2] == PID[on_top] and mask[4, 3] == PID["car/body"]
     assert mask[1, 1] == PID["dog/head"]
     assert mask[9, 5] == PID["car/wheel"]  # wheel_1
     assert mask[11, 12] == 0  # chair: another class, background
@@ -288,6 +290,131 @@ def test_too_few_images_and_existing_output(src, tmp_path):
         prepare_pascal_part(src, tmp_path / "small")
     assert not (tmp_path / "small").exists()
 
+
+# ----------------------------------------------------------------- overlap protocols (authors vs largest-first)
+def overlaps_within_an_object(root: Path) -> None:
+    """Overlapping parts of one object, body listed last (first for the *_body_first dog)."""
+    head, lfleg, torso = ("head", rect(2, 7, 2, 8)), ("lfleg", rect(6, 10, 2, 6)), ("torso", BODY)
+    write_sample(root, "2008_dog_body_last", [obj("dog", BODY, [head, lfleg, torso])])
+    write_sample(root, "2008_dog_body_first", [obj("dog", BODY, [torso, head, lfleg])])
+    write_sample(root, "2008_aeroplane_body_last", [obj("aeroplane", BODY, [
+        ("stern", rect(6, 10, 2, 6)), ("lwing", rect(4, 8, 2, 14)), ("body", BODY)])])
+    write_sample(root, "2008_car_body_last", [obj("car", BODY, [
+        ("wheel_1", rect(6, 10, 2, 8)), ("window_2", rect(4, 8, 2, 14)), ("door_1", BODY)])])
+
+
+# (stem, pixel) -> (authors, largest-first). The pixel lies in the parts named in the comment.
+WITHIN_AN_OBJECT = {
+    ("2008_dog_body_last", (3, 3)): ("dog/head", "dog/body"),  # head, torso
+    ("2008_dog_body_last", (6, 3)): ("dog/head", "dog/body"),  # head, lfleg, torso
+    ("2008_dog_body_last", (8, 3)): ("dog/legs", "dog/body"),  # lfleg, torso
+    ("2008_dog_body_last", (8, 10)): ("dog/body", "dog/body"),  # torso
+    ("2008_dog_body_first", (3, 3)): ("dog/head", "dog/head"),
+    ("2008_dog_body_first", (6, 3)): ("dog/head", "dog/legs"),  # head before legs, whatever the annotation order
+    ("2008_dog_body_first", (8, 3)): ("dog/legs", "dog/legs"),
+    ("2008_aeroplane_body_last", (7, 3)): ("aeroplane/tail", "aeroplane/body"),  # stern, lwing, body
+    ("2008_aeroplane_body_last", (9, 3)): ("aeroplane/tail", "aeroplane/body"),  # stern, body
+    ("2008_aeroplane_body_last", (5, 10)): ("aeroplane/wing", "aeroplane/body"),  # lwing, body
+    ("2008_aeroplane_body_last", (3, 10)): ("aeroplane/body", "aeroplane/body"),
+    ("2008_car_body_last", (7, 3)): ("car/wheel", "car/body"),  # wheel_1, window_2, door_1
+    ("2008_car_body_last", (5, 10)): ("car/window", "car/body"),  # window_2, door_1
+    ("2008_car_body_last", (3, 10)): ("car/body", "car/body"),
+}
+
+
+@pytest.mark.parametrize("protocol", ["authors", "largest-first"])
+def test_overlapping_parts_of_one_object(src, tmp_path, protocol):
+    """authors: tail > wing > body, head > legs > body, wheel > window > body, whatever the annotation order;
+    largest-first: the part listed last wins."""
+    overlaps_within_an_object(src)
+    out = tmp_path / "out"
+    prepare_pascal_part(src, out, protocol=protocol)
+    column = ("authors", "largest-first").index(protocol)
+    got = {key: PARTS[mask_of(out, key[0])[key[1]] - 1].name for key in WITHIN_AN_OBJECT}
+    assert got == {key: expected[column] for key, expected in WITHIN_AN_OBJECT.items()}
+
+
+def overlapping_objects(root: Path) -> None:
+    """2008_three: a cat (48 px), the main dog (96 px, listed second) and a bird (56 px, listed last); the cat
+    overlaps the dog at rows 6-7, cols 0-5 and the bird at rows 0-3, cols 2-5; the bird does not touch the dog.
+    2008_tie: a cat and a dog of 48 px each, overlapping at rows 3-5, cols 4-7; the first listed is the main one."""
+    write_sample(root, "2008_three", [
+        obj("cat", rect(0, 8, 0, 6), [("head", rect(0, 8, 0, 6))]),
+        obj("dog", rect(6, 12, 0, 16), [("torso", rect(6, 12, 0, 16))]),
+        obj("bird", rect(0, 4, 2, 16), [("torso", rect(0, 4, 2, 16))]),
+    ])
+    write_sample(root, "2008_tie", [
+        obj("cat", rect(0, 6, 0, 8), [("head", rect(0, 6, 0, 8))]),
+        obj("dog", rect(3, 9, 4, 12), [("torso", rect(3, 9, 4, 12))]),
+    ])
+
+
+@pytest.mark.parametrize("protocol, cat_and_dog, tie", [
+    ("authors", "dog/body", "cat/head"),  # the main object first, then annotation order; first part on a pixel wins
+    ("largest-first", "cat/head", "dog/body"),  # largest object first, each smaller (or later equal) one over it
+])
+def test_overlapping_objects(src, tmp_path, protocol, cat_and_dog, tie):
+    overlapping_objects(src)
+    out = tmp_path / "out"
+    prepare_pascal_part(src, out, protocol=protocol)
+    rows = read_rows(out)
+    assert int(rows["2008_three"][1]["label"]) == CLASSES.index("dog")
+    mask = mask_of(out, "2008_three")
+    assert mask[7, 3] == PID[cat_and_dog]
+    # cat over bird under both: authors paint the cat first (listed first), largest-first paint it last (smaller)
+    assert mask[2, 3] == PID["cat/head"]
+    assert mask[2, 8] == PID["bird/body"] and mask[1, 0] == PID["cat/head"] and mask[10, 10] == PID["dog/body"]
+    assert int(rows["2008_tie"][1]["label"]) == CLASSES.index("cat")  # first of equal areas
+    assert mask_of(out, "2008_tie")[4, 5] == PID[tie]
+
+
+@pytest.mark.parametrize("protocol, bird_crest, plane_propeller, unknown, fate", [
+    ("authors", "background", "background", {"aeroplane/propeller": 1, "bird/crest": 1}, "not labelled"),
+    ("largest-first", "bird/body", "aeroplane/body", {"bird/crest": 1}, "labelled as body"),
+])
+def test_unknown_part_names(src, tmp_path, warnings, protocol, bird_crest, plane_propeller, unknown, fate):
+    """authors leave a part name in no group unpainted and count it; largest-first paints it as body and counts it
+    only for bird, cat and dog (aeroplane's and car's other parts are body by definition)."""
+    write_sample(src, "2008_aeroplane_0", [obj("aeroplane", BODY, [
+        ("body", rect(2, 6, 2, 14)), ("propeller_1", rect(6, 10, 2, 14))])])
+    out = tmp_path / "out"
+    info = prepare_pascal_part(src, out, protocol=protocol)
+    ids = {"background": 0, **PID}
+    assert mask_of(out, "2008_bird_0")[3, 3] == ids[bird_crest]  # crest_1, the bird's only part
+    plane = mask_of(out, "2008_aeroplane_0")
+    assert plane[3, 3] == PID["aeroplane/body"] and plane[8, 3] == ids[plane_propeller]
+    assert info.source["unknown_parts"] == unknown
+    assert [w for w in warnings if "grouping" in w] == [
+        f"{src / 'Annotations_Part'}: part names not in partcli's grouping, {fate}: "
+        + ", ".join(f"{name} ({n})" for name, n in unknown.items())]
+
+
+def test_protocol_is_recorded_and_defaults_to_authors(src, tmp_path):
+    prepare_pascal_part(src, tmp_path / "default")
+    prepare_pascal_part(src, tmp_path / "lf", protocol="largest-first")
+    assert read_dataset_info(tmp_path / "default").source["protocol"] == "authors"
+    assert read_dataset_info(tmp_path / "lf").source["protocol"] == "largest-first"
+    with pytest.raises(PartcliError, match=r"^--protocol 'newest': expected one of authors, largest-first$"):
+        prepare_pascal_part(src, tmp_path / "bad", protocol="newest")
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("args, on_top", [((), "car/body"), (("--protocol", "largest-first"), "dog/legs")])
+def test_cli_protocol_option(src, tmp_path, args, on_top):
+    out = tmp_path / "out"
+    result = run_cli("--quiet", "prepare", "pascal-part", "--src", src, "--out", out, *args)
+    assert result.code == 0, result.output
+    assert read_dataset_info(out).source["protocol"] == (args[1] if args else "authors")
+    assert mask_of(out, "2008_car_dog")[4, 2] == PID[on_top]
+
+
+def test_cli_refuses_an_unknown_protocol(src, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("prepare", "pascal-part", "--src", src, "--out", out, "--protocol", "paper")
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()  # one line, naming the option and its choices
+    assert "--protocol" in line and "'paper'" in line and "'authors', 'largest-first'" in line
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 
 class TestPascalPartContract(PreparerContract):

@@ -348,7 +348,7 @@ class DatasetWriter:
         label: int,
         image: Image.Image | bytes | Path | None = None,
         image_ext: str = ".png",
-        mask: np.ndarray | None = None,
+        mask: np.ndarray | Path | None = None,
         mask_source: str = "gt",
         image_rel: str | None = None,
     ) -> Sample:
@@ -357,7 +357,9 @@ class DatasetWriter:
         ``image`` is a PIL image (saved losslessly as PNG unless ``image_ext`` is .jpg), the raw bytes of
         an already-encoded file (copied as is, so JPEGs are not re-compressed) or the path ``stage`` returned for
         such bytes (moved into place). ``image_rel`` instead
-        references an existing file by a path relative to the dataset folder (nothing is written).
+        references an existing file by a path relative to the dataset folder (nothing is written). ``mask`` is an
+        H×W array of part ids, or the path of a PNG the caller already encoded in the dataset's mask format (moved
+        into place unchecked: a preparer's worker process encodes each mask once).
         ``stem`` names the files: ``images/<split>/<stem><ext>``, ``masks/<split>/<stem>.png``.
         """
         assert self.tmp is not None, "use DatasetWriter as a context manager"
@@ -378,7 +380,11 @@ class DatasetWriter:
             else:
                 raise ValueError("give either image (PIL image or bytes) or image_rel")
         mask_rel = ""
-        if mask is not None:
+        if isinstance(mask, Path):
+            mask_rel = f"masks/{split}/{stem}.png"
+            (self.tmp / mask_rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(mask, self.tmp / mask_rel)
+        elif mask is not None:
             if mask.ndim != 2:
                 raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
             if mask.size and (int(mask.max()) > self.info.num_parts or int(mask.min()) < 0):

@@ -4,12 +4,19 @@ The release splits its 158 ImageNet classes into disjoint train/val/test groups.
 ignore that split: every annotated image of ``train.json``, ``val.json`` and ``test.json`` is pooled and
 re-partitioned i.i.d., per class, 80/10/10 with a seed.
 
-Classes are the 11 supercategories in alphabetical order; parts are the json categories ordered by class
-and then by category id (part ids 1..K, 0 is background), named "Class/Part", e.g. "Quadruped/Head".
-An image's class is the supercategory of its annotations; where an image carries parts of several classes
-(rare), the class with the largest annotated area wins and the image is counted as ``mixed_class``.
-Overlapping annotations are painted largest-area first, so a small part drawn over a large one stays
-visible. Images are copied byte for byte; masks are lossless PNGs.
+Classes are the 11 supercategories in alphabetical order; parts (ids 1..K, 0 is background) are the json
+categories grouped by class, named "Class/Part", e.g. "Quadruped/Head". An image's class is the supercategory of
+its annotations. Images are copied byte for byte; masks are lossless PNGs.
+
+Two protocols (``--protocol``) differ where the release is ambiguous. ``authors`` (the default) follows the data
+scripts behind the paper's numbers: within a class, parts keep the order of the json's ``categories`` list (the
+first file that defines a category places it); an image's annotations are painted in json order, each over the
+earlier ones, and those whose json ``area`` is 0 are skipped (``zero_area``); an image carrying parts of several
+classes (rare, counted as ``mixed_class``) becomes one sample per class, ``<stem>__<Class>``, each with the same
+image and the same full mask. ``largest-first``, partcli's earlier rule, orders parts by category id, paints
+the largest annotation first (so a small part drawn over a large one stays visible) and labels a mixed image with
+its largest-area class only. Either way the train/val/test split is drawn over images, stratified by their
+largest-area class, so the samples of one image share a split.
 
 The annotation files are streamed: one json is in memory at a time, its annotations kept only as compressed RLEs
 at their image's size, and each image file is read once (decoded, then staged in the output for its split).
@@ -28,6 +35,7 @@ import pycocotools.mask as mask_utils
 from PIL import Image
 
 from partcli.data.contract import SPLITS, DatasetInfo, DatasetWriter, Part, mask_dtype, prepare_output_dir, stratified_split
+from partcli.data.overlap_protocol import AUTHORS, LARGEST_FIRST, check_protocol
 from partcli.errors import PartcliError
 from partcli.progress import track, warn
 
@@ -91,10 +99,13 @@ def part_name(category: str, supercategory: str) -> str:
     return f"{supercategory}/{short or category.strip()}"
 
 
-def build_taxonomy(docs: dict[Path, dict[str, Any]]) -> tuple[list[str], list[Part], dict[int, int]]:
-    """Classes, parts and the category id -> part id map from the union of the files' categories.
+def build_taxonomy(docs: dict[Path, dict[str, Any]], protocol: str) -> tuple[list[str], list[Part], dict[int, int]]:
+    """Classes, parts and the category id -> part id map from the union of the files' categories (``docs`` in
+    file order).
 
-    Raises PartcliError when two files give the same category id a different name or supercategory.
+    Within a class, parts follow the categories lists (a category's first appearance) under authors and the
+    category ids under largest-first. Raises PartcliError when two files give the same category id a different
+    name or supercategory.
     """
     categories: dict[int, tuple[str, str, Path]] = {}
     for path, doc in docs.items():
@@ -112,7 +123,9 @@ def build_taxonomy(docs: dict[Path, dict[str, Any]]) -> tuple[list[str], list[Pa
     if not categories:
         raise PartcliError(f"{', '.join(map(str, docs))}: no categories defined")
     classes = sorted({sup for _, sup, _ in categories.values()})
-    ordered = sorted(categories, key=lambda cid: (classes.index(categories[cid][1]), cid))
+    first_seen = {cid: n for n, cid in enumerate(categories)}  # the categories lists, file after file
+    within = (lambda cid: cid) if protocol == LARGEST_FIRST else first_seen.__getitem__
+    ordered = sorted(categories, key=lambda cid: (classes.index(categories[cid][1]), within(cid)))
     parts = [Part(part_name(categories[cid][0], categories[cid][1]), categories[cid][1]) for cid in ordered]
     return classes, parts, {cid: pid for pid, cid in enumerate(ordered, start=1)}
 
@@ -187,10 +200,15 @@ def decoded_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def decode_regions(annotations: list[dict[str, Any]], size: tuple[int, int], skipped: dict[str, int]) -> list[_Region]:
-    """Usable annotations at the image's (H, W); empty or malformed ones count as ``bad_annotation``."""
+def decode_regions(annotations: list[dict[str, Any]], size: tuple[int, int], skipped: dict[str, int],
+                   protocol: str) -> list[_Region]:
+    """Usable annotations at the image's (H, W), in the given order; empty or malformed ones count as
+    ``bad_annotation``, and under authors those whose json ``area`` is 0 are skipped as ``zero_area``."""
     regions = []
     for ann in annotations:
+        if protocol == AUTHORS and ann.get("area") == 0:
+            skipped["zero_area"] += 1
+            continue
         try:
             rle = to_rle(ann["segmentation"], *size)
         except (TypeError, ValueError, IndexError):
@@ -203,27 +221,35 @@ def decode_regions(annotations: list[dict[str, Any]], size: tuple[int, int], ski
     return regions
 
 
-def dominant_class(regions: list[_Region], class_of: dict[int, int]) -> tuple[int, bool]:
-    """The class with the largest annotated area (ties: lowest class index) and whether several classes occur;
-    ``class_of`` maps category ids to class indices."""
+def class_areas(regions: list[_Region], class_of: dict[int, int]) -> dict[int, int]:
+    """Annotated area per class index, largest first (ties: lowest class index); ``class_of`` maps category ids to
+    class indices."""
     areas: dict[int, int] = {}
     for r in regions:
         areas[class_of[r.category_id]] = areas.get(class_of[r.category_id], 0) + r.area
-    label = min(areas, key=lambda c: (-areas[c], c))
-    return label, len(areas) > 1
+    return dict(sorted(areas.items(), key=lambda item: (-item[1], item[0])))
 
 
-def paint_mask(regions: list[_Region], size: tuple[int, int], part_of: dict[int, int], num_parts: int) -> np.ndarray:
-    """H×W part ids; larger regions are painted first so smaller, overlapping parts stay on top."""
+def sample_labels(areas: dict[int, int], protocol: str) -> list[int]:
+    """The labels an image's samples get: every class it carries (ascending) under authors, its largest-area class
+    under largest-first."""
+    return sorted(areas) if protocol == AUTHORS else [next(iter(areas))]
+
+
+def paint_mask(regions: list[_Region], size: tuple[int, int], part_of: dict[int, int], num_parts: int,
+               protocol: str) -> np.ndarray:
+    """H×W part ids. authors: regions in the given (json) order, each over the earlier ones. largest-first: larger
+    regions first, so smaller, overlapping parts stay on top."""
     mask = np.zeros(size, dtype=mask_dtype(num_parts))
-    for r in sorted(regions, key=lambda r: (-r.area, r.order)):
+    ordered = regions if protocol == AUTHORS else sorted(regions, key=lambda r: (-r.area, r.order))
+    for r in ordered:
         mask[mask_utils.decode(r.rle).astype(bool)] = part_of[r.category_id]
     return mask
 
 
-def unique_stem(name: str, used: set[str]) -> str:
-    stem, n = Path(name.replace("\\", "/")).stem, 1
-    candidate = stem
+def unique_stem(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem_2``, ``stem_3``, ... if already in ``used``; the result is added to ``used``."""
+    n, candidate = 1, stem
     while candidate in used:
         n += 1
         candidate = f"{stem}_{n}"
@@ -231,13 +257,15 @@ def unique_stem(name: str, used: set[str]) -> str:
     return candidate
 
 
-def prepare_part_imagenet(src: Path, out: Path, *, seed: int = 0, overwrite: bool = False, strict: bool = False) -> DatasetInfo:
+def prepare_part_imagenet(src: Path, out: Path, *, seed: int = 0, overwrite: bool = False, strict: bool = False,
+                          protocol: str = AUTHORS) -> DatasetInfo:
     """Convert the Part-ImageNet release at ``src`` into a prepared dataset at ``out`` (see the module docstring).
 
     Annotated images whose file is missing are skipped with a warning; so are undecodable images unless
     ``strict``, which makes them an error. Images without a usable annotation are skipped too. The skip
     counts go to ``source.skipped`` in dataset.yaml (``mixed_class`` counts kept images, see above).
     """
+    check_protocol(protocol)
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise PartcliError(
@@ -245,35 +273,43 @@ def prepare_part_imagenet(src: Path, out: Path, *, seed: int = 0, overwrite: boo
         )
     prepare_output_dir(out, overwrite)
     files = find_annotation_files(src)
-    skipped = {"missing_image": 0, "undecodable_image": 0, "no_annotation": 0, "mixed_class": 0, "bad_annotation": 0}
+    skipped = {"missing_image": 0, "undecodable_image": 0, "no_annotation": 0, "mixed_class": 0, "bad_annotation": 0,
+               "zero_area": 0}
 
     with DatasetWriter(out, [], [], name=NAME, overwrite=overwrite) as writer:
-        pooled = _Pool(src, writer, skipped, strict)
+        pooled = _Pool(src, writer, skipped, strict, protocol)
         for split, path in files.items():
             pooled.add_file(split, path)
-        classes, parts, part_of = build_taxonomy(pooled.categories)
+        classes, parts, part_of = build_taxonomy(pooled.categories, protocol)
         pooled.check_categories(set(part_of))
         writer.set_taxonomy(classes, parts)
         class_of = {cid: classes.index(parts[pid - 1].cls) for cid, pid in part_of.items()}
-        images = pooled.usable_images()
-        samples, used = [], set()
-        for image in images:
-            label, mixed = dominant_class(image.regions, class_of)
-            skipped["mixed_class"] += mixed
-            samples.append((image, unique_stem(image.file_name, used), label))
+        images = [(image, class_areas(image.regions, class_of)) for image in pooled.usable_images()]
+        skipped["mixed_class"] = sum(len(areas) > 1 for _, areas in images)
         if skipped["mixed_class"]:
-            warn(f"{skipped['mixed_class']} image(s) have parts of several classes: labelled with the largest-area "
-                 "class")
+            fate = "one sample per class" if protocol == AUTHORS else "labelled with the largest-area class"
+            warn(f"{skipped['mixed_class']} image(s) have parts of several classes: {fate}")
         if skipped["bad_annotation"]:
             warn(f"{skipped['bad_annotation']} annotation(s) were empty, malformed or did not match their image: "
                  "ignored")
+        if skipped["zero_area"]:
+            warn(f"{skipped['zero_area']} annotation(s) have area 0 in their json: ignored")
 
-        splits = stratified_split([label for _, _, label in samples], seed)
-        for (image, stem, label), split in track(list(zip(samples, splits)), "part-imagenet: writing"):
-            writer.add(split, stem, label, image=image.staged, image_ext=image.path.suffix.lower() or ".jpg",
-                       mask=paint_mask(image.regions, image.size, part_of, len(parts)))
+        # Split over images, so that the samples of a mixed image never land in different splits.
+        splits = stratified_split([next(iter(areas)) for _, areas in images], seed)
+        used: set[str] = set()
+        for (image, areas), split in track(list(zip(images, splits)), "part-imagenet: writing"):
+            mask = paint_mask(image.regions, image.size, part_of, len(parts), protocol)
+            labels = sample_labels(areas, protocol)
+            stem = Path(image.file_name.replace("\\", "/")).stem
+            for n, label in enumerate(labels, start=1):
+                name = stem if len(labels) == 1 else f"{stem}__{classes[label]}"
+                # the staged file moves into place with the last sample; earlier ones get a copy of its bytes
+                data = image.staged if n == len(labels) else image.staged.read_bytes()
+                writer.add(split, unique_stem(name, used), label, image=data,
+                           image_ext=image.path.suffix.lower() or ".jpg", mask=mask)
         source = {"command": "prepare part-imagenet", "src": str(src.resolve()), "seed": seed, "strict": strict,
-                  "skipped": skipped}
+                  "protocol": protocol, "skipped": skipped}
         return writer.finish(source=source)
 
 
@@ -281,8 +317,8 @@ class _Pool:
     """The images of all json files, pooled by file name, built one file at a time (a file's json is dropped once
     its annotations are RLEs); each image file is read once, when an annotation first names it."""
 
-    def __init__(self, src: Path, writer: DatasetWriter, skipped: dict[str, int], strict: bool):
-        self.src, self.writer, self.skipped, self.strict = src, writer, skipped, strict
+    def __init__(self, src: Path, writer: DatasetWriter, skipped: dict[str, int], strict: bool, protocol: str):
+        self.src, self.writer, self.skipped, self.strict, self.protocol = src, writer, skipped, strict, protocol
         self.categories: dict[Path, dict[str, Any]] = {}  # path -> {"categories": [...]}, for build_taxonomy
         self.images: dict[str, _Image] = {}
         self.split_of: dict[str, str] = {}  # the first file naming an image: where its file is looked for
@@ -309,7 +345,7 @@ class _Pool:
     def _add_annotations(self, name: str, annotations: list[dict[str, Any]], roots: list[Path]) -> None:
         if name in self.images:  # named by an earlier file too: its size is known, its file was read
             image = self.images[name]
-            image.regions += decode_regions(annotations, image.size, self.skipped)
+            image.regions += decode_regions(annotations, image.size, self.skipped, self.protocol)
             return
         if name in self.missing or any(name == n for n, _ in self.undecodable):
             return
@@ -325,7 +361,7 @@ class _Pool:
             self.undecodable.append((name, found))
             return
         self.images[name] = _Image(name, found, self.writer.stage(data), size,
-                                   decode_regions(annotations, size, self.skipped))
+                                   decode_regions(annotations, size, self.skipped, self.protocol))
 
     def check_categories(self, known: set[int]) -> None:
         for path, used in self.used:

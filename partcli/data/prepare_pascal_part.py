@@ -5,6 +5,15 @@ merge PASCAL-Part's fine parts (left/right, front/back, numbered instances) into
 Parts of every object of the five classes are labelled, each with its own class's part ids; objects of other
 classes stay background.
 
+Where parts overlap, ``protocol="authors"`` (the default) follows the data scripts behind the paper's numbers: the
+largest object is painted first, then the others in annotation order; within an object the merged parts go in
+PART_GROUPS order (tail, wing, body; head, legs, body; wheel, window, body), and a pixel keeps the first part
+painted on it, so e.g. a head drawn over a torso stays head. Part names in no group are not painted (they are
+counted in source.unknown_parts).
+``"largest-first"``, partcli's earlier rule, paints objects largest first and each object's parts in annotation
+order, every one overwriting what lies below (smaller objects and later parts win), and paints unlisted names as
+the class's body.
+
 Two passes: the first reads every annotation to pick the usable images and their labels (so the split is
 known), the second re-reads only the kept ones to paint their masks; holding every mask in memory between
 the passes would take gigabytes.
@@ -23,13 +32,15 @@ import scipy.io
 from PIL import Image
 
 from partcli.data.contract import SPLITS, DatasetInfo, DatasetWriter, Part, prepare_output_dir, stratified_split
+from partcli.data.overlap_protocol import AUTHORS, LARGEST_FIRST, check_protocol
 from partcli.errors import PartcliError
 from partcli.progress import info, track, warn
 
 CLASSES = ("aeroplane", "bird", "car", "cat", "dog")
 
 _CAT_LEGS = ("lfleg", "rfleg", "lbleg", "rbleg", "lfpa", "rfpa", "lbpa", "rbpa")
-# Per class, in part-id order: merged part -> the PASCAL-Part names (trailing _<digits> stripped) it takes.
+# Per class, in part-id order (also the authors' painting priority): merged part -> the PASCAL-Part names (trailing
+# _<digits> stripped) it takes.
 PART_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     "aeroplane": {
         "tail": ("tail", "stern"),
@@ -58,16 +69,18 @@ PART_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "body": ("torso", "tail"),
     },
 }
-# Classes whose unlisted parts belong to "body" by definition; for the others an unlisted name is counted
-# as unknown (source.unknown_parts) and still painted as body.
+# largest-first only: classes whose unlisted parts belong to "body" by definition; for the others an unlisted name
+# is counted as unknown (source.unknown_parts) and still painted as body. Under authors every unlisted name is
+# counted and left unpainted.
 _BODY_TAKES_THE_REST = {"aeroplane", "car"}
 
 PARTS: list[Part] = [Part(f"{cls}/{group}", cls) for cls in CLASSES for group in PART_GROUPS[cls]]
+_GROUP_IDS: dict[tuple[str, str], int] = {(p.cls, p.name.split("/")[1]): i for i, p in enumerate(PARTS, start=1)}
 _PART_IDS: dict[tuple[str, str], int] = {
-    (cls, fine): PARTS.index(Part(f"{cls}/{group}", cls)) + 1
+    (cls, fine): _GROUP_IDS[cls, group]
     for cls in CLASSES for group, names in PART_GROUPS[cls].items() for fine in names
 }
-_BODY_IDS = {cls: PARTS.index(Part(f"{cls}/body", cls)) + 1 for cls in CLASSES}
+_BODY_IDS = {cls: _GROUP_IDS[cls, "body"] for cls in CLASSES}
 _INSTANCE_SUFFIX = re.compile(r"_\d+$")
 
 _IMAGE_DIRS = ("JPEGImages", "VOCdevkit/VOC2010/JPEGImages", "VOC2010/JPEGImages")
@@ -99,13 +112,15 @@ class _BadAnnotation(Exception):
 
 
 def prepare_pascal_part(
-    src: Path, out: Path, *, seed: int = 0, overwrite: bool = False, strict: bool = False
+    src: Path, out: Path, *, seed: int = 0, overwrite: bool = False, strict: bool = False, protocol: str = AUTHORS
 ) -> DatasetInfo:
     """Build a prepared dataset from PASCAL-Part under ``src``; return what was written to dataset.yaml.
 
     ``strict`` turns a skipped undecodable image or malformed annotation into an error. Images whose
-    annotated image file is missing are always skipped (and counted), never an error.
+    annotated image file is missing are always skipped (and counted), never an error. ``protocol`` picks the
+    overlap rule (module docstring).
     """
+    check_protocol(protocol)
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise PartcliError(f"{src}: no such folder; expected the PASCAL-Part source (JPEGImages and Annotations_Part)")
@@ -138,14 +153,16 @@ def prepare_pascal_part(
         for sample, split in track(list(zip(kept, splits)), "Writing pascal-part"):
             _, objects = _read_annotation(sample.annotation)
             writer.add(split, sample.stem, sample.label, image=sample.image, image_ext=".jpg",
-                       mask=part_mask(objects, unknown))
+                       mask=part_mask(objects, unknown, protocol))
         if unknown:
-            warn(f"{ann_dir}: part names not in partcli's grouping, labelled as body: "
+            fate = "not labelled" if protocol == AUTHORS else "labelled as body"
+            warn(f"{ann_dir}: part names not in partcli's grouping, {fate}: "
                  + ", ".join(f"{name} ({n})" for name, n in sorted(unknown.items())))
         return writer.finish(source={
             "command": "prepare pascal-part",
             "src": str(src),
             "seed": seed,
+            "protocol": protocol,
             "skipped": {reason: len(stems) for reason, stems in skipped.items()},
             "unknown_parts": dict(sorted(unknown.items())),
         })
@@ -234,8 +251,8 @@ def _struct_list(value: Any) -> list:
 
 
 def part_id(cls: str, name: str) -> int | None:
-    """Part id (1..15) of the PASCAL-Part part ``name`` of an object of class ``cls``; None if the name is
-    unknown for a class whose parts are all listed (bird, cat, dog)."""
+    """Part id (1..15) of the PASCAL-Part part ``name`` of an object of class ``cls`` under largest-first; None
+    if the name is unknown for a class whose parts are all listed (bird, cat, dog)."""
     fine = _INSTANCE_SUFFIX.sub("", name)
     pid = _PART_IDS.get((cls, fine))
     if pid is None and cls in _BODY_TAKES_THE_REST:
@@ -243,11 +260,39 @@ def part_id(cls: str, name: str) -> int | None:
     return pid
 
 
-def part_mask(objects: list[_Object], unknown: Counter[str]) -> np.ndarray:
-    """Paint the part ids of every object of the five classes, largest object first so smaller objects' parts
-    lie on top; unknown part names are painted as the class's body and counted in ``unknown``."""
-    shape = objects[0].mask.shape
-    mask = np.zeros(shape, dtype=np.uint8)
+def part_mask(objects: list[_Object], unknown: Counter[str], protocol: str) -> np.ndarray:
+    """H×W part ids of an image's objects under ``protocol`` (module docstring); unknown part names are counted in
+    ``unknown`` as "class/name"."""
+    if protocol == LARGEST_FIRST:
+        return _paint_largest_first(objects, unknown)
+    return _paint_authors(objects, unknown)
+
+
+def _paint_authors(objects: list[_Object], unknown: Counter[str]) -> np.ndarray:
+    """The largest object (first of equals) first, then the rest in annotation order; each object's groups in
+    PART_GROUPS order; only background pixels are painted, so the first part on a pixel keeps it."""
+    mask = np.zeros(objects[0].mask.shape, dtype=np.uint8)
+    main = max(range(len(objects)), key=lambda i: objects[i].area)
+    for obj in [objects[main], *objects[:main], *objects[main + 1:]]:
+        if obj.cls not in CLASSES:
+            continue
+        fine = [(_INSTANCE_SUFFIX.sub("", name), part > 0) for name, part in obj.parts]
+        for name, _ in fine:
+            if (obj.cls, name) not in _PART_IDS:
+                unknown[f"{obj.cls}/{name}"] += 1
+        for group, names in PART_GROUPS[obj.cls].items():
+            region = np.zeros(mask.shape, dtype=bool)
+            for name, part in fine:
+                if name in names:
+                    region |= part
+            mask[region & (mask == 0)] = _GROUP_IDS[obj.cls, group]
+    return mask
+
+
+def _paint_largest_first(objects: list[_Object], unknown: Counter[str]) -> np.ndarray:
+    """Largest object first so smaller objects' parts lie on top, each object's parts in annotation order, each
+    overwriting; unknown part names are painted as the class's body."""
+    mask = np.zeros(objects[0].mask.shape, dtype=np.uint8)
     for obj in sorted(objects, key=lambda o: -o.area):
         if obj.cls not in CLASSES:
             continue

@@ -56,10 +56,14 @@ class DownsampledHead(nn.Module):
 
 
 class BBoxHead(nn.Module):
-    """§3.3: 5 soft bounding-box features per part (Eqs. 1–4), BatchNorm1d over them, then a tiny MLP."""
+    """§3.3: 5 soft bounding-box features per part (Eqs. 1–4), BatchNorm1d over them, then a tiny MLP.
 
-    def __init__(self, num_parts: int, num_classes: int, hidden: int = HIDDEN):
+    ``score``: the features' variant (``partcli.models.bbox``); ``logit`` is the paper code's.
+    """
+
+    def __init__(self, num_parts: int, num_classes: int, hidden: int = HIDDEN, score: str = "logit"):
         super().__init__()
+        self.score = score
         self.mlp = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(5 * num_parts), nn.Linear(5 * num_parts, hidden),
                                  nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), nn.Linear(hidden, num_classes))
 
@@ -67,7 +71,7 @@ class BBoxHead(nn.Module):
 
     def forward(self, seg_logits: torch.Tensor, image: torch.Tensor | None = None,
                 features: torch.Tensor | None = None) -> torch.Tensor:
-        return self.mlp(bbox_features(seg_logits))
+        return self.mlp(bbox_features(seg_logits, self.score))
 
 
 class PixelHead(nn.Module):

@@ -1,18 +1,16 @@
 """Build any partcli model by name from a plain, checkpoint-storable configuration (DESIGN §3)."""
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import torch
 import torchvision
 from torch import nn
 
 from partcli.errors import PartcliError
 from partcli.models.heads import BBoxHead, DecoderFeatureHead, DownsampledHead, PixelHead
 from partcli.models.part_model import Classifier, PartModel
+from partcli.models.weights import Loaded, load_pretrained
 
 PART_ARCHS = ("downsampled", "bbox", "twohead", "pixel")
 ARCHS = ("resnet",) + PART_ARCHS
@@ -30,6 +28,7 @@ class ModelConfig:
     pool: int = 4
     drop_background: bool = False
     concat_input: bool = False
+    bbox_score: str = "logit"  # the bbox head's features (``partcli.models.bbox``); checkpoints before it: "prob"
 
     @property
     def is_part_model(self) -> bool:
@@ -43,8 +42,15 @@ class ModelConfig:
         return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
 
 
-def build_model(cfg: ModelConfig, pretrained: str | Path | None = None) -> nn.Module:
-    """Build the model; ``pretrained`` is a local state-dict file for the backbone (never downloaded)."""
+def build_model(cfg: ModelConfig, pretrained: str | None = None) -> nn.Module:
+    """Build the model, its backbone from ``pretrained`` when given (``partcli.models.weights``: imagenet, timm,
+    timm:<model>.<tag> or a file), else randomly initialised."""
+    model, _ = build_model_with_weights(cfg, pretrained)
+    return model
+
+
+def build_model_with_weights(cfg: ModelConfig, pretrained: str | None = None) -> tuple[nn.Module, Loaded | None]:
+    """``build_model``, also returning what ``pretrained`` loaded (None when nothing was)."""
     if cfg.arch not in ARCHS:
         raise PartcliError(f"--arch {cfg.arch!r}: expected one of {', '.join(ARCHS)}")
     if cfg.arch == "resnet":
@@ -53,18 +59,14 @@ def build_model(cfg: ModelConfig, pretrained: str | Path | None = None) -> nn.Mo
         except ValueError:
             raise PartcliError(f"--backbone {cfg.backbone!r}: not a torchvision classification model") from None
         model: nn.Module = Classifier(net)
-        target = net
     else:
         segmenter = _deeplab(cfg)
         model = PartModel(segmenter, _head(cfg, segmenter))
-        target = segmenter.encoder
-    if pretrained is not None:
-        load_backbone_weights(target, pretrained)
-    return model
+    loaded = load_pretrained(model, cfg.arch, cfg.backbone, pretrained) if pretrained else None
+    return model, loaded
 
 
 def _deeplab(cfg: ModelConfig) -> nn.Module:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub; weights only via --pretrained
     import segmentation_models_pytorch as smp
 
     try:
@@ -78,32 +80,9 @@ def _head(cfg: ModelConfig, segmenter: nn.Module) -> nn.Module:
     if cfg.arch == "downsampled":
         return DownsampledHead(k, c, pool=cfg.pool, drop_background=cfg.drop_background, concat_input=cfg.concat_input)
     if cfg.arch == "bbox":
-        return BBoxHead(k, c)
+        return BBoxHead(k, c, score=cfg.bbox_score)
     if cfg.arch == "pixel":
         if len(cfg.part_to_class) != k:
             raise ValueError("pixel head needs part_to_class for every part")
         return PixelHead(cfg.part_to_class, c)
     return DecoderFeatureHead(segmenter.segmentation_head[0].in_channels, c, pool=cfg.pool)
-
-
-def load_backbone_weights(module: nn.Module, path: str | Path) -> None:
-    """Load a local state dict into ``module``, skipping tensors whose name or shape does not match.
-
-    Accepts a bare state dict or a dict with a ``state_dict``/``model`` entry (common checkpoint layouts).
-    Refuses a file that matches nothing, so a wrong file is not silently ignored.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise PartcliError(f"--pretrained {path}: file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise PartcliError(f"--pretrained {path}: not a PyTorch state dict ({exc.__class__.__name__})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    own = module.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        raise PartcliError(f"--pretrained {path}: no tensor matches the {type(module).__name__} backbone")
-    module.load_state_dict(usable, strict=False)

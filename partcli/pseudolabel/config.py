@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from partcli.config import parse_workers
+from partcli.config import parse_pretrained, parse_workers
 from partcli.options import DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Device, option
 
 
@@ -19,8 +19,10 @@ class PseudoLabelConfig:
                                     "(image,label = path relative to it, class name); they get pseudo masks too.",
                                     panel=DATA, path=True)
     backbone: str = option("resnet50", "smp encoder of the segmenter.", panel=MODEL)
-    pretrained: str | None = option(None, "Local state-dict file with backbone weights (never downloaded).",
-                                    panel=MODEL, path=True)
+    pretrained: str | None = option(None, "Encoder weights: none (random), imagenet (torchvision's ImageNet "
+                                    "weights; smp's for other encoders), timm or timm:<model>.<tag>, or a local "
+                                    "state-dict file (as `train --pretrained`).", panel=MODEL,
+                                    parse=parse_pretrained, shown="none")
     epochs: int = option(50, "Segmenter training epochs.", panel=OPTIMISATION)
     batch_size: int = option(128, "Segmenter training and prediction batch size.", panel=OPTIMISATION)
     lr: float = option(0.1, "SGD learning rate of the segmenter, cosine-annealed.", panel=OPTIMISATION)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from partcli.checkpoint import load_checkpoint
+from partcli.config import names_library_weights
 from partcli.errors import PartcliError
 from partcli.progress import info
 from partcli.pseudolabel.config import PseudoLabelConfig
@@ -29,7 +30,8 @@ def segmenter_config(cfg: PseudoLabelConfig, run_dir: Path, data_dir: Path) -> T
     """The segmenter's training run on the labelled subset at ``data_dir``; paths are absolute."""
     return TrainConfig(
         data=str(data_dir.resolve()), out=str(run_dir), arch=SEGMENTER_ARCH, backbone=cfg.backbone,
-        pretrained=str(Path(cfg.pretrained).resolve()) if cfg.pretrained else None, epochs=cfg.epochs,
+        pretrained=cfg.pretrained if not cfg.pretrained or names_library_weights(cfg.pretrained)
+        else str(Path(cfg.pretrained).resolve()), epochs=cfg.epochs,
         batch_size=cfg.batch_size, lr=cfg.lr, image_size=cfg.image_size, workers=cfg.workers, seed=cfg.seed,
         device=cfg.device, cseg=1.0, adv="none", seg_frac=1.0,  # every subset sample keeps its mask
         seg_loss_norm="labelled",  # only the masked samples teach a segmenter: their loss keeps its full weight

@@ -1,5 +1,6 @@
-"""What ``partcli report`` reads: run folders, results CSVs (of attack, evaluate and robustness) and hygiene
-checklists found under the given paths.
+"""What ``partcli report`` reads: run folders, results CSVs (of attack, evaluate and robustness), hygiene
+checklists and sweep summaries (``sweep.csv`` of ``partcli sweep``, known by its columns) found under the given
+paths.
 
 Anything else is skipped with a reason that the report lists: a CSV another tool wrote, a run folder without
 metrics, a prepared dataset, rows of a suite the report has no section for. Paths inside the CSVs (checkpoint,
@@ -24,6 +25,7 @@ from partcli.errors import PartcliError
 from partcli.attacks.hygiene import HYGIENE_SUFFIX
 from partcli.evaluate.results_csv import RESULT_COLUMNS
 from partcli.robustness.suite import suites_of
+from partcli.sweep.summary import SummaryRow, is_summary_header, read_summary
 from partcli.train.run_files import METRIC_COLUMNS
 
 # The suites each row family holds; rows of any other suite are skipped. A new report section for another
@@ -57,16 +59,27 @@ class Checklist:
 
 
 @dataclass
+class Sweep:
+    """The summary of one ``partcli sweep``: its swept options and one row per point."""
+
+    path: Path
+    name: str  # the sweep folder's name in the report
+    keys: list[str]
+    rows: list[SummaryRow]
+
+
+@dataclass
 class ReportInputs:
     runs: list[Run] = field(default_factory=list)
     rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*RESULT_COLUMNS, *ADDED_COLUMNS]))
     checklists: list[Checklist] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "<path>: <reason>", in the order found
     sources: list[Path] = field(default_factory=list)  # the results CSVs read
+    sweeps: list[Sweep] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.runs and self.rows.empty and not self.checklists
+        return not self.runs and self.rows.empty and not self.checklists and not self.sweeps
 
 
 def read_inputs(paths: list[str | Path]) -> ReportInputs:
@@ -88,6 +101,11 @@ def read_inputs(paths: list[str | Path]) -> ReportInputs:
                 run = _read_run(path, name, inputs.skipped)
                 if run is not None:
                     inputs.runs.append(run)
+            elif kind == "csv" and _is_sweep_summary(path):
+                folder = path.parent.name if root.is_file() else _display_name(path.parent, roots)
+                sweep = _read_sweep(path, folder, inputs.skipped)
+                if sweep is not None:
+                    inputs.sweeps.append(sweep)
             elif kind == "csv":
                 frame = _read_results(path, inputs.skipped)
                 if frame is not None:
@@ -272,6 +290,27 @@ def _keep_known_families(rows: pd.DataFrame, skipped: list[str]) -> pd.DataFrame
     for (source, suite), group in rows[rows["family"].isna()].groupby(["source", "suite"], sort=False):
         skipped.append(f"{source}: {len(group)} row(s) of suite {suite!r}, which this report has no section for")
     return rows[rows["family"].notna()].reset_index(drop=True)
+
+
+# -- sweep summaries ------------------------------------------------------------------------------------------
+def _is_sweep_summary(path: Path) -> bool:
+    try:
+        with path.open(newline="") as fh:
+            return is_summary_header(next(csv.reader(fh), []))
+    except (UnicodeDecodeError, csv.Error):
+        return False
+
+
+def _read_sweep(path: Path, name: str, skipped: list[str]) -> Sweep | None:
+    try:
+        keys, rows = read_summary(path)
+    except ValueError as exc:  # a cell that is not a number, or a row of the wrong length
+        skipped.append(f"{path}: a malformed sweep summary ({exc})")
+        return None
+    if not rows:
+        skipped.append(f"{path}: a sweep summary without points")
+        return None
+    return Sweep(path, name, keys, rows)
 
 
 # -- hygiene checklists -----------------------------------------------------------------------------------

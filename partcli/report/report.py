@@ -26,7 +26,8 @@ from partcli.report.curves import eps_sweep_figure, training_curves
 from partcli.report.inputs import ReportInputs, read_inputs
 from partcli.report.models import ModelInfo, describe
 from partcli.report.robustness import robustness_table, severity_curves, severity_figure
-from partcli.report.tables import MeanCI, annotate, per_checkpoint, pooled, results_table, table1
+from partcli.report.sweep_figure import plotted, sweep_figure
+from partcli.report.tables import MeanCI, Table, annotate, per_checkpoint, pooled, results_table, table1
 from partcli.report.tradeoff import TradeoffPoint, tradeoff_figure
 from partcli.version import __version__
 
@@ -185,9 +186,37 @@ def robustness_section(ctx: ReportContext) -> Section:
     return Section(title, "\n\n".join(parts), figures)
 
 
+def sweeps_section(ctx: ReportContext) -> Section | None:
+    """Each ``partcli sweep``'s points (paper §3.5.3, Tables 7–9): a figure and the table of ``sweep.csv``."""
+    if not ctx.inputs.sweeps:
+        return None
+    parts, figures = [], {}
+    for sweep in ctx.inputs.sweeps:
+        header = ["stage", "point", *sweep.keys, "status", "best epoch", "val clean", "val adv", "picked"]
+        body = [[str(r.stage), str(r.point), *(r.values.get(k, "") for k in sweep.keys), r.status,
+                 "–" if r.best_epoch is None else str(r.best_epoch), _pct(r.val_clean_acc), _pct(r.val_adv_acc),
+                 "✓" if r.picked else ""] for r in sweep.rows]
+        part = [f"### {_md(sweep.name)}", f"`{sweep.path}`: {len(sweep.rows)} point(s) in "
+                f"{len({r.stage for r in sweep.rows})} stage(s); accuracies (%) of each run's best checkpoint on "
+                "the validation split; ✓ = the point its stage picked (the later stages start from it).",
+                Table(header, body).markdown()]
+        if plotted(sweep.rows):
+            name = _unique(f"sweep-{_slug(sweep.name)}.png", figures)
+            figures[name] = sweep_figure(sweep.rows, f"sweep {sweep.name}")
+            left = len(sweep.rows) - len(plotted(sweep.rows))
+            part.append("Validation clean vs adversarial accuracy, one marker per stage, labelled with the point's "
+                        "values; picked points ringed" + (f"; {left} point(s) without both accuracies left out"
+                                                          if left else "") + f".\n\n![sweep {_md(sweep.name)}]({name})")
+        else:
+            part.append("No point has both a validation clean and adversarial accuracy yet (unfinished, or clean "
+                        "runs): no figure.")
+        parts.append("\n\n".join(part))
+    return Section("Hyper-parameter sweeps", "\n\n".join(parts), figures)
+
+
 SECTIONS: list[Callable[[ReportContext], Section | None]] = [
-    table1_section, tradeoff_section, eps_sweep_section, robustness_section, hygiene_section, curves_section,
-    results_section]
+    table1_section, tradeoff_section, eps_sweep_section, robustness_section, sweeps_section, hygiene_section,
+    curves_section, results_section]
 
 
 def _table1_by_label(ctx: ReportContext) -> dict[tuple[str, str, str], MeanCI]:
@@ -308,6 +337,10 @@ def _write(out: Path, previous: list[Path], page: str, figures: list[tuple[str, 
         for name, fig in track(figures, "drawing report figures"):
             fig.savefig(out / name, dpi=100)
         (out / "index.md").write_text(page)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
 
 
 def _slug(name: str) -> str:

@@ -43,6 +43,17 @@ STYLIZED = (  # only when some model was run with --stylizer
     ShiftColumn("stylized (shape acc)", "shape-texture", "stylized", "adv_acc"),
     ShiftColumn("stylized shape bias", "shape-texture", "stylized", "shape_bias"),
 )
+IMAGENET9 = (  # only when some model was run with --imagenet9: the release's own images (paper Table 3)
+    ShiftColumn("IN-9 Original", "foreground", "in9/original", "adv_acc"),
+    ShiftColumn("IN-9 Only-FG", "foreground", "in9/only-fg", "adv_acc"),
+    ShiftColumn("IN-9 Mixed-Rand", "foreground", "in9/mixed-rand", "adv_acc"),
+    ShiftColumn("IN-9 spurious", "foreground", "in9/spurious", "adv_acc"),
+    ShiftColumn("IN-9 BG-gap", "foreground", "in9/bg-gap", "bg_gap"),
+)
+STYLIZED_IMAGENET = (  # only when some model was run with --stylized (paper Table 4)
+    ShiftColumn("Stylized-ImageNet", "shape-texture", "stylized-imagenet", "adv_acc"),
+)
+FOLDER_SETS = r"in9/.*|stylized-imagenet"  # rows whose clean_acc is of other images than the split's
 
 
 @dataclass
@@ -71,6 +82,10 @@ def robustness_table(rows: pd.DataFrame) -> RobustnessTable:
                *FOREGROUND_AND_SHAPE]
     if (rows["attack"] == "stylized").any():
         columns += STYLIZED
+    if rows["attack"].str.startswith("in9/").any():
+        columns += IMAGENET9
+    if (rows["attack"] == "stylized-imagenet").any():
+        columns += STYLIZED_IMAGENET
     values, body = {}, []
     for model, group in rows.groupby("model", sort=False):
         per_checkpoint = [_figures(g, columns) for _, g in group.groupby("checkpoint_id", sort=False)]
@@ -141,7 +156,8 @@ def severity_figure(curves: dict[str, list[tuple[str, list[tuple[int, float]]]]]
 
 def _figures(rows: pd.DataFrame, columns: list[ShiftColumn]) -> dict[str, float]:
     """One checkpoint's cells: each column's figure from its last matching row (NaN when it was not run)."""
-    out = {CLEAN.header: float(rows["clean_acc"].dropna().iloc[-1]) if rows["clean_acc"].notna().any() else math.nan}
+    clean = rows.loc[~rows["attack"].str.fullmatch(FOLDER_SETS), "clean_acc"].dropna()
+    out = {CLEAN.header: float(clean.iloc[-1]) if not clean.empty else math.nan}
     for column in columns[1:]:
         match = rows.loc[(rows["suite"] == column.suite) & (rows["attack"] == column.attack), column.value].dropna()
         out[column.header] = float(match.iloc[-1]) if not match.empty else math.nan

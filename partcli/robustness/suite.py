@@ -4,8 +4,12 @@ Suites: ``corruptions`` (the 15 ImageNet-C types × 5 severities, plus their mea
 ``foreground`` (Only-FG, Only-BG, Mixed-Same, Mixed-Rand and the BG-gap: Table 3), ``shape-texture`` (cue-conflict
 images, shape accuracy and shape bias: Table 4) and ``all``. Every set is made from the split at the model's
 resolution (the checkpoint's training size, after the evaluation resize and centre crop); the foreground and
-shape-texture sets need every sample's part mask. Rows go to a results CSV in the style of ``attack``'s
-(``ROBUSTNESS_COLUMNS``), one per (checkpoint, dataset, split, suite, shift, severity).
+shape-texture sets need every sample's part mask. Two folder sets add the paper's own images: ``--imagenet9``
+(the ImageNet-9 Backgrounds Challenge release, ``in9/*`` rows of ``foreground``) and ``--stylized``
+(Stylized-ImageNet, the ``stylized-imagenet`` row of ``shape-texture``). They need no mask: where the split's masks
+cannot make a suite's sets, a suite with a folder set runs that set alone (with a note) instead of refusing. Rows go
+to a results CSV in the style of ``attack``'s (``ROBUSTNESS_COLUMNS``), one per (checkpoint, dataset, split, suite,
+shift, severity).
 """
 from __future__ import annotations
 
@@ -24,14 +28,20 @@ from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results
 from partcli.progress import track
 from partcli.robustness.corruptions import (CORRUPTIONS, MIN_SIZE, SEVERITIES, CorruptionCache, check_corruptions,
                                             corrupt_image, corruption_seed, require_library)
+from partcli.robustness.folder_images import check_folder
 from partcli.robustness.foreground import VARIANTS, foreground_variants, pair_indices
+from partcli.robustness.imagenet9 import imagenet9_rows, load_imagenet9
 from partcli.robustness.shape_texture import cue_conflict_set, load_stylizer, shape_scores, stylize
+from partcli.robustness.stylized_folder import match_split, stylized_rows
 
 if TYPE_CHECKING:
     from rich.table import Table
 
 SUITES = ("corruptions", "foreground", "shape-texture", "all")
 MASK_SUITES = ("foreground", "shape-texture")
+NO_MASK_REMEDY = "these suites make their images from the masks (run --suite corruptions alone)"
+NO_OBJECT_REMEDY = "these suites need an object in every sample"
+FOLDER_OPTIONS = {"foreground": "--imagenet9", "shape-texture": "--stylized"}  # the suite each folder set joins
 ROBUSTNESS_COLUMNS = RESULT_COLUMNS + ("severity", "shape_bias", "bg_gap", "seed")
 LISTED = 5  # samples named in an error before "and N more"
 
@@ -74,19 +84,35 @@ def check_options(suite: str, corruptions: tuple[str, ...], severities: tuple[in
     return suites
 
 
+def check_folder_options(suites: tuple[str, ...], folders: dict[str, str | Path | None]) -> tuple[str, ...]:
+    """Refuse a folder set given with a suite that does not use it; return the suites that have one.
+    ``folders``: suite → its folder (None when not given)."""
+    for suite, folder in folders.items():
+        if folder is not None and suite not in suites:
+            raise PartcliError(f"{FOLDER_OPTIONS[suite]} {folder}: adds rows to --suite {suite} (or all); "
+                               f"--suite {'/'.join(suites)} does not use it")
+        if folder is not None:
+            check_folder(folder, FOLDER_OPTIONS[suite])
+    return tuple(suite for suite, folder in folders.items() if folder is not None)
+
+
 def run_robustness(ckpt: str | Path, data: str | Path, *, suite: str = "all", split: str = "test",
                    out: str | Path | None = "results/robustness.csv",
                    corruptions: tuple[str, ...] | list[str] = CORRUPTIONS,
                    severities: tuple[int, ...] | list[int] = SEVERITIES, seed: int = 0, batch_size: int = 256,
                    device: str = "cpu", cache: str | Path | None = None,
-                   stylizer: str | Path | None = None) -> RobustnessResult:
+                   stylizer: str | Path | None = None, imagenet9: str | Path | None = None,
+                   stylized: str | Path | None = None) -> RobustnessResult:
     """Python API of ``partcli robustness``: evaluate ``ckpt`` on the shifted sets of ``split`` and append the rows
-    to ``out`` (if given). ``cache``: folder of the corrupted images (default ``<data>/.cache/corruptions``)."""
+    to ``out`` (if given). ``cache``: folder of the corrupted images (default ``<data>/.cache/corruptions``).
+    ``imagenet9``: the ImageNet-9 Backgrounds Challenge release folder (adds ``in9/*`` rows to ``foreground``);
+    ``stylized``: a Stylized-ImageNet folder (adds a ``stylized-imagenet`` row to ``shape-texture``)."""
     from partcli.checkpoint import load_checkpoint
     from partcli.evaluate.evaluate import load_for_dataset
 
     corruptions, severities = tuple(corruptions), tuple(severities)
     suites = check_options(suite, corruptions, severities, seed, batch_size, device)
+    with_folders = check_folder_options(suites, {"foreground": imagenet9, "shape-texture": stylized})
     if "corruptions" in suites:
         require_library()
     net = load_stylizer(stylizer) if stylizer is not None and "shape-texture" in suites else None
@@ -97,21 +123,44 @@ def run_robustness(ckpt: str | Path, data: str | Path, *, suite: str = "all", sp
         raise PartcliError(f"--suite corruptions: {ckpt} works at {size} px; the ImageNet-C corruptions need at "
                            f"least {MIN_SIZE} px")
     ds.transform = eval_transform(size)  # the true part masks (no --seg-labels relabelling): they define the object
-    needs_masks = any(s in MASK_SUITES for s in suites)
-    if needs_masks:
-        _require_masks(ds, suites)
+    notes: list[str] = []
+    in9 = stylized_matches = None
+    if imagenet9 is not None:
+        in9, in9_notes = load_imagenet9(imagenet9, ds.info.classes, data)
+        notes += in9_notes
+    if stylized is not None:
+        stylized_matches, stylized_notes = match_split(ds, stylized, data)
+        notes += stylized_notes
+    split_suites = _mask_suites_that_run(suites, _missing_masks(ds), NO_MASK_REMEDY, with_folders, notes)
     corruption_cache = None
     if "corruptions" in suites:
         corruption_cache = CorruptionCache(cache or Path(data) / ".cache" / "corruptions", data, split, size, seed)
         check_writable(corruption_cache.folder / "key.json", "--cache")
     if out is not None:
         check_writable(out)
-    samples = load_split(ds, with_masks=needs_masks)
-    if needs_masks:
-        _require_objects(samples, ds, size, suites)
-    result = evaluate_shifts(model, samples, suites, corruptions=corruptions, severities=severities, seed=seed,
-                             batch_size=batch_size, device=device, cache=corruption_cache, stylizer=net,
-                             stylizer_source=stylizer)
+    result = RobustnessResult([])
+    needs_masks = any(s in MASK_SUITES for s in split_suites)
+    if split_suites:
+        samples = load_split(ds, with_masks=needs_masks)
+        if needs_masks:
+            split_suites = _mask_suites_that_run(split_suites, _empty_objects(samples, ds, size), NO_OBJECT_REMEDY,
+                                                 with_folders, notes)
+        if split_suites:
+            result = evaluate_shifts(model, samples, split_suites, corruptions=corruptions, severities=severities,
+                                     seed=seed, batch_size=batch_size, device=device, cache=corruption_cache,
+                                     stylizer=net, stylizer_source=stylizer)
+    result.notes = notes + result.notes
+    model = model.to(device).eval()
+    predict = lambda images: predict_labels(model, images, batch_size, device)  # noqa: E731
+    folder_sets = []
+    if in9 is not None:
+        folder_sets.append(imagenet9_rows(predict, in9, size, seed, batch_size))
+    if stylized_matches is not None:
+        folder_sets.append(stylized_rows(predict, ds, stylized_matches, size, batch_size, stylized))
+    for rows, folder_notes in folder_sets:
+        result.rows += rows
+        result.notes += folder_notes
+    result.rows.sort(key=lambda row: suites.index(row["suite"]))  # stable: each suite's folder rows after its own
     for row in result.rows:
         row.update(checkpoint=str(ckpt), dataset=str(data), split=split)
     if out is not None:
@@ -233,20 +282,38 @@ def _shape_texture_rows(samples: ShiftSamples, predict: Callable, seed: int, bas
     return rows
 
 
-def _require_masks(ds: PreparedDataset, suites: tuple[str, ...]) -> None:
+def _missing_masks(ds: PreparedDataset) -> str | None:
+    """Why the split's masks cannot make the mask-made sets (samples without a mask), or None."""
     missing = [s.image for i, s in enumerate(ds.samples) if not ds.has_mask(i)]
-    if missing:
-        raise PartcliError(f"--suite {'/'.join(s for s in suites if s in MASK_SUITES)}: {len(missing)} of "
-                           f"{len(ds)} {ds.split} samples of {ds.root} have no part mask ({_listed(missing)}); "
-                           "these suites make their images from the masks (run --suite corruptions alone)")
+    if not missing:
+        return None
+    return f"{len(missing)} of {len(ds)} {ds.split} samples of {ds.root} have no part mask ({_listed(missing)})"
 
 
-def _require_objects(samples: ShiftSamples, ds: PreparedDataset, size: int, suites: tuple[str, ...]) -> None:
+def _empty_objects(samples: ShiftSamples, ds: PreparedDataset, size: int) -> str | None:
+    """Why the split's masks cannot make the mask-made sets (masks without an object pixel), or None."""
     empty = [name for name, mask in zip(samples.names, samples.masks) if not (mask > 0).any()]
-    if empty:
-        raise PartcliError(f"--suite {'/'.join(s for s in suites if s in MASK_SUITES)}: {len(empty)} {ds.split} "
-                           f"samples of {ds.root} have no object pixel in their mask at {size} px "
-                           f"({_listed(empty)}); these suites need an object in every sample")
+    if not empty:
+        return None
+    return (f"{len(empty)} {ds.split} samples of {ds.root} have no object pixel in their mask at {size} px "
+            f"({_listed(empty)})")
+
+
+def _mask_suites_that_run(suites: tuple[str, ...], problem: str | None, remedy: str, with_folders: tuple[str, ...],
+                          notes: list[str]) -> tuple[str, ...]:
+    """The suites whose sets are made from the split: all of them when its masks can make them (``problem`` None);
+    else refuse (``problem``; ``remedy``) when a mask suite has no folder set, and otherwise leave the mask suites
+    to their folder sets, with a note."""
+    mask_suites = [s for s in suites if s in MASK_SUITES]
+    if problem is None or not mask_suites:
+        return suites
+    if any(s not in with_folders for s in mask_suites):
+        hint = (f"; the {' and '.join(FOLDER_OPTIONS[s] for s in with_folders)} rows need no mask: run --suite "
+                f"{'/'.join(with_folders)} alone for them") if with_folders else ""
+        raise PartcliError(f"--suite {'/'.join(mask_suites)}: {problem}; {remedy}{hint}")
+    notes.append(f"--suite {'/'.join(mask_suites)}: {problem}: the mask-made sets are skipped, only the "
+                 f"{' and '.join(FOLDER_OPTIONS[s] for s in mask_suites)} rows are made")
+    return tuple(s for s in suites if s not in MASK_SUITES)
 
 
 def _listed(names: list[str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from partcli.config import parse_fraction, parse_workers
+from partcli.config import parse_fraction, parse_pretrained, parse_workers
 from partcli.errors import PartcliError
 from partcli.options import ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Choice, Device, option
 
@@ -51,6 +51,31 @@ class SegLossNorm(Choice):
     LABELLED = "labelled"
 
 
+class BBoxScore(Choice):
+    LOGIT = "logit"
+    PROB = "prob"
+
+
+class TradesBN(Choice):
+    TWO_PASS = "two-pass"
+    CONCAT = "concat"
+
+
+class WdExempt(Choice):
+    ONE_D = "1d"
+    NAMES = "names"
+
+
+class BestRule(Choice):
+    MAX_ADV = "max-adv"
+    CLEAN_GE_ADV = "clean-ge-adv"
+
+
+class LrSchedule(Choice):
+    STEP = "step"
+    EPOCH = "epoch"
+
+
 ADV_MODES = tuple(a.value for a in Adv)
 AMP_MODES = tuple(a.value for a in Amp)
 SEG_LABELS = tuple(s.value for s in SegLabels)
@@ -78,10 +103,18 @@ class TrainConfig:
     arch: str = option("bbox", "Model: the resnet baseline or a part model with this head (paper §3.2, App. C).",
                        panel=MODEL, choices=Arch)
     backbone: str = option("resnet18", "torchvision model (resnet) or smp encoder (part models).", panel=MODEL)
-    pretrained: str | None = option(None, "Local state-dict file with backbone weights (never downloaded).",
-                                    panel=MODEL, path=True)
+    pretrained: str | None = option(None, "Backbone weights: none (random), imagenet (torchvision's ImageNet weights, "
+                                    "the paper's segmenter encoder; smp's for other encoders), timm or "
+                                    "timm:<model>.<tag> (timm's; timm:resnet50.ram_in1k is the paper's ResNet-50 "
+                                    "baseline), or a local state-dict file. Fetched into the libraries' caches "
+                                    "($TORCH_HOME, the Hugging Face cache) when not there.", panel=MODEL,
+                                    parse=parse_pretrained, shown="none")
     init: str | None = option(None, "Start from this checkpoint's weights (e.g. a pretrain run's best.pt).",
                               panel=MODEL, path=True)
+    bbox_score: str = option("logit", "Bounding-box head's part score s_i (Eq. 1): logit (the foreground-weighted mean "
+                             "of the raw part logit, as Eq. 1 and the paper's code; a model trained by that code "
+                             "runs unchanged) or prob (of the softmax probability, partcli 0.1).", panel=MODEL,
+                             choices=BBoxScore)
     pool: int = option(4, "Downsampled/two-headed head: pooled size (App. D.8).", panel=MODEL)
     drop_background: bool = option(False, "Downsampled head: drop the background channel (App. D.7).", panel=MODEL,
                                    flags="--drop-background/--keep-background")
@@ -97,9 +130,16 @@ class TrainConfig:
                         "from scratch).", panel=OPTIMISATION, choices=Optim)
     warmup_epochs: int = option(0, "Epochs of linear learning-rate warm-up before the cosine schedule.",
                                 panel=OPTIMISATION)
+    lr_schedule: str = option("step", "step (cosine annealing per step, after --warmup-epochs) or epoch (the paper's "
+                              "code: the rate set once per epoch, cosine over epochs, the warm-up factor "
+                              "multiplying it).", panel=OPTIMISATION, choices=LrSchedule)
     decay_norm_bias: bool = option(False, "Also apply weight decay to BatchNorm parameters and biases (the paper's "
                                    "code exempts them).", panel=OPTIMISATION,
                                    flags="--decay-norm-bias/--no-decay-norm-bias")
+    wd_exempt: str = option("1d", "Parameters without weight decay (unless --decay-norm-bias): 1d (every BatchNorm "
+                            "parameter and bias) or names (the paper's code: names containing bias, bn or ln, so "
+                            "the decoder's and head's BatchNorms are decayed).", panel=OPTIMISATION,
+                            choices=WdExempt)
     image_size: int = option(224, "Training/eval resolution, a multiple of 16.", panel=DATA)
     crop_scale: float = option(0.08, "Smallest RandomResizedCrop area, as a fraction of the image.", panel=DATA)
     workers: int | str = option("auto", "DataLoader worker processes: a number, or auto (on CUDA the CPU count, "
@@ -110,6 +150,8 @@ class TrainConfig:
     amp: str = option("off", "Mixed precision on CUDA.", panel=RUNTIME, choices=Amp)
     channels_last: bool = option(False, "channels_last memory format.", panel=RUNTIME,
                                  flags="--channels-last/--no-channels-last")
+    sync_bn: bool = option(False, "Under torchrun on CUDA, synchronise BatchNorm statistics across the GPUs "
+                           "(SyncBatchNorm, the paper's code).", panel=RUNTIME, flags="--sync-bn/--no-sync-bn")
     cseg: float = option(0.5, "Segmentation-loss weight c_seg (Eqs. 5, 8, 10).", panel=OPTIMISATION)
     seg_only_epochs: int = option(0, "First epochs train the segmenter alone (segmentation loss only, clean "
                                   "inputs), then the whole model. From a from-scratch segmenter give about half "
@@ -126,10 +168,21 @@ class TrainConfig:
                               parse=parse_fraction, shown="2/255")
     steps: int = option(10, "PGD steps while training.", panel=ADVERSARY)
     beta: float = option(0.5, "TRADES β (Eq. 10).", panel=ADVERSARY)
+    trades_bn: str = option("two-pass", "TRADES BatchNorm: two-pass (train-mode passes over the clean and the "
+                            "adversarial batch, as TRADES' reference code) or concat (one pass over both together, "
+                            "the paper's code).", panel=ADVERSARY, choices=TradesBN)
     seg_frac: float = option(1.0, "Fraction of training samples keeping their part mask (§5.3).", panel=DATA)
     seg_labels: str = option("part", "part, object (parts merged per class, App. D.5), box (tight part boxes, "
                              "App. D.4) or centroid (Eqs. 12–13, App. D.4).", panel=DATA, choices=SegLabels)
-    val_steps: int | None = option(None, "PGD steps for validation.", panel=ADVERSARY, shown="--steps")
+    val_steps: int | None = option(None, "PGD steps for validation (the paper's code: 100).", panel=ADVERSARY,
+                                   shown="--steps")
+    val_step_size: float | None = option(None, "PGD step size for validation (the paper's code: 0.002).",
+                                         panel=ADVERSARY, parse=parse_fraction, shown="--step-size")
+    val_every: int = option(1, "Validate, and update best.pt, every N epochs (the paper's code: 2); the last epoch "
+                            "is always validated.", panel=RUN)
+    best_rule: str = option("max-adv", "best.pt of an adversarial run: max-adv (highest PGD validation accuracy) or "
+                            "clean-ge-adv (the paper's code: highest among epochs whose clean accuracy is at least "
+                            "their PGD accuracy).", panel=ADVERSARY, choices=BestRule)
     # Written by a resume that changed --epochs: [epoch reached, --epochs until then] per change, in order. The
     # cosine schedule of the epochs after each point is planned over the next --epochs; giving a run's
     # config.yaml back as --config replays the same schedule.

@@ -72,6 +72,21 @@ def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
         dist.broadcast(buffer.data, src=0)
 
 
+def synchronise_batchnorm(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """``--sync-bn``: BatchNorm layers as SyncBatchNorm (statistics over every rank's batch, the paper's code) under
+    torchrun on CUDA; a single process has nothing to synchronise, and ranks on the CPU keep their own statistics,
+    with a warning (PyTorch's SyncBatchNorm trains on GPUs only)."""
+    if not info.enabled:
+        return model
+    if device.type != "cuda":
+        from partcli.progress import warn
+
+        if info.is_main:
+            warn("--sync-bn applies under torchrun on CUDA; BatchNorm statistics stay per process here")
+        return model
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def raise_if_any_rank_failed(failure: BaseException | None, info: DistInfo) -> None:
     """Re-raise ``failure`` on its rank; on the others, raise a PartcliError with the first failing rank's message.
 

@@ -28,20 +28,20 @@ from partcli.data.dataset import PreparedDataset, eval_transform, train_transfor
 from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError, writing
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
-from partcli.models.registry import ModelConfig, build_model
+from partcli.models.registry import ModelConfig, build_model_with_weights
 from partcli.progress import info, track, warn
 from partcli.runtime import autocast_factory, describe_runtime, loader_options, pick_device, resolve_workers
 from partcli.train.config import TrainConfig
 from partcli.train.distributed import (all_sum, all_sum_tensor, broadcast_buffers, init_distributed,
-                                       raise_if_any_rank_failed)
+                                       raise_if_any_rank_failed, synchronise_batchnorm)
 from partcli.train.loader import EpochSampler, SeededItems
 from partcli.train.losses import SegLossFn, centroid_loss, seg_loss
 from partcli.train.optim import build_optimizer, build_scheduler, load_scheduler_state
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
-from partcli.train.run_files import (_remove_run_files, describe_epoch, restore_run_files, resume_point,
-                                     selection_metric, with_absolute_paths, write_epoch)
+from partcli.train.run_files import (VALIDATION_COLUMNS, _remove_run_files, describe_epoch, restore_run_files,
+                                     resume_point, selection_metric, validates, with_absolute_paths, write_epoch)
 from partcli.train.step import training_loss
-from partcli.train.validate import from_scratch_hint, validate_config
+from partcli.train.validate import from_scratch_hint, random_backbone_hint, validate_config
 from partcli.version import __version__
 
 
@@ -50,7 +50,7 @@ def model_config_for(cfg: TrainConfig, data: DatasetInfo) -> ModelConfig:
     num_parts, part_to_class = seg_channels(cfg.seg_labels, data.num_classes, data.part_to_class())
     return ModelConfig(arch=cfg.arch, backbone=cfg.backbone, num_classes=data.num_classes, num_parts=num_parts,
                        part_to_class=part_to_class, pool=cfg.pool, drop_background=cfg.drop_background,
-                       concat_input=cfg.concat_input)
+                       concat_input=cfg.concat_input, bbox_score=cfg.bbox_score)
 
 
 def seg_loss_for(cfg: TrainConfig, model_cfg: ModelConfig) -> SegLossFn:
@@ -97,8 +97,11 @@ class Trainer:
         raise_if_any_rank_failed(failure, self.dist)
         if self.dist.is_main:
             info(describe_runtime(self.cfg.device, self.device, self.cfg.workers, self.workers, self.cfg.amp))
-            hint = None if state is not None else from_scratch_hint(self.cfg)
-            if hint:
+            if state is None:
+                info(f"weights: {self.weights}")
+            hints = [] if state is not None else [from_scratch_hint(self.cfg),
+                                                  random_backbone_hint(self.cfg, self.data_info.name)]
+            for hint in filter(None, hints):
                 info(f"note: {hint}")
         self._setup_optimiser()
         if state is not None:
@@ -147,9 +150,13 @@ class Trainer:
         cfg = self.cfg
         self.model_cfg = model_config_for(cfg, self.data_info)
         self.seg_fn = seg_loss_for(cfg, self.model_cfg)
-        model = build_model(self.model_cfg, cfg.pretrained if state is None else None)
-        if cfg.init and state is None:
+        fresh = state is None
+        model, loaded = build_model_with_weights(self.model_cfg, cfg.pretrained if fresh and not cfg.init else None)
+        self.weights = loaded.description if loaded else "random initialisation"
+        if cfg.init and fresh:
             self._load_init(model, cfg.init)
+            ignored = f" (--pretrained {cfg.pretrained} not loaded: these replace it)" if cfg.pretrained else ""
+            self.weights = f"{cfg.init} (--init){ignored}"
         model.to(self.device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -157,6 +164,8 @@ class Trainer:
 
     def _setup_optimiser(self) -> None:
         """DDP wrapping (the first collective), optimiser, per-step schedule and loss scaler."""
+        if self.cfg.sync_bn:
+            self.model = synchronise_batchnorm(self.model, self.dist, self.device)
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -173,6 +182,10 @@ class Trainer:
         """Start from another run's weights (the paper pretrains clean, then trains adversarially)."""
         state = load_checkpoint(path)
         init_cfg = ModelConfig.from_dict(state["config"]["model"])
+        if init_cfg.arch == "bbox" and init_cfg.bbox_score != self.model_cfg.bbox_score:
+            raise PartcliError(f"--init {path}: a bbox model with --bbox-score {init_cfg.bbox_score}, whose head reads "
+                               f"other features than --bbox-score {self.model_cfg.bbox_score}; give --bbox-score "
+                               f"{init_cfg.bbox_score}")
         if (init_cfg.arch, init_cfg.backbone, init_cfg.num_classes, init_cfg.num_parts) != (
                 self.model_cfg.arch, self.model_cfg.backbone, self.model_cfg.num_classes, self.model_cfg.num_parts):
             raise PartcliError(
@@ -243,7 +256,7 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_acc = self._train_epoch(epoch)
             broadcast_buffers(self.model, self.dist)
-            val = self.validate()
+            val = self.validate() if validates(epoch, self.cfg) else dict.fromkeys(VALIDATION_COLUMNS)
             row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, **val,
                    "seconds": time.perf_counter() - start}
             metric = selection_metric(row, self.cfg)
@@ -301,6 +314,7 @@ class Trainer:
         cm = torch.zeros(k1, k1, dtype=torch.int64)
         clean = adv = seen = 0.0
         steps = self.cfg.val_steps if self.cfg.val_steps is not None else self.cfg.steps
+        step_size = self.cfg.val_step_size if self.cfg.val_step_size is not None else self.cfg.step_size
         for x, masks, y, _ in track(self.val_loader, "validate"):
             x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
             with torch.no_grad(), self.autocast():
@@ -310,7 +324,7 @@ class Trainer:
             if seg is not None and self.cfg.seg_labels != "centroid":
                 cm += confusion_matrix(seg.argmax(1), masks, k1)
             if self.cfg.adv != "none":
-                x_adv = craft_adversarial(model, x, y, self.cfg.eps, self.cfg.step_size, steps, autocast=self.autocast)
+                x_adv = craft_adversarial(model, x, y, self.cfg.eps, step_size, steps, autocast=self.autocast)
                 with torch.no_grad(), self.autocast():
                     adv += (model(x_adv).argmax(1) == y).sum().item()
         clean, adv, seen = all_sum([clean, adv, seen], self.dist, self._reduce_device())

@@ -24,25 +24,32 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 
-from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+from partcli.checkpoint import RESUMABLE_VERSIONS, load_checkpoint, save_checkpoint
+from partcli.config import names_library_weights, read_yaml_mapping
 from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
 from partcli.progress import info, warn
+from partcli.settings_history import with_added_settings
 from partcli.train.config import RESUMABLE, TrainConfig
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
                   "val_fg_pixel_acc", "val_miou")
+VALIDATION_COLUMNS = ("val_clean_acc", "val_adv_acc", "val_pixel_acc", "val_fg_pixel_acc", "val_miou")
 RUN_FILES = ("config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt")
 CHECKPOINT_TEMP_FILES = (".last.pt.*.tmp", ".best.pt.*.tmp")  # save_checkpoint's temp names
 PATH_FIELDS = ("data", "out", "init", "pretrained")
 
 
 def with_absolute_paths(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with its paths made absolute, so that the stored configuration works from any folder."""
-    return dataclasses.replace(cfg, **{name: str(Path(getattr(cfg, name)).resolve())
-                                       for name in PATH_FIELDS if getattr(cfg, name)})
+    """``cfg`` with its paths made absolute, so that the stored configuration works from any folder
+    (``--pretrained imagenet``/``timm…`` name weights, not files, and stay as they are)."""
+    return dataclasses.replace(cfg, **{name: str(Path(getattr(cfg, name)).resolve()) for name in PATH_FIELDS
+                                       if getattr(cfg, name) and not _names_weights(name, getattr(cfg, name))})
+
+
+def _names_weights(name: str, value: str) -> bool:
+    return name == "pretrained" and names_library_weights(value)
 
 
 def resume_point(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple[dict[str, Any] | None, TrainConfig]:
@@ -56,7 +63,7 @@ def resume_point(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple[
     last = out / "checkpoints" / "last.pt"
     if last.is_file():
         state = load_checkpoint(last)
-        if state["format_version"] != CHECKPOINT_VERSION:
+        if state["format_version"] not in RESUMABLE_VERSIONS:
             raise PartcliError(f"--resume: {last} was written by an older partcli (format {state['format_version']}); "
                                f"start a new run, with --init {last} to keep its weights")
         stored = state["config"]["train"]
@@ -113,7 +120,7 @@ def resumed_config(stored: TrainConfig, cfg: TrainConfig, given: set[str], epoch
 
 def _same_setting(name: str, mine: Any, theirs: Any) -> bool:
     """Equal values; paths equal as absolute paths (stored ones are), floats up to rounding."""
-    if name in PATH_FIELDS and mine and theirs:
+    if name in PATH_FIELDS and mine and theirs and not _names_weights(name, mine):
         return Path(mine).resolve() == Path(theirs).resolve()
     if isinstance(mine, float) and isinstance(theirs, (int, float)):
         return math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=1e-12)
@@ -121,13 +128,10 @@ def _same_setting(name: str, mine: Any, theirs: Any) -> bool:
 
 
 def _stored_config(path: Path) -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError):
-        doc = None
-    if not isinstance(doc, dict):
+    doc = read_yaml_mapping(path)
+    if doc is None:
         raise PartcliError(f"--resume: {path} is unreadable; start the run afresh with --overwrite")
-    return doc
+    return with_added_settings(doc)
 
 
 def check_same_dataset(data: str, expected: dict[str, Any]) -> None:
@@ -158,14 +162,31 @@ def restore_run_files(out: Path, state: dict[str, Any], cfg: TrainConfig) -> lis
     return rows
 
 
+def validates(epoch: int, cfg: TrainConfig) -> bool:
+    """Whether ``epoch`` is validated: every ``--val-every``-th epoch, and the last."""
+    return epoch % cfg.val_every == 0 or epoch == cfg.epochs
+
+
 def selection_metric(row: dict[str, Any], cfg: TrainConfig) -> float:
     """The figure ``best.pt`` is chosen by: PGD validation accuracy for adversarial runs, else clean accuracy.
 
-    Epochs of the segmenter-only stage (``--seg-only-epochs``) trained no classifier and never count (-1).
+    -1 (never chosen) for epochs of the segmenter-only stage (``--seg-only-epochs``: no classifier was trained),
+    epochs not validated (``--val-every``) and, under ``--best-rule clean-ge-adv`` (the paper's code), epochs whose
+    clean validation accuracy is below their PGD accuracy.
     """
-    if int(row["epoch"]) <= cfg.seg_only_epochs:
+    clean, adv = _number(row.get("val_clean_acc")), _number(row.get("val_adv_acc"))
+    if int(row["epoch"]) <= cfg.seg_only_epochs or clean is None:
         return -1.0
-    return float(row["val_adv_acc" if cfg.adv != "none" else "val_clean_acc"])
+    if cfg.adv == "none":
+        return clean
+    if adv is None or (cfg.best_rule == "clean-ge-adv" and clean < adv):
+        return -1.0
+    return adv
+
+
+def _number(value: Any) -> float | None:
+    """A metrics cell as a number: rows come as floats (this run) or strings (metrics.csv); empty is None."""
+    return None if value is None or value == "" else float(value)
 
 
 def _repair_best(checkpoints: Path, rows: list[dict[str, Any]], cfg: TrainConfig) -> None:
@@ -219,8 +240,10 @@ def write_epoch(out: Path, state: dict[str, Any], row: dict[str, Any], improved:
 
 def describe_epoch(row: dict[str, Any]) -> str:
     """The info line of one finished epoch."""
-    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}", f"train acc {row['train_acc']:.3f}",
-             f"val acc {row['val_clean_acc']:.3f}"]
+    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}", f"train acc {row['train_acc']:.3f}"]
+    if row.get("val_clean_acc") is None:
+        return ", ".join(parts + ["not validated (--val-every)"]) + f" ({row['seconds']:.1f} s)"
+    parts.append(f"val acc {row['val_clean_acc']:.3f}")
     if row.get("val_adv_acc") is not None:
         parts.append(f"val adv acc {row['val_adv_acc']:.3f}")
     if row.get("val_pixel_acc") is not None:

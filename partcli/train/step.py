@@ -22,9 +22,11 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
     forward pass. ``seg_fn`` is the
     segmentation term (Eq. 7, or Eqs. 12–13 for centroid labels).
 
-    TRADES, as in its reference implementation and the paper's code, makes two train-mode passes per step
-    (clean x and x*), so BatchNorm statistics are updated twice; the returned logits, and so the
-    training accuracy reported for TRADES runs, are those of the clean input the CE term classifies.
+    TRADES' BatchNorm (``--trades-bn``): ``two-pass``, as TRADES' reference implementation, makes two train-mode
+    passes per step (clean x, then x*), so BatchNorm statistics are updated twice, each batch normalised by its own
+    statistics; ``concat``, as the paper's code, makes one pass over x and x* concatenated, both normalised by the
+    joint batch's statistics. The returned logits, and so the training accuracy reported for TRADES runs, are
+    those of the clean input the CE term classifies.
     """
     if cfg.adv == "none":
         with autocast():
@@ -43,8 +45,13 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
         x_adv = craft_adversarial(attack_model, x, target, cfg.eps, cfg.step_size, cfg.steps, loss_fn=_kl_objective,
                                   autocast=autocast)
         with autocast():
-            clean_logits = model(x)
-            adv_logits, adv_seg = model(x_adv, return_seg=True)
+            if cfg.trades_bn == "concat":
+                both, both_seg = model(torch.cat([x, x_adv]), return_seg=True)
+                clean_logits, adv_logits = both[:len(x)], both[len(x):]
+                adv_seg = None if both_seg is None else both_seg[len(x):]
+            else:
+                clean_logits = model(x)
+                adv_logits, adv_seg = model(x_adv, return_seg=True)
             loss, _, _ = trades_loss(clean_logits, adv_logits, adv_seg, y, masks, cfg.cseg, cfg.beta, seg_fn)
         return loss, clean_logits
     raise ValueError(f"unknown adversarial mode {cfg.adv!r}")

@@ -33,6 +33,10 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.eps <= 1 and cfg.step_size <= 1,
          "--eps and --step-size are on [0, 1] pixels: give at most 1 (e.g. 8/255, not 8)"),
         (cfg.beta >= 0, "--beta (TRADES) must not be negative"),
+        (cfg.val_every >= 1, "--val-every must be at least 1"),
+        (cfg.val_steps is None or cfg.val_steps >= 0, "--val-steps must not be negative"),
+        (cfg.val_step_size is None or 0 <= cfg.val_step_size <= 1,
+         "--val-step-size is on [0, 1] pixels: give a value in [0, 1] (e.g. 0.002)"),
         (cfg.workers == "auto" or (isinstance(cfg.workers, int) and cfg.workers >= 0),
          f"--workers {cfg.workers!r}: expected auto or a number of worker processes (0 or more)"),
     ]
@@ -57,3 +61,11 @@ def from_scratch_hint(cfg: TrainConfig) -> str | None:
     return ("the segmenter starts from scratch and trains jointly from step 0, where the classification loss "
             "dominates its gradient and its masks stay blobs; --seg-only-epochs N (about half of --epochs) trains "
             "it first")
+
+
+def random_backbone_hint(cfg: TrainConfig, dataset: str) -> str | None:
+    """A reminder that the paper's models start from ImageNet weights, for a real dataset trained from scratch."""
+    if cfg.pretrained or cfg.init or dataset == "synthetic":
+        return None
+    return ("the backbone starts from random weights; the paper's models start from ImageNet weights "
+            "(--pretrained imagenet, as the recipes in examples/paper/ do)")
