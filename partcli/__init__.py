@@ -2,7 +2,7 @@
 
 The public Python API mirrors the CLI: ``load_model``, ``PreparedDataset``, ``build_model``/``ModelConfig``,
 ``run_training``/``TrainConfig``, ``evaluate_checkpoint``, ``run_robustness``, ``compare_results``, ``visualize``,
-``build_report``.
+``build_report``, ``import_adv_part_model`` (the paper authors' checkpoints).
 """
 from partcli.version import __version__
 
@@ -18,6 +18,7 @@ def __getattr__(name: str):
         "TrainConfig": "partcli.train.config", "evaluate_checkpoint": "partcli.evaluate.evaluate",
         "run_robustness": "partcli.robustness.suite", "compare_results": "partcli.evaluate.compare",
         "visualize": "partcli.report.visualize", "build_report": "partcli.report.report",
+        "import_adv_part_model": "partcli.interop.import_checkpoint",
     }
     if name in homes:
         return getattr(import_module(homes[name]), name)
@@ -26,4 +27,4 @@ def __getattr__(name: str):
 
 __all__ = ["__version__", "load_model", "load_checkpoint", "PreparedDataset", "build_model", "ModelConfig",
            "run_training", "TrainConfig", "evaluate_checkpoint", "run_robustness", "compare_results", "visualize",
-           "build_report"]
+           "build_report", "import_adv_part_model"]

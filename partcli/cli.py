@@ -27,6 +27,8 @@ app = typer.Typer(help="Train and honestly evaluate adversarially robust part-ba
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 prepare_app = typer.Typer(help="Turn a dataset into the prepared-dataset format (DESIGN §2).", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
+import_app = typer.Typer(help="Turn model files written by other code into partcli checkpoints.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 Out = Annotated[Path, typer.Option("--out", help="Output folder (must not exist or be empty).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
@@ -142,6 +144,34 @@ def prepare_pascal_part_cmd(
 def _report_dataset(info, out: Path) -> None:
     total = sum(sum(c.values()) for c in info.counts.values())
     say(f"wrote {out}: {total} samples, {info.num_classes} classes, {info.num_parts} parts")
+
+
+# ---------------------------------------------------------------------------------------------- import
+@import_app.command("adv-part-model")
+def import_adv_part_model_cmd(
+    src: Annotated[Path, typer.Argument(help="A checkpoint of the paper authors' code (.pt/.pth), e.g. one of their "
+                                             "released Table 1 models.")],
+    out: Annotated[Path, typer.Option("--out", help="partcli checkpoint to write (.pt).")],
+    data: Annotated[Optional[Path], typer.Option(help="Prepared dataset whose classes and parts name the model's "
+                                                      "(their counts must match).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="part-imagenet, cityscapes or pascal-part: take that "
+                                                        "dataset's classes and parts.",
+                                                   show_default="the file's args.dataset, else the one dataset with "
+                                                                "the model's counts")] = None,
+    experiment: Annotated[Optional[str], typer.Option(help="The authors' --experiment string (e.g. "
+                                                           "part-wbbox-norm_img-semi), for a file without its args.")]
+    = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+) -> None:
+    """The paper authors' bounding-box, downsampled or ResNet model as a partcli checkpoint (no pickled code run)."""
+    from partcli.interop.import_checkpoint import import_adv_part_model
+
+    r = import_adv_part_model(src, out, data=data, dataset=dataset, experiment=experiment, overwrite=overwrite)
+    m = r.recognised
+    labels = "" if m.channels is None else f", {m.channels} {m.seg_labels} labels"
+    say(f"wrote {r.out}: {m.arch} model ({m.backbone}, {m.num_classes} classes{labels}) from {src}, the authors' "
+        f"{m.experiment!r} ({r.naming} keys, recognised from {r.recognised_from}); {r.tensors} tensors placed; "
+        f"names from {r.names.origin}")
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -344,7 +374,7 @@ def _attack_command():
         for column in columns:
             table.add_column(column, justify="left" if column == "attack" else "right")
         for row in result.rows:
-            table.add_row(plain(row["attack"]), eps_label(row["eps"]), str(row["n"]), _pct(row.get("clean_acc")),
+            table.add_row(plain(row["attack"]), eps_label(row["eps"], row.get("norm", "Linf")), str(row["n"]), _pct(row.get("clean_acc")),
                           _pct(row.get("adv_acc")), _pct(row.get("clean_pixel_acc")), _pct(row.get("adv_pixel_acc")),
                           f"{row.get('seconds') or 0.0:.1f}")
         console.print(table)
@@ -372,11 +402,17 @@ app.command("attack", help="Measure robustness: AutoAttack, PGD, segmenter-guide
 
 
 @app.command("info")
-def info_cmd(path: Annotated[Path, typer.Argument(help="A checkpoint file or a prepared dataset folder.")]) -> None:
-    """Print a checkpoint's or a prepared dataset's summary."""
-    from partcli.summary import describe
+def info_cmd(
+    path: Annotated[Optional[Path], typer.Argument(help="A checkpoint file or a prepared dataset folder.")] = None,
+    models: Annotated[bool, typer.Option("--models", help="List the architectures (--arch) and where --backbone "
+                                         "names come from.")] = False,
+) -> None:
+    """Print a checkpoint's or a prepared dataset's summary, or the architectures partcli builds."""
+    from partcli.summary import describe, describe_models
 
-    console.print(describe(path))
+    if models == (path is not None):
+        raise PartcliError("info: give a checkpoint or dataset PATH, or --models (not both)")
+    console.print(describe_models() if models else describe(path))
 
 
 def _pct(value: Optional[float]) -> str:

@@ -9,7 +9,7 @@ from rich.table import Table
 from partcli.checkpoint import load_checkpoint
 from partcli.data.contract import SPLITS, check_split_files, read_dataset_info, read_split
 from partcli.errors import PartcliError
-from partcli.models.registry import ModelConfig, build_model
+from partcli.models.registry import ModelConfig, build_model, model_catalogue
 from partcli.progress import plain
 
 
@@ -27,6 +27,10 @@ def describe_checkpoint(path: Path) -> Table:
     model, train, data = state["config"]["model"], state["config"].get("train", {}), state["config"].get("dataset", {})
     n_params = count_parameters(ModelConfig.from_dict(model))
     table = Table(title=plain(f"checkpoint {path}"), show_header=False)
+    origin = state.get("provenance")  # written by `partcli import`: the file, its hash, what it was recognised as
+    imported = [("imported from", f"{origin.get('source')} (sha256 {str(origin.get('sha256'))[:12]}…, "
+                 f"{origin.get('importer')} experiment {origin.get('experiment')!r}, {origin.get('naming')} keys)")
+                ] if isinstance(origin, dict) else []
     rows = [
         ("format_version", state["format_version"]), ("partcli_version", state["partcli_version"]),
         ("arch", model.get("arch")), ("backbone", model.get("backbone")), ("classes", model.get("num_classes")),
@@ -36,6 +40,7 @@ def describe_checkpoint(path: Path) -> Table:
         ("dataset", data.get("name", "?")), ("image size", data.get("image_size", "?")),
         ("training", train.get("adv", "?")), ("epoch", state.get("epoch")),
         ("best metric", state.get("best_metric")),
+        *imported,
     ]
     for key, value in rows:
         table.add_row(key, plain(value))
@@ -67,4 +72,18 @@ def describe_dataset(path: Path) -> Table:
         parts = ", ".join(p.name for p in info.parts if p.cls == cls)
         table.add_row(plain(cls), plain(parts), *[str(info.counts[s].get(cls, 0)) for s in splits])
     table.caption = plain("source: " + ", ".join(f"{k}={v}" for k, v in info.source.items()))
+    return table
+
+
+def describe_models() -> Table:
+    """The registered architectures (``--arch``) and where their ``--backbone`` names come from."""
+    table = Table(title="architectures (--arch)")
+    for column in ("arch", "kind", "what"):
+        table.add_column(column)
+    for name, kind, summary in model_catalogue():
+        table.add_row(name, kind, plain(summary))
+    table.caption = ("--backbone: a baseline takes a torchvision classification model (torchvision.models."
+                     "list_models()) or a timm model (timm.list_models(); timm:<name> to prefer timm's); a part "
+                     "model takes a segmentation_models_pytorch encoder (segmentation_models_pytorch.encoders."
+                     "get_encoder_names(), or tu-<timm name>)")
     return table

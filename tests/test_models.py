@@ -163,3 +163,43 @@ def test_every_head_gets_the_same_inputs(arch, images):
     decoder_channels = model.segmenter.segmentation_head[0].in_channels
     assert seen == [((N, K + 1, S, S), (N, 3, S, S), (N, decoder_channels, S // 4, S // 4))]
     assert model.head.reads_masks == (arch != "twohead")
+
+
+# ------------------------------------------------------------------------------------------------ the registry
+def test_every_registered_architecture_is_an_arch_choice_and_builds():
+    from partcli.models.registry import ARCH_REGISTRY
+
+    assert tuple(ARCH_REGISTRY) == ARCHS
+    assert {name for name, e in ARCH_REGISTRY.items() if e.part_model} == set(PART_ARCHS)
+
+
+def test_a_registered_architecture_is_built_by_name_and_listed(monkeypatch):
+    """A new architecture is one decorated builder: build_model and the listing find it."""
+    from partcli.models import registry
+    from partcli.summary import describe_models
+
+    monkeypatch.setattr(registry, "ARCH_REGISTRY", dict(registry.ARCH_REGISTRY))
+
+    @registry.register_arch("linear", part_model=False, summary="a linear probe")
+    def build_linear(cfg):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(cfg.num_classes))
+
+    model = build_model(ModelConfig(arch="linear", num_classes=3))
+    assert model(torch.rand(2, 3, 4, 4)).shape == (2, 3)
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(describe_models())
+    assert "a linear probe" in console.export_text()
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register_arch("linear", part_model=False, summary="again")(build_linear)
+
+
+def test_a_timm_baseline_by_name_with_its_own_input_statistics():
+    model = build_model(ModelConfig(arch="resnet", backbone="vit_tiny_patch16_224", num_classes=3)).eval()
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 3)  # any size divisible by the patch
+    assert model.normalize.mean.flatten().tolist() == [0.5, 0.5, 0.5]  # timm's configuration, kept as a buffer
+    resnet = build_model(ModelConfig(arch="resnet", backbone="timm:resnet18", num_classes=3))
+    assert type(resnet.net).__module__.startswith("timm")  # timm's resnet18, not torchvision's
+    with pytest.raises(PartcliError, match="neither a torchvision classification model nor a timm model"):
+        build_model(ModelConfig(arch="resnet", backbone="nosuchnet", num_classes=3))

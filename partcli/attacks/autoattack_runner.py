@@ -2,12 +2,15 @@
 
 Attacks run one at a time on the samples that are still robust, exactly as ``run_standard_evaluation`` does
 inside one call (each attack reseeds itself per batch, and its batches are the survivors in order), so the
-robust flags equal those of a single direct call with the same samples, ε, seed and batch size. Running them
+robust flags equal those of a single direct call with the same samples, norm, ε, seed and batch size. Running them
 one at a time is what makes a long run resumable: after each attack the flags go to a small JSON state file.
 pyautoattack's own ``state_path`` cannot be used for that: in 0.2.0 a saved state can never be restored (it
 writes the attack set as ``str(set)`` and then refuses the file as "created with a different set of
 attacks"), and a restored run would also hit an unbound ``y_adv``. ``state_path_for`` names the state file beside
-the results CSV, one per run (checkpoint, data, split, samples, seed, radius).
+the results CSV, one per run (checkpoint, data, split, samples, seed, norm, radius).
+
+The ℓ2 standard version (``norm="L2"``) runs the same attacks with the same settings as the ℓ∞ one (1 restart each,
+9 target classes, square with 5000 queries), so the few-class rules of ``autoattack_plan`` apply to both norms.
 
 AutoAttack's own sanity checks (randomised or dynamic defence, probabilities instead of logits, zero gradients,
 Square stronger than the gradient attacks) log warnings to the ``auto-attack`` logger or emit Python warnings;
@@ -71,7 +74,8 @@ class AutoAttackResult:
 
 
 def autoattack_plan(num_classes: int, attacks: tuple[str, ...] | list[str] | None = None) -> AutoAttackPlan:
-    """Standard AutoAttack, adapted to few classes as in App. B / STACK.md; ``attacks`` picks another list."""
+    """Standard AutoAttack, adapted to few classes (App. B; apgd-t and fab-t use at most C − 1 target classes);
+    ``attacks`` picks another list."""
     n_target = min(DEFAULT_TARGET_CLASSES, num_classes - 1)
     if attacks is not None:
         unknown = [a for a in attacks if a not in KNOWN_ATTACKS]
@@ -89,12 +93,13 @@ def autoattack_plan(num_classes: int, attacks: tuple[str, ...] | list[str] | Non
 
 
 def build_autoattack(model: nn.Module, plan: AutoAttackPlan, eps: float, seed: int, device: str,
-                     attacks: list[str] | None = None) -> Any:
-    """A quiet ``pyautoattack.AutoAttack`` with the standard version's settings (App. B: "default
-    hyperparameters"), the plan's attacks and target classes; ``attacks`` narrows the list for one call."""
+                     attacks: list[str] | None = None, norm: str = "Linf") -> Any:
+    """A quiet ``pyautoattack.AutoAttack`` in the ``norm`` ball (Linf or L2) with the standard version's settings
+    (App. B: "default hyperparameters"), the plan's attacks and target classes; ``attacks`` narrows the list for
+    one call."""
     from pyautoattack import AutoAttack
 
-    aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", device=device, seed=seed)
+    aa = AutoAttack(model, norm=norm, eps=eps, version="standard", device=device, seed=seed)
     aa.verbose = False
     aa.attacks_to_run = list(plan.attacks if attacks is None else attacks)
     aa.apgd_targeted.n_target_classes = plan.n_target_classes
@@ -105,8 +110,10 @@ def build_autoattack(model: nn.Module, plan: AutoAttackPlan, eps: float, seed: i
 def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, num_classes: int,
                    seed: int = 0, batch_size: int = 256, device: str = "cpu",
                    attacks: tuple[str, ...] | list[str] | None = None, clean_correct: torch.Tensor | None = None,
-                   state_path: str | Path | None = None, state_key: dict[str, Any] | None = None) -> AutoAttackResult:
-    """Robust flags of ``model`` (eval mode, [0, 1] inputs → logits) under AutoAttack at ℓ∞ radius ``eps``.
+                   state_path: str | Path | None = None, state_key: dict[str, Any] | None = None,
+                   norm: str = "Linf") -> AutoAttackResult:
+    """Robust flags of ``model`` (eval mode, [0, 1] inputs → logits) under AutoAttack at radius ``eps`` of ``norm``
+    (Linf or L2).
 
     ``clean_correct`` saves the clean pass when the caller has it. With ``state_path`` the flags are saved after
     every attack and a rerun with the same ``state_key`` continues after the last finished attack (the result
@@ -130,9 +137,10 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
                 start = time.perf_counter()
                 if robust.any():
                     idx = robust.nonzero().squeeze(1)
-                    aa = build_autoattack(model, plan, eps, seed, device, attacks=[attack])
+                    aa = build_autoattack(model, plan, eps, seed, device, attacks=[attack], norm=norm)
                     with _collect_warnings(attack, notes):
-                        _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
+                        # contiguous: pyautoattack's ℓ2 APGD reshapes with .view, which channels-last input breaks
+                        _, y_adv = aa.run_standard_evaluation(x[idx].contiguous(), y[idx], batch_size=batch_size)
                     robust[idx] = y_adv.cpu() == y[idx].cpu()
                 done.append(attack)
                 seconds += time.perf_counter() - start
@@ -152,8 +160,8 @@ AUTOATTACK_LOGGER = "auto-attack"  # pyautoattack's logging.getLogger name
 
 
 def state_path_for(out: str | Path, key: dict[str, Any]) -> Path:
-    """The resume state file of a run keyed by ``key`` (checkpoint, data, split, samples, seed, --eps), beside the
-    results CSV ``out``: ``<stem>.autoattack-state.<digest>.json``."""
+    """The resume state file of a run keyed by ``key`` (checkpoint, data, split, samples, seed, --norm, --eps),
+    beside the results CSV ``out``: ``<stem>.autoattack-state.<digest>.json``."""
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(out).with_name(f"{Path(out).stem}.autoattack-state.{digest}.json")
 

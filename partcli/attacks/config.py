@@ -2,6 +2,10 @@
 
 ``AttackConfig`` is the one home of the attack defaults: the CLI's options and ``run_attack_suite``'s keywords
 come from it.
+
+Radii and steps follow ``--norm``: ℓ∞ keeps the paper's 8/255 and 0.001 (App. B). An ℓ2 radius has no default (a
+useful one grows with the image size, and 8/255 would be a near-zero ℓ2 budget), so ``--norm L2`` without ``--eps``
+is refused; the ℓ2 PGD step defaults to 2.5·ε/steps, long enough for the steps to cross the ball.
 """
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from partcli.config import parse_fraction
+from partcli.errors import PartcliError
 from partcli.options import ADVERSARY, DATA, RUN, RUNTIME, Choice, Device, Split, option
 
 
@@ -27,6 +32,11 @@ class SweepAttack(Choice):
     PGD = "pgd"
 
 
+class Norm(Choice):
+    LINF = "Linf"
+    L2 = "L2"
+
+
 class Strategy(Choice):
     UNTARGETED = "untargeted"
     RANDOM = "random"
@@ -36,6 +46,10 @@ class Strategy(Choice):
 
 SUITES = tuple(s.value for s in Suite)
 SWEEP_ATTACKS = tuple(a.value for a in SweepAttack)  # Table 10 reports AutoAttack
+NORMS = tuple(n.value for n in Norm)
+LINF_EPS = 8 / 255  # the paper's radius
+LINF_STEP_SIZE = 0.001  # App. B
+BALL_CROSSING = 2.5  # steps·α = 2.5·ε: PGD steps long enough to cross the ball (the ℓ2 default step)
 ATTACK_CSV = Path("results/attacks.csv")  # where `partcli attack` appends its rows unless told otherwise
 
 
@@ -46,8 +60,11 @@ class AttackConfig:
     suite: str = option("autoattack", "autoattack (the real AutoAttack), pgd (App. B), seg-single (Table 11), "
                         "seg-two-stage (Table 12), segmenter (Table 13), eps-sweep (Table 10) or all.",
                         panel=ADVERSARY, choices=Suite)
-    eps: float = option(8 / 255, "ℓ∞ radius on [0, 1] pixels: a number or a fraction such as 8/255.",
-                        panel=ADVERSARY, parse=parse_fraction, shown="8/255")
+    eps: float | None = option(None, "Radius on [0, 1] pixels: a number or a fraction such as 8/255. Required with "
+                               "--norm L2 (e.g. 0.5 for 32 px images).", panel=ADVERSARY, parse=parse_fraction,
+                               shown="8/255 for Linf")
+    norm: str = option("Linf", "The attacks' threat model: Linf (the paper's) or L2 balls of radius --eps. The seg-* "
+                       "suites are Linf only.", panel=ADVERSARY, choices=Norm)
     split: str = option("test", "Split to attack.", panel=DATA, choices=Split)
     n: int | None = option(None, "Attack this many samples, drawn with --seed and kept in split order.", panel=DATA,
                            shown="the whole split")
@@ -61,8 +78,8 @@ class AttackConfig:
                                 panel=ADVERSARY)
     restarts: int = option(5, "PGD random restarts; the worst case per sample is kept (App. B).", panel=ADVERSARY)
     steps: int = option(100, "PGD steps (App. B).", panel=ADVERSARY)
-    step_size: float = option(0.001, "PGD step size (App. B): a number or a fraction.", panel=ADVERSARY,
-                              parse=parse_fraction, shown="0.001")
+    step_size: float | None = option(None, "PGD step size: a number or a fraction.", panel=ADVERSARY,
+                                     parse=parse_fraction, shown="0.001 for Linf (App. B), 2.5·eps/steps for L2")
     strategies: tuple[str, ...] = option(tuple(s.value for s in Strategy), "Two-stage stage-1 strategy; repeat the "
                                          "option for several.", panel=ADVERSARY, choices=Strategy, flags="--strategy")
     sweep_attack: str = option("autoattack", "Attack of --suite eps-sweep (Table 10).", panel=ADVERSARY,
@@ -72,9 +89,20 @@ class AttackConfig:
                            flags="--hygiene/--no-hygiene")
 
     def __post_init__(self) -> None:
+        if self.eps is None:
+            if self.norm == Norm.L2:
+                raise PartcliError("--norm L2: give --eps, e.g. 0.5 (the ℓ∞ default 8/255 is not an ℓ2 radius)")
+            self.eps = LINF_EPS
         # Python callers may pass fractions ("8/255"), lists and paths, as the CLI does
         self.eps = parse_fraction(self.eps, "--eps")
-        self.step_size = parse_fraction(self.step_size, "--step-size")
+        self.step_size = None if self.step_size is None else parse_fraction(self.step_size, "--step-size")
         self.strategies = tuple(self.strategies)
         self.aa_attacks = None if self.aa_attacks is None else tuple(self.aa_attacks)
         self.survivors_of = None if self.survivors_of is None else str(self.survivors_of)
+
+    @property
+    def pgd_step_size(self) -> float:
+        """--step-size, else the norm's default: 0.001 for ℓ∞ (App. B), 2.5·ε/steps for ℓ2."""
+        if self.step_size is not None:
+            return self.step_size
+        return LINF_STEP_SIZE if self.norm == Norm.LINF else BALL_CROSSING * self.eps / max(self.steps, 1)

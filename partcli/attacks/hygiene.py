@@ -18,6 +18,12 @@ cost at most about one PGD run with a single restart per check:
   (a collapsed run once kept AutoAttack's Square attack busy for > 10 minutes on 16 images) and gradient attacks
   cannot move it.
 
+With ``--norm L2`` (``check_radii``) large-eps and clean-model attack at the ℓ2 radius ε·√d (d: pixel values per
+image), the smallest ℓ2 ball that holds their ℓ∞ ball of ε: whatever breaks a model within the ℓ∞ ball is in the
+ℓ2 one too, so their expectations carry over unchanged (32/255·√d ≈ 7.0 at 32 px, 48.7 at 224 px; 8/255·√d ≈ 1.7
+and 12.2). The ℓ2 ε sweep stops well below 32/255·√d, so large-eps runs its extra PGD for eps-sweep and all too.
+The other checks compare attacks at the same radius and hold for either norm.
+
 ``partcli attack`` writes a run's checklist beside its per-sample outcomes as ``<stem>.<suite>.<k>.hygiene.json``
 (``write_checklist``), which ``partcli report`` reads.
 """
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,6 +53,29 @@ PgdRunner = Callable[[float, int], float]  # (ε, restarts) -> robust accuracy o
 
 
 @dataclass(frozen=True)
+class CheckRadii:
+    """Where the large-eps and clean-model checks attack, how their messages name it, and which suites may run
+    the extra PGD a check needs when no row is at its radius."""
+
+    large: float = LARGE_EPS
+    clean: float = CLEAN_MODEL_EPS
+    large_label: str = "ε=32/255"
+    clean_label: str = "ε=8/255"
+    extra_run_suites: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(EXTRA_RUN_SUITES))
+
+
+def check_radii(norm: str, dims: int) -> CheckRadii:
+    """The checks' radii for ``norm`` on images of ``dims`` pixel values: ℓ∞'s own, or the ℓ2 balls that hold them
+    (ε·√d; see the module docstring)."""
+    if norm == "Linf":
+        return CheckRadii()
+    root = math.sqrt(dims)
+    return CheckRadii(LARGE_EPS * root, CLEAN_MODEL_EPS * root, f"ℓ2 ε={LARGE_EPS * root:.3g} (32/255·√d)",
+                      f"ℓ2 ε={CLEAN_MODEL_EPS * root:.3g} (8/255·√d)",
+                      {**EXTRA_RUN_SUITES, "large-eps": ("pgd", "autoattack", "eps-sweep", "all")})
+
+
+@dataclass(frozen=True)
 class Check:
     name: str
     status: str  # "ok", "warn" or "not run"
@@ -62,10 +91,10 @@ def near_zero(acc: float, n: int) -> bool:
     return acc <= NEAR_ZERO + binomial_noise(NEAR_ZERO, n)
 
 
-def check_large_eps(acc: float, n: int, source: str) -> Check:
+def check_large_eps(acc: float, n: int, source: str, at: str = "ε=32/255") -> Check:
     if near_zero(acc, n):
-        return Check("large-eps", "ok", f"accuracy at ε=32/255 is {acc:.1%} ({source})")
-    return Check("large-eps", "warn", f"accuracy at ε=32/255 is {acc:.1%}, not near 0 ({source}): possible "
+        return Check("large-eps", "ok", f"accuracy at {at} is {acc:.1%} ({source})")
+    return Check("large-eps", "warn", f"accuracy at {at} is {acc:.1%}, not near 0 ({source}): possible "
                                       "gradient masking; try more steps or a gradient-free attack")
 
 
@@ -84,10 +113,10 @@ def check_restarts(acc_one: float, acc_many: float, restarts: int, n: int) -> Ch
     return Check("restarts", "ok", f"PGD 1 restart {acc_one:.1%} vs {restarts} restarts {acc_many:.1%}")
 
 
-def check_clean_model(acc: float, n: int, source: str) -> Check:
+def check_clean_model(acc: float, n: int, source: str, at: str = "ε=8/255") -> Check:
     if near_zero(acc, n):
-        return Check("clean-model", "ok", f"clean-trained model drops to {acc:.1%} at ε=8/255 ({source})")
-    return Check("clean-model", "warn", f"clean-trained model keeps {acc:.1%} at ε=8/255 ({source}): a model "
+        return Check("clean-model", "ok", f"clean-trained model drops to {acc:.1%} at {at} ({source})")
+    return Check("clean-model", "warn", f"clean-trained model keeps {acc:.1%} at {at} ({source}): a model "
                                         "trained without attacks should drop to ~0; suspect the attack")
 
 
@@ -116,22 +145,25 @@ def check_input_dependence(predicted: torch.Tensor, labels: torch.Tensor, zero_g
 
 
 def run_hygiene(rows: list[dict[str, Any]], suite: str, eps: float, restarts: int, train_adv: str | None,
-                pgd: PgdRunner | None = None) -> list[Check]:
-    """The checklist for one suite run: each check passes, warns, or says why it was not run."""
+                pgd: PgdRunner | None = None, radii: CheckRadii | None = None) -> list[Check]:
+    """The checklist for one suite run: each check passes, warns, or says why it was not run. ``radii``: those of
+    the run's norm (``check_radii``; default ℓ∞'s)."""
+    radii = radii or CheckRadii()
     n = max((int(r["n"]) for r in rows), default=0)
     if n == 0:
         return [Check(name, "not run", "no samples were attacked")
                 for name in ("large-eps", "pgd-vs-autoattack", "restarts", "clean-model")]
-    can_run = {name: pgd is not None and suite in suites for name, suites in EXTRA_RUN_SUITES.items()}
+    can_run = {name: pgd is not None and suite in suites for name, suites in radii.extra_run_suites.items()}
     checks = []
 
-    at32 = [a for a in (_pgd_acc(rows, LARGE_EPS), _aa_acc(rows, LARGE_EPS)) if a is not None]
-    if at32:
-        checks.append(check_large_eps(min(at32), n, "ε=32/255 row"))
+    at_large = [a for a in (_pgd_acc(rows, radii.large), _aa_acc(rows, radii.large)) if a is not None]
+    if at_large:
+        checks.append(check_large_eps(min(at_large), n, f"{radii.large_label} row", radii.large_label))
     elif can_run["large-eps"]:
-        checks.append(check_large_eps(pgd(LARGE_EPS, 1), n, "extra 1-restart PGD"))
+        checks.append(check_large_eps(pgd(radii.large, 1), n, "extra 1-restart PGD", radii.large_label))
     else:
-        checks.append(Check("large-eps", "not run", f"suite {suite} has no attack at ε=32/255; run --suite eps-sweep"))
+        checks.append(Check("large-eps", "not run",
+                            f"suite {suite} has no attack at {radii.large_label}; run --suite eps-sweep"))
 
     pgd_acc, aa_acc = _pgd_acc(rows, eps), _aa_acc(rows, eps)
     if pgd_acc is not None and aa_acc is not None:
@@ -146,22 +178,22 @@ def run_hygiene(rows: list[dict[str, Any]], suite: str, eps: float, restarts: in
     else:
         checks.append(Check("restarts", "not run", f"runs with suites pgd and all, not {suite}"))
 
-    checks.append(_clean_model(rows, n, train_adv, pgd if can_run["clean-model"] else None, suite))
+    checks.append(_clean_model(rows, n, train_adv, pgd if can_run["clean-model"] else None, suite, radii))
     return checks
 
 
 def _clean_model(rows: list[dict[str, Any]], n: int, train_adv: str | None, pgd: PgdRunner | None,
-                 suite: str) -> Check:
+                 suite: str, radii: CheckRadii) -> Check:
     if train_adv is None:
         return Check("clean-model", "not run", "the checkpoint records no train.adv")
     if train_adv != "none":
         return Check("clean-model", "not run", f"the model was adversarially trained (train.adv={train_adv})")
-    at8 = [float(r["adv_acc"]) for r in rows if _is(r["eps"], CLEAN_MODEL_EPS) and r.get("adv_acc") is not None]
-    if at8:
-        return check_clean_model(min(at8), n, "strongest attack run")
+    at_clean = [float(r["adv_acc"]) for r in rows if _is(r["eps"], radii.clean) and r.get("adv_acc") is not None]
+    if at_clean:
+        return check_clean_model(min(at_clean), n, "strongest attack run", radii.clean_label)
     if pgd is not None:
-        return check_clean_model(pgd(CLEAN_MODEL_EPS, 1), n, "extra 1-restart PGD")
-    return Check("clean-model", "not run", f"suite {suite} has no result at ε=8/255")
+        return check_clean_model(pgd(radii.clean, 1), n, "extra 1-restart PGD", radii.clean_label)
+    return Check("clean-model", "not run", f"suite {suite} has no result at {radii.clean_label}")
 
 
 def format_checklist(checks: list[Check]) -> str:

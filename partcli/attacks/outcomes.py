@@ -11,12 +11,12 @@ the earlier file's samples, the ones it did not attack as not robust, so that ru
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from partcli.errors import PartcliError, writing
+from partcli.files import file_sha256
 
 ROBUST_PREFIX = "robust:"
 FIXED_COLUMNS = ("index", "image", "label", "clean_correct", "split", "checkpoint")
@@ -41,11 +41,7 @@ class SampleOutcomes:
 
 def checkpoint_fingerprint(path: str | Path) -> str:
     """The first 16 hex digits of a checkpoint file's SHA-256: names the exact weights a file was written for."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def on_earlier_set(rows: list[dict[str, Any]], outcomes: SampleOutcomes, earlier: SampleOutcomes, earlier_name: str

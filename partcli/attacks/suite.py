@@ -5,6 +5,11 @@ Suites: ``autoattack`` (the real AutoAttack), ``pgd`` (App. B: 100 steps of 0.00
 (Table 10: AutoAttack, or PGD with ``sweep_attack="pgd"``, at 8, 16, 24 and 32/255) and ``all`` (everything,
 plus an ``all`` row: robust only if a sample survives every attack at ε).
 
+``norm`` (Linf or L2) is the ball of every attack but the seg ones, which are ℓ∞ only (refused with L2; ``all``
+skips them). The ℓ2 ε sweep (``sweep_radii``) is 0.25, 0.5, 1 and 2 for 32-pixel images (0.5 is the usual ℓ2
+budget there) scaled by √(d / 3072), d the pixel values per image, since an ℓ2 budget grows with √d: at 224 px
+1.75, 3.5, 7 and 14.
+
 Samples (``samples`` module): the whole split, or ``n`` of them drawn with ``seed``. ``survivors_of`` attacks only
 the samples robust in an earlier run's per-sample file (same checkpoint and split) and reports over that run's
 samples: its rows are named ``<attack> after <file name>``, ``n`` is the earlier set's size and ``adv_acc`` the fraction of it
@@ -30,8 +35,9 @@ import torch
 from torch import nn
 
 from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack, state_path_at_radius, state_path_for
-from partcli.attacks.config import ATTACK_CSV, SUITES, SWEEP_ATTACKS, AttackConfig
-from partcli.attacks.hygiene import Check, check_input_dependence, checklist_path, run_hygiene, write_checklist
+from partcli.attacks.config import ATTACK_CSV, BALL_CROSSING, NORMS, SUITES, SWEEP_ATTACKS, AttackConfig
+from partcli.attacks.hygiene import (Check, check_input_dependence, check_radii, checklist_path, run_hygiene,
+                                     write_checklist)
 from partcli.attacks.outcomes import (SampleOutcomes, checkpoint_fingerprint, on_earlier_set, outcomes_path,
                                       read_outcomes, write_outcomes)
 from partcli.attacks.pgd import craft_adversarial, frozen_eval
@@ -48,6 +54,8 @@ from partcli.runtime import pick_device
 
 SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
 SWEEP_EPS = (8 / 255, 16 / 255, 24 / 255, 32 / 255)  # Table 10
+SWEEP_EPS_L2 = (0.25, 0.5, 1.0, 2.0)  # for 3×32×32 images; ``sweep_radii`` scales them to other sizes
+L2_SWEEP_DIMS = 3 * 32 * 32
 
 
 @dataclass
@@ -98,6 +106,8 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | Non
     samples = load_samples(ds, indices)
     key = {"checkpoint": str(Path(ckpt).resolve()), "data": str(Path(data).resolve()), "split": cfg.split,
            "eps": cfg.eps, "seed": cfg.seed, "samples": hashlib.sha1(json.dumps(indices).encode()).hexdigest()}
+    if cfg.norm != "Linf":  # ℓ∞ keys stay those of the state files written before --norm
+        key["norm"] = cfg.norm
     state_path = None
     if out is not None:
         check_writable(out)
@@ -120,7 +130,8 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | Non
         if result.checks:
             result.checklist_path = checklist_path(result.samples_path)
             write_checklist(result.checklist_path, result.checks, {"checkpoint": str(ckpt), "dataset": str(data),
-                                                                   "split": cfg.split, "suite": cfg.suite, "eps": cfg.eps})
+                                                                   "split": cfg.split, "suite": cfg.suite,
+                                                                   "norm": cfg.norm, "eps": cfg.eps})
     return result
 
 
@@ -132,7 +143,10 @@ def attack_config(cfg: AttackConfig | None, options: dict[str, Any]) -> AttackCo
         raise TypeError(f"run_attack_suite: unknown option(s) {', '.join(sorted(unknown))}")
     plain = {k: str(v) if isinstance(v, Path) else tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     checked = {k: v if v is None else check_value(fields[k], v, flag_name(k)) for k, v in plain.items()}
-    return dataclasses.replace(cfg or AttackConfig(), **checked)
+    base = cfg or AttackConfig()
+    if checked.get("norm", base.norm) != base.norm:  # a radius of the other norm does not carry over
+        checked.setdefault("eps", None)
+    return dataclasses.replace(base, **checked)
 
 
 def validate_config(cfg: AttackConfig) -> None:
@@ -140,18 +154,25 @@ def validate_config(cfg: AttackConfig) -> None:
         raise PartcliError(f"--suite {cfg.suite!r}: expected one of {', '.join(SUITES)}")
     if cfg.sweep_attack not in SWEEP_ATTACKS:
         raise PartcliError(f"--sweep-attack {cfg.sweep_attack!r}: expected one of {', '.join(SWEEP_ATTACKS)}")
+    if cfg.norm not in NORMS:
+        raise PartcliError(f"--norm {cfg.norm!r}: expected one of {', '.join(NORMS)}")
+    if cfg.norm == "L2" and cfg.suite in SEG_SUITES:
+        raise PartcliError(f"--suite {cfg.suite}: the segmenter-guided attacks are ℓ∞ only; with --norm L2 use "
+                           "autoattack, pgd, eps-sweep or all")
     bad = [s for s in cfg.strategies if s not in STRATEGIES]
     if bad or not cfg.strategies:
         raise PartcliError(f"--strategy {', '.join(bad) or '(none)'}: expected some of {', '.join(STRATEGIES)}")
-    if not 0 < cfg.eps <= 1:
-        raise PartcliError(f"--eps {cfg.eps:g}: expected a radius in (0, 1], e.g. 8/255")
+    if cfg.norm == "Linf" and not 0 < cfg.eps <= 1:
+        raise PartcliError(f"--eps {cfg.eps:g}: expected an ℓ∞ radius in (0, 1], e.g. 8/255")
+    if cfg.norm == "L2" and not 0 < cfg.eps < math.inf:
+        raise PartcliError(f"--eps {cfg.eps:g}: expected a positive ℓ2 radius, e.g. 0.5")
     if not 0 <= cfg.attack_cseg <= 1:
         raise PartcliError(f"--attack-cseg {cfg.attack_cseg:g}: expected a weight in [0, 1]")
     for option, value in (("--n", cfg.n), ("--batch-size", cfg.batch_size), ("--restarts", cfg.restarts),
                           ("--steps", cfg.steps)):
         if value is not None and value < 1:
             raise PartcliError(f"{option} {value}: expected a positive integer")
-    if cfg.step_size <= 0:
+    if cfg.step_size is not None and cfg.step_size <= 0:
         raise PartcliError(f"--step-size {cfg.step_size:g}: expected a positive number")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise PartcliError(f"--device {cfg.device}: no CUDA device is available; use --device cpu")
@@ -165,6 +186,7 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
                  state_key: dict[str, Any] | None = None) -> SuiteResult:
     """Run ``cfg.suite`` on a model (any module mapping [0, 1] images to logits; part models for seg suites)."""
     validate_config(cfg)
+    _check_l2_radius(cfg, samples.x.shape[1:])
     cfg = dataclasses.replace(cfg, device=str(pick_device(cfg.device)))
     _require_segmenter(model, cfg.suite, "the model")
     model = model.to(cfg.device).eval()
@@ -178,7 +200,7 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
     for attack in runner.attacks():
         start = time.perf_counter()
         flags = attack.run()
-        column = attack.name if _same(attack.eps, cfg.eps) else f"{attack.name}@{eps_label(attack.eps)}"
+        column = attack.name if _same(attack.eps, cfg.eps) else f"{attack.name}@{eps_label(attack.eps, cfg.norm)}"
         robust[column] = flags
         rows.append(runner.row(attack, flags, time.perf_counter() - start + attack.earlier_seconds))
     if cfg.suite == "all":
@@ -189,19 +211,38 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
                                sum(r["seconds"] for r in rows)))
     outcomes = SampleOutcomes(samples.index, samples.image, samples.y.tolist(), runner.clean_correct.tolist(),
                               {k: v.tolist() for k, v in robust.items()})
-    checks = (early + run_hygiene(rows, cfg.suite, cfg.eps, cfg.restarts, train_adv, runner.pgd_accuracy)
+    checks = (early + run_hygiene(rows, cfg.suite, cfg.eps, cfg.restarts, train_adv, runner.pgd_accuracy,
+                                  check_radii(cfg.norm, samples.x[0].numel()))
               if cfg.hygiene else [])
     return SuiteResult(rows, outcomes, checks, runner.notes)
 
 
-def eps_label(eps: float) -> str:
+def eps_label(eps: float, norm: str = "Linf") -> str:
+    """A radius as people write it: k/255 for ℓ∞ radii on that grid, else the number (every ℓ2 radius)."""
     k = eps * 255
-    return f"{round(k)}/255" if math.isclose(k, round(k), abs_tol=1e-6) else f"{eps:g}"
+    return f"{round(k)}/255" if norm == "Linf" and math.isclose(k, round(k), abs_tol=1e-6) else f"{eps:g}"
+
+
+def sweep_radii(norm: str, dims: int) -> tuple[float, ...]:
+    """The eps-sweep's radii for images of ``dims`` pixel values: Table 10's for ℓ∞, ``SWEEP_EPS_L2`` scaled by
+    √(dims / 3072) for ℓ2 (see the module docstring)."""
+    if norm == "Linf":
+        return SWEEP_EPS
+    return tuple(e * math.sqrt(dims / L2_SWEEP_DIMS) for e in SWEEP_EPS_L2)
 
 
 def sweep_step_size(eps: float, step_size: float, steps: int) -> float:
     """Step size for radii above --eps: large enough that the steps can cross the ball (steps·α ≥ 2.5ε)."""
-    return max(step_size, 2.5 * eps / steps)
+    return max(step_size, BALL_CROSSING * eps / steps)
+
+
+def _check_l2_radius(cfg: AttackConfig, shape: torch.Size) -> None:
+    """Refuse an ℓ2 radius beyond the diagonal √d of the [0, 1] image cube: such a ball holds every image."""
+    diagonal = math.sqrt(math.prod(shape))
+    if cfg.norm == "L2" and cfg.eps > diagonal:
+        raise PartcliError(f"--eps {cfg.eps:g}: larger than {diagonal:.4g}, the ℓ2 diagonal of a "
+                           f"{'×'.join(map(str, shape))} image in [0, 1], so the ball holds every image; give a "
+                           "smaller radius")
 
 
 def _require_segmenter(model: nn.Module, suite: str, what: str) -> None:
@@ -266,10 +307,13 @@ class _Runner:
         if self.cfg.suite == "all" and not self.part_model:
             self.notes.append("model without a part segmenter: seg-single, seg-two-stage and segmenter skipped")
             wanted = tuple(w for w in wanted if w not in SEG_SUITES)
+        elif self.cfg.suite == "all" and self.cfg.norm != "Linf":
+            self.notes.append(f"--norm {self.cfg.norm}: seg-single, seg-two-stage and segmenter skipped (ℓ∞ only)")
+            wanted = tuple(w for w in wanted if w not in SEG_SUITES)
         return [attack for suite in wanted for attack in SUITE_ATTACKS[suite](self)]
 
     def row(self, attack: _Attack, robust: torch.Tensor, seconds: float) -> dict[str, Any]:
-        return {"suite": self.cfg.suite, "attack": attack.name, "norm": "Linf", "eps": attack.eps,
+        return {"suite": self.cfg.suite, "attack": attack.name, "norm": self.cfg.norm, "eps": attack.eps,
                 "n": len(self.s.y), "clean_acc": self.clean_correct.float().mean().item(),
                 "adv_acc": robust.float().mean().item(), "clean_pixel_acc": self.clean_pixel_acc,
                 "adv_pixel_acc": attack.pixel_acc() if attack.pixel_acc else None, "seconds": seconds}
@@ -291,7 +335,7 @@ class _Runner:
         """The hygiene checks' extra runs: PGD at ``eps`` with ``restarts``; robust accuracy. At --eps the step is
         --step-size, as in the suite's own PGD row that the restarts check compares with."""
         cfg = self.cfg
-        step = cfg.step_size if _same(eps, cfg.eps) else sweep_step_size(eps, cfg.step_size, cfg.steps)
+        step = cfg.pgd_step_size if _same(eps, cfg.eps) else sweep_step_size(eps, cfg.pgd_step_size, cfg.steps)
         return self._pgd(eps, step, restarts, f"hygiene-{restarts}").float().mean().item()
 
     # -- the suites ---------------------------------------------------------------------------------------
@@ -300,7 +344,7 @@ class _Runner:
 
     def pgd_suite(self) -> list[_Attack]:
         cfg = self.cfg
-        return [_Attack("pgd", cfg.eps, lambda: self._pgd(cfg.eps, cfg.step_size, cfg.restarts, "pgd"))]
+        return [_Attack("pgd", cfg.eps, lambda: self._pgd(cfg.eps, cfg.pgd_step_size, cfg.restarts, "pgd"))]
 
     def seg_single_suite(self) -> list[_Attack]:
         return [_Attack("seg-single", self.cfg.eps, self._seg_single)]
@@ -314,13 +358,13 @@ class _Runner:
 
     def eps_sweep_suite(self) -> list[_Attack]:
         cfg, out = self.cfg, []
-        for e in SWEEP_EPS:
+        for e in sweep_radii(cfg.norm, self.s.x[0].numel()):
             if cfg.suite == "all" and _same(e, cfg.eps):
                 continue  # the autoattack and pgd rows at --eps are this radius already
             if cfg.sweep_attack == "autoattack":
                 out.append(self._autoattack(e))
                 continue
-            step = sweep_step_size(e, cfg.step_size, cfg.steps)
+            step = sweep_step_size(e, cfg.pgd_step_size, cfg.steps)
             out.append(_Attack("pgd", e, lambda e=e, step=step: self._pgd(e, step, cfg.restarts, "pgd")))
         return out
 
@@ -335,7 +379,7 @@ class _Runner:
             result = run_autoattack(self.model, self.s.x, self.s.y, eps, num_classes=self.num_classes,
                                     seed=self.cfg.seed, batch_size=self.cfg.batch_size, device=self.cfg.device,
                                     attacks=self.cfg.aa_attacks, clean_correct=self.clean_correct,
-                                    state_path=state_path, state_key=state_key)
+                                    state_path=state_path, state_key=state_key, norm=self.cfg.norm)
             if result.resumed_after:
                 attack.earlier_seconds = result.earlier_seconds
                 self.notes.append(f"AutoAttack resumed an interrupted run after {', '.join(result.resumed_after)} "
@@ -354,14 +398,15 @@ class _Runner:
         gen = self._generator(f"{name}@{eps}")
 
         def attack(x, y, masks, has_mask, sl):
-            return craft_adversarial(self.model, x, y, eps, step, self.cfg.steps, restarts=restarts, generator=gen)
+            return craft_adversarial(self.model, x, y, eps, step, self.cfg.steps, norm=self.cfg.norm,
+                                     restarts=restarts, generator=gen)
         return self._classification_attack(attack)
 
     def _seg_single(self) -> torch.Tensor:
         cfg, gen = self.cfg, self._generator("seg-single")
 
         def attack(x, y, masks, has_mask, sl):
-            return seg_single_attack(self.model, x, y, masks, has_mask, cfg.eps, cfg.step_size, cfg.steps,
+            return seg_single_attack(self.model, x, y, masks, has_mask, cfg.eps, cfg.pgd_step_size, cfg.steps,
                                      cfg.restarts, cfg.attack_cseg, gen)
         return self._classification_attack(attack)
 
@@ -384,7 +429,8 @@ class _Runner:
             reference = None if targeted else reference_masks(self.model, x, masks, has_mask)
             for r in range(cfg.restarts):
                 stage1 = (self.pool.masks(targets[r, position[sl]]).to(x.device) if targeted else reference)
-                x_adv = two_stage_attack(self.model, x, y, stage1, targeted, cfg.eps, cfg.step_size, cfg.steps, gen)
+                x_adv = two_stage_attack(self.model, x, y, stage1, targeted, cfg.eps, cfg.pgd_step_size, cfg.steps,
+                                         gen)
                 with torch.no_grad():
                     take = (self.model(x_adv).argmax(1) != y) & ~fooled
                 best[take], fooled = x_adv[take], fooled | take
@@ -402,7 +448,7 @@ class _Runner:
                 masks, has_mask = self.s.masks[sl].long().to(cfg.device), self.s.has_mask[sl].to(cfg.device)
                 reference = reference_masks(self.model, x, masks, has_mask)
                 with frozen_eval(self.model):
-                    x_adv = segmenter_attack(self.model, x, reference, cfg.eps, cfg.step_size, cfg.steps,
+                    x_adv = segmenter_attack(self.model, x, reference, cfg.eps, cfg.pgd_step_size, cfg.steps,
                                              cfg.restarts, gen)
                 with torch.no_grad():
                     logits, seg = self.model(x_adv, return_seg=True)

@@ -21,13 +21,13 @@ class Normalize(nn.Module):
 
 
 class Classifier(nn.Module):
-    """A baseline classifier: normalisation + any torchvision classification network."""
+    """A baseline classifier: normalisation + any torchvision or timm classification network."""
 
     has_segmenter = False
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD):
         super().__init__()
-        self.normalize = Normalize()
+        self.normalize = Normalize(mean, std)  # buffers: the checkpoint keeps the statistics the network expects
         self.net = net
 
     def forward(self, x: torch.Tensor, return_seg: bool = False):

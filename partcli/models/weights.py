@@ -76,6 +76,7 @@ def timm_state(backbone: str, source: str) -> tuple[dict[str, torch.Tensor], str
     """timm's weights (``timm`` = its default tag for ``backbone``), through ``timm.create_model(pretrained=True)``."""
     import timm
 
+    backbone = backbone.removeprefix(TIMM_PREFIX)  # a baseline built by timm on request (--backbone timm:<name>)
     name = source[len(TIMM_PREFIX):] if source.startswith(TIMM_PREFIX) else backbone
     arch_name = name.split(".")[0]
     if arch_name != backbone:

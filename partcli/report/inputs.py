@@ -31,7 +31,7 @@ from partcli.train.run_files import METRIC_COLUMNS
 # The suites each row family holds; rows of any other suite are skipped. A new report section for another
 # kind of results adds its family here.
 ROW_FAMILIES = {"evaluate": ("clean",), "attack": SUITES, "robustness": suites_of("all")}
-ROW_KEY = ["checkpoint_id", "dataset_id", "split", "suite", "attack", "eps"]  # *_id: the file found, or as written
+ROW_KEY = ["checkpoint_id", "dataset_id", "split", "suite", "attack", "norm", "eps"]  # *_id: the file found, or as written
 NUMERIC = ["eps", "n", "clean_acc", "adv_acc", "clean_pixel_acc", "adv_pixel_acc", "seconds",
            "severity", "shape_bias", "bg_gap", "shift_seed"]  # the last four: robustness's (empty in other rows)
 RENAMED = {"seed": "shift_seed"}  # robustness's generation seed; ``seed`` is the model's (``tables.annotate``)
@@ -263,6 +263,8 @@ def _read_results(path: Path, skipped: list[str]) -> pd.DataFrame | None:
         skipped.append(f"{path}: no rows")
         return None
     frame = frame.rename(columns=RENAMED)
+    if "norm" not in frame:
+        frame["norm"] = ""
     for column in NUMERIC:
         frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else float("nan")
     frame["source"] = str(path)
@@ -280,7 +282,7 @@ def _dedupe(rows: pd.DataFrame, skipped: list[str]) -> pd.DataFrame:
     repeated = key.duplicated(keep="last")
     if repeated.any():
         skipped.append(f"{int(repeated.sum())} repeated result row(s) (same checkpoint, dataset, split, suite, "
-                       "attack and ε): the last one of each is reported")
+                       "attack, norm and ε): the last one of each is reported")
     return rows[~repeated].reset_index(drop=True)
 
 

@@ -50,6 +50,14 @@ class ReportContext:
     split: str
     eps: float
 
+    @property
+    def linf_rows(self) -> pd.DataFrame:
+        """The rows Table 1, the trade-off and the ε sweep show: ℓ∞ attacks (and rows without a norm, e.g. clean
+        evaluations); ℓ2 rows are listed with every result."""
+        if self.rows.empty or "norm" not in self.rows:
+            return self.rows
+        return self.rows[self.rows["norm"].fillna("").isin(["", "Linf"])]
+
 
 @dataclass
 class ReportResult:
@@ -87,10 +95,10 @@ def build_report(paths: list[str | Path], out: str | Path = "report", *, split: 
 
 # -- sections ---------------------------------------------------------------------------------------------
 def table1_section(ctx: ReportContext) -> Section:
-    title = f"Table 1: clean and robust accuracy (%), {ctx.split} split, ε = {eps_label(ctx.eps)}"
+    title = f"Table 1: clean and robust accuracy (%), {ctx.split} split, ℓ∞ ε = {eps_label(ctx.eps)}"
     if ctx.rows.empty:
         return Section(title, "No results CSV was read.")
-    table, _ = table1(ctx.rows, ctx.split, ctx.eps)
+    table, _ = table1(ctx.linf_rows, ctx.split, ctx.eps)
     if not table.rows:
         return Section(title, f"No results of attack or evaluate on the {ctx.split} split.")
     caption = ("Rows are model configurations; several seeds of one configuration give mean ± 95 % CI "
@@ -223,7 +231,7 @@ def _table1_by_label(ctx: ReportContext) -> dict[tuple[str, str, str], MeanCI]:
     if ctx.rows.empty:
         return {}
     label = ctx.rows.drop_duplicates("model").set_index("model")["label"].to_dict()
-    return {(label[m], d, k): v for (m, d, k), v in table1(ctx.rows, ctx.split, ctx.eps)[1].items()}
+    return {(label[m], d, k): v for (m, d, k), v in table1(ctx.linf_rows, ctx.split, ctx.eps)[1].items()}
 
 
 def _robustness_rows(ctx: ReportContext) -> pd.DataFrame:
@@ -245,7 +253,7 @@ def _robustness_by_label(ctx: ReportContext) -> dict[tuple[str, str, str], MeanC
 def _tradeoff_points(ctx: ReportContext):
     if ctx.rows.empty:
         return {}, {}, []
-    figures = per_checkpoint(ctx.rows, ctx.split, ctx.eps)
+    figures = per_checkpoint(ctx.linf_rows, ctx.split, ctx.eps)
     values = pooled(figures)
     points: dict[str, list[TradeoffPoint]] = {}
     attack, notes = {}, []
@@ -270,9 +278,10 @@ def _tradeoff_points(ctx: ReportContext):
 def _sweep_curves(ctx: ReportContext):
     if ctx.rows.empty:
         return {}, {}, {}
-    attacked = ctx.rows[(ctx.rows["family"] == "attack") & ctx.rows["kind"].notna() & (ctx.rows["split"] == ctx.split)]
+    rows = ctx.linf_rows
+    attacked = rows[(rows["family"] == "attack") & rows["kind"].notna() & (rows["split"] == ctx.split)]
     radii = sorted({round(float(e), 6) for e in attacked["eps"].dropna()})
-    by_eps = {e: pooled(per_checkpoint(ctx.rows, ctx.split, e)) for e in radii}
+    by_eps = {e: pooled(per_checkpoint(rows, ctx.split, e)) for e in radii}
     curves, attack, archs = {}, {}, {}
     labels = attacked.drop_duplicates("model").set_index("model")["label"].to_dict()
     for dataset in dict.fromkeys(attacked["dataset_name"]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from partcli.attacks.config import Norm
 from partcli.config import parse_fraction, parse_pretrained, parse_workers
 from partcli.errors import PartcliError
 from partcli.options import ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Choice, Device, option
@@ -162,8 +163,11 @@ class TrainConfig:
                                 "only).", panel=OPTIMISATION, choices=SegLossNorm)
     adv: str = option("none", "Adversarial training: none, pgd (Eqs. 8–9) or trades (Eqs. 10–11).", panel=ADVERSARY,
                       choices=Adv)
-    eps: float = option(8 / 255, "ℓ∞ budget on [0, 1] pixels: a number or a fraction.", panel=ADVERSARY,
-                        parse=parse_fraction, shown="8/255")
+    norm: str = option("Linf", "Threat model of the training and validation attacks: Linf (the paper's) or L2 "
+                       "(then give --eps and --step-size, e.g. --eps 1.0 --step-size 0.25).", panel=ADVERSARY,
+                       choices=Norm)
+    eps: float = option(8 / 255, "Budget on [0, 1] pixels, the ball's radius in --norm: a number or a fraction.",
+                        panel=ADVERSARY, parse=parse_fraction, shown="8/255")
     step_size: float = option(2 / 255, "PGD step size: a number or a fraction.", panel=ADVERSARY,
                               parse=parse_fraction, shown="2/255")
     steps: int = option(10, "PGD steps while training.", panel=ADVERSARY)

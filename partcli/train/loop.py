@@ -324,7 +324,8 @@ class Trainer:
             if seg is not None and self.cfg.seg_labels != "centroid":
                 cm += confusion_matrix(seg.argmax(1), masks, k1)
             if self.cfg.adv != "none":
-                x_adv = craft_adversarial(model, x, y, self.cfg.eps, step_size, steps, autocast=self.autocast)
+                x_adv = craft_adversarial(model, x, y, self.cfg.eps, step_size, steps, norm=self.cfg.norm,
+                                          autocast=self.autocast)
                 with torch.no_grad(), self.autocast():
                     adv += (model(x_adv).argmax(1) == y).sum().item()
         clean, adv, seen = all_sum([clean, adv, seen], self.dist, self._reduce_device())

@@ -17,10 +17,10 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
 
     ``model`` is what the loss back-propagates through (possibly DDP-wrapped); ``attack_model`` is the
     bare module the attacker differentiates (no DDP hooks). The attacker maximises the classification
-    loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11); attacks run in
-    ``craft_adversarial`` (eval mode, parameters frozen) and in the same autocast precision as the training
-    forward pass. ``seg_fn`` is the
-    segmentation term (Eq. 7, or Eqs. 12–13 for centroid labels).
+    loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11), within the ``cfg.norm``
+    ball of radius ``cfg.eps``; attacks run in ``craft_adversarial`` (eval mode, parameters frozen) and in the same
+    autocast precision as the training forward pass. ``seg_fn`` is the segmentation term (Eq. 7, or Eqs. 12–13 for
+    centroid labels).
 
     TRADES' BatchNorm (``--trades-bn``): ``two-pass``, as TRADES' reference implementation, makes two train-mode
     passes per step (clean x, then x*), so BatchNorm statistics are updated twice, each batch normalised by its own
@@ -34,7 +34,8 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
             loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg, seg_fn)
         return loss, logits
     if cfg.adv == "pgd":
-        x_adv = craft_adversarial(attack_model, x, y, cfg.eps, cfg.step_size, cfg.steps, autocast=autocast)
+        x_adv = craft_adversarial(attack_model, x, y, cfg.eps, cfg.step_size, cfg.steps, norm=cfg.norm,
+                                  autocast=autocast)
         with autocast():
             logits, seg = model(x_adv, return_seg=True)
             loss, _, _ = combined_loss(logits, seg, y, masks, cfg.cseg, seg_fn)
@@ -42,8 +43,8 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
     if cfg.adv == "trades":
         with frozen_eval(attack_model), torch.no_grad(), autocast():
             target = attack_model(x)  # f(x) as the attacker sees the model (eval mode)
-        x_adv = craft_adversarial(attack_model, x, target, cfg.eps, cfg.step_size, cfg.steps, loss_fn=_kl_objective,
-                                  autocast=autocast)
+        x_adv = craft_adversarial(attack_model, x, target, cfg.eps, cfg.step_size, cfg.steps, norm=cfg.norm,
+                                  loss_fn=_kl_objective, autocast=autocast)
         with autocast():
             if cfg.trades_bn == "concat":
                 both, both_seg = model(torch.cat([x, x_adv]), return_seg=True)

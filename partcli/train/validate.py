@@ -1,9 +1,17 @@
-"""Checks of a training configuration before any work: one line naming the option (DESIGN §5)."""
+"""Checks of a training configuration before any work: one line naming the option.
+
+Radii follow ``--norm``: an ℓ∞ budget and step are at most 1 (a whole pixel range; "8/255, not 8"); an ℓ2 one at
+most √3·image_size, the diagonal of the [0, 1] image cube, beyond which the ball holds every image. ℓ2 training
+needs its own ``--eps`` and ``--step-size``: the defaults 8/255 and 2/255 are ℓ∞ values (a near-zero ℓ2 budget), so
+an adversarial ``--norm L2`` run that keeps them is refused (a value equal to the default counts as not given, as in
+``run_training``'s ``given``).
+"""
 from __future__ import annotations
 
 import dataclasses
 import math
 
+from partcli.attacks.config import BALL_CROSSING
 from partcli.config import check_choices
 from partcli.errors import PartcliError
 from partcli.options import flag_name
@@ -16,6 +24,7 @@ def validate_config(cfg: TrainConfig) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise PartcliError(f"{flag_name(name)} {value}: must be a finite number")
     check_choices(cfg)
+    diagonal = math.sqrt(3) * cfg.image_size
     checks = [
         (cfg.epochs >= 1, "--epochs must be at least 1"),
         (0 <= cfg.warmup_epochs < cfg.epochs, "--warmup-epochs must lie in [0, --epochs)"),
@@ -30,24 +39,41 @@ def validate_config(cfg: TrainConfig) -> None:
         (0.0 < cfg.seg_frac <= 1.0, "--seg-frac must lie in (0, 1]"),
         (0.0 < cfg.crop_scale <= 1.0, "--crop-scale must lie in (0, 1]"),
         (cfg.eps >= 0 and cfg.step_size >= 0 and cfg.steps >= 0, "--eps, --step-size and --steps must not be negative"),
-        (cfg.eps <= 1 and cfg.step_size <= 1,
-         "--eps and --step-size are on [0, 1] pixels: give at most 1 (e.g. 8/255, not 8)"),
+        (cfg.norm != "Linf" or (cfg.eps <= 1 and cfg.step_size <= 1),
+         "--eps and --step-size are ℓ∞ sizes on [0, 1] pixels: give at most 1 (e.g. 8/255, not 8), or --norm L2 "
+         "for an ℓ2 budget"),
+        (cfg.norm != "L2" or (cfg.eps <= diagonal and cfg.step_size <= diagonal),
+         f"--norm L2: --eps and --step-size must be at most {diagonal:.4g}, the ℓ2 diagonal of a "
+         f"3×{cfg.image_size}×{cfg.image_size} image in [0, 1]"),
         (cfg.beta >= 0, "--beta (TRADES) must not be negative"),
         (cfg.val_every >= 1, "--val-every must be at least 1"),
         (cfg.val_steps is None or cfg.val_steps >= 0, "--val-steps must not be negative"),
-        (cfg.val_step_size is None or 0 <= cfg.val_step_size <= 1,
-         "--val-step-size is on [0, 1] pixels: give a value in [0, 1] (e.g. 0.002)"),
+        (cfg.val_step_size is None or 0 <= cfg.val_step_size <= (1 if cfg.norm == "Linf" else diagonal),
+         "--val-step-size is on [0, 1] pixels: give a value in [0, 1] (e.g. 0.002)" if cfg.norm == "Linf" else
+         f"--val-step-size: give a value in [0, {diagonal:.4g}] (the ℓ2 diagonal of the image)"),
         (cfg.workers == "auto" or (isinstance(cfg.workers, int) and cfg.workers >= 0),
          f"--workers {cfg.workers!r}: expected auto or a number of worker processes (0 or more)"),
     ]
     for ok, message in checks:
         if not ok:
             raise PartcliError(message)
+    if cfg.norm == "L2" and cfg.adv != "none":
+        _require_l2_budget(cfg)
     if cfg.arch == "resnet" and cfg.seg_only_epochs:
         raise PartcliError("--seg-only-epochs: the resnet baseline has no segmenter; leave it at 0")
     if cfg.arch == "resnet" and cfg.seg_labels != "part":
         raise PartcliError(f"--seg-labels {cfg.seg_labels}: the resnet baseline uses no segmentation labels; "
                            "choose a part model with --arch or leave --seg-labels at part")
+
+
+def _require_l2_budget(cfg: TrainConfig) -> None:
+    """Refuse ℓ2 attacks with the ℓ∞ defaults of --eps or --step-size (see the module docstring)."""
+    defaults = TrainConfig.__dataclass_fields__
+    if cfg.eps == defaults["eps"].default:
+        raise PartcliError("--norm L2: give --eps, e.g. 1.0 (the ℓ∞ default 8/255 is not an ℓ2 radius)")
+    if cfg.step_size == defaults["step_size"].default:
+        raise PartcliError(f"--norm L2: give --step-size, e.g. {BALL_CROSSING * cfg.eps / max(cfg.steps, 1):.3g} "
+                           "(2.5·eps/steps; the default 2/255 is an ℓ∞ step)")
 
 
 def from_scratch_hint(cfg: TrainConfig) -> str | None:
