@@ -2,7 +2,8 @@
 
 The public Python API mirrors the CLI: ``load_model``, ``PreparedDataset``, ``build_model``/``ModelConfig``,
 ``run_training``/``TrainConfig``, ``evaluate_checkpoint``, ``run_robustness``, ``compare_results``, ``visualize``,
-``build_report``, ``import_adv_part_model`` (the paper authors' checkpoints).
+``build_report``, ``import_adv_part_model`` (the paper authors' checkpoints), ``attack`` (the attack suites on tensors
+and any model) and ``run_attack_suite``.
 """
 from partcli.version import __version__
 
@@ -19,6 +20,7 @@ def __getattr__(name: str):
         "run_robustness": "partcli.robustness.suite", "compare_results": "partcli.evaluate.compare",
         "visualize": "partcli.report.visualize", "build_report": "partcli.report.report",
         "import_adv_part_model": "partcli.interop.import_checkpoint",
+        "attack": "partcli.attacks.api", "run_attack_suite": "partcli.attacks.suite",
     }
     if name in homes:
         return getattr(import_module(homes[name]), name)
@@ -27,4 +29,4 @@ def __getattr__(name: str):
 
 __all__ = ["__version__", "load_model", "load_checkpoint", "PreparedDataset", "build_model", "ModelConfig",
            "run_training", "TrainConfig", "evaluate_checkpoint", "run_robustness", "compare_results", "visualize",
-           "build_report", "import_adv_part_model"]
+           "build_report", "import_adv_part_model", "attack", "run_attack_suite"]

@@ -37,6 +37,19 @@ Src = Annotated[Path, typer.Option("--src", help="Folder holding the official do
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first undecodable image instead of skipping it.")]
 
 
+Ckpt = Annotated[Optional[Path], typer.Option("--ckpt", help="A partcli checkpoint (.pt); or give --model.",
+                                              rich_help_panel=DATA)]
+AnyModel = Annotated[Optional[str], typer.Option(
+    "--model", help="Any model instead of --ckpt: FILE.py:FUNCTION (FUNCTION() returns an nn.Module mapping N×3×H×W "
+    "images in [0, 1] to logits), a torch.export .pt2 file or a TorchScript file.", rich_help_panel=DATA)]
+ModelSize = Annotated[Optional[int], typer.Option(
+    "--image-size", help="Resolution the model sees, a multiple of 16.",
+    show_default="a checkpoint's training size; 224 for --model", rich_help_panel=DATA)]
+Json = Annotated[bool, typer.Option("--json", help="Also print one JSON object per result row on stdout "
+                                    "(RobustBench's keys where they exist) and write them beside --out as "
+                                    "<stem>.<kind>.<k>.json.", rich_help_panel=RUN)]
+
+
 class OverlapProtocol(Choice):
     """Where part annotations overlap: the paper authors' data rules, or partcli's earlier ones."""
 
@@ -329,12 +342,12 @@ app.command("pseudolabel", help="Pseudo-labelling (§5.3, App. D.6): train a seg
 # ---------------------------------------------------------------------------------------------- evaluation
 @app.command()
 def evaluate(
-    ckpt: Annotated[Path, typer.Option(help="A partcli checkpoint (.pt).", rich_help_panel=DATA)],
     data: Annotated[Path, typer.Option(help="Prepared dataset folder.", rich_help_panel=DATA)],
+    ckpt: Ckpt = None,
+    model: AnyModel = None,
     split: Annotated[Split, typer.Option(help="Split to evaluate.", rich_help_panel=DATA)] = Split.TEST,
-    image_size: Annotated[Optional[int], typer.Option(help="Evaluation resolution, a multiple of 16.",
-                                                      show_default="the checkpoint's training size",
-                                                      rich_help_panel=DATA)] = None,
+    image_size: ModelSize = None,
+    json_output: Json = False,
     out: Annotated[Path, typer.Option(help="CSV to append the result row to.", rich_help_panel=RUN)]
     = Path("results/evaluate.csv"),
     batch_size: Annotated[int, typer.Option(help="Samples per batch.", rich_help_panel=RUNTIME)] = 64,
@@ -349,8 +362,10 @@ def evaluate(
     from partcli.evaluate.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(ckpt, data, split.value, out, batch_size, device.value, image_size,
-                                 parse_workers(workers, "--workers"))
-    table = Table(title=plain(f"{ckpt} on {data} [{split.value}]"))
+                                 parse_workers(workers, "--workers"), model=model)
+    if json_output:
+        _emit_json([result.row], out, "evaluate")
+    table = Table(title=plain(f"{ckpt or model} on {data} [{split.value}]"))
     for column in ("n", "clean acc", "pixel acc", "foreground pixel acc", "mIoU", "seconds"):
         table.add_column(column, justify="right")
     table.add_row(str(result.n), _pct(result.clean_acc), _pct(result.pixel_acc), _pct(result.fg_pixel_acc),
@@ -362,14 +377,18 @@ def evaluate(
 def _attack_command():
     from partcli.attacks.config import ATTACK_CSV, AttackConfig
 
-    def command(ctx: typer.Context, ckpt: Path, data: Path, out: Path = ATTACK_CSV, **options: Any) -> None:
+    def command(ctx: typer.Context, data: Path, ckpt: Optional[Path] = None, model: Optional[str] = None,
+                image_size: Optional[int] = None, json_output: bool = False, out: Path = ATTACK_CSV,
+                **options: Any) -> None:
         from partcli.attacks.suite import eps_label, run_attack_suite
         from partcli.attacks.hygiene import format_checklist
         from partcli.progress import info
 
         cfg = AttackConfig(**given_options(ctx, options, AttackConfig))
-        result = run_attack_suite(ckpt, data, cfg, out)
-        table = Table(title=plain(f"{ckpt} on {data} [{cfg.split}], suite {cfg.suite}"))
+        result = run_attack_suite(ckpt, data, cfg, out, model=model, image_size=image_size)
+        if json_output:
+            _emit_json(result.rows, out, cfg.suite)
+        table = Table(title=plain(f"{ckpt or model} on {data} [{cfg.split}], suite {cfg.suite}"))
         columns = ("attack", "eps", "n", "clean acc", "adv acc", "clean pixel acc", "adv pixel acc", "seconds")
         for column in columns:
             table.add_column(column, justify="left" if column == "attack" else "right")
@@ -386,15 +405,17 @@ def _attack_command():
 
     kw = inspect.Parameter.KEYWORD_ONLY
     files = [
-        inspect.Parameter("ckpt", kw, annotation=Annotated[Path, typer.Option(
-            help="Checkpoint to attack (a partcli .pt file).", rich_help_panel=DATA)]),
         inspect.Parameter("data", kw, annotation=Annotated[Path, typer.Option(
-            help="Prepared dataset the checkpoint was trained for.", rich_help_panel=DATA)]),
-        inspect.Parameter("out", kw, default=ATTACK_CSV, annotation=Annotated[Path, typer.Option(
-            help="Metrics CSV to append to; per-sample outcomes go beside it as <stem>.<suite>.<k>.samples.csv.",
-            rich_help_panel=RUN)]),
+            help="Prepared dataset the model was trained for.", rich_help_panel=DATA)]),
+        inspect.Parameter("ckpt", kw, default=None, annotation=Ckpt),
+        inspect.Parameter("model", kw, default=None, annotation=AnyModel),
+        inspect.Parameter("image_size", kw, default=None, annotation=ModelSize),
     ]
-    return with_parameters(command, [*files[:2], *typer_parameters(AttackConfig), files[2]])
+    out = [inspect.Parameter("json_output", kw, default=False, annotation=Json),
+           inspect.Parameter("out", kw, default=ATTACK_CSV, annotation=Annotated[Path, typer.Option(
+               help="Metrics CSV to append to; per-sample outcomes go beside it as <stem>.<suite>.<k>.samples.csv.",
+               rich_help_panel=RUN)])]
+    return with_parameters(command, [*files, *typer_parameters(AttackConfig), *out])
 
 
 app.command("attack", help="Measure robustness: AutoAttack, PGD, segmenter-guided attacks, ε sweep; prints a "
@@ -419,11 +440,24 @@ def _pct(value: Optional[float]) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _emit_json(rows: list[dict[str, Any]], out: Path, kind: str) -> None:
+    """``--json``: the rows as JSON lines on stdout, and as a JSON file beside the results CSV."""
+    from partcli.evaluate.results_json import json_lines, json_path, write_json
+
+    path = json_path(out, kind)
+    write_json(path, rows)
+    print(json_lines(rows), flush=True)
+    say(f"wrote {path}")
+
+
 # ---------------------------------------------------------------------------------------------- robustness
 @app.command()
 def robustness(
-    ckpt: Annotated[Path, typer.Option(help="A partcli checkpoint (.pt).")],
-    data: Annotated[Path, typer.Option(help="Prepared dataset the checkpoint was trained for (its masks make the foreground and shape-texture sets).")],
+    data: Annotated[Path, typer.Option(help="Prepared dataset the model was trained for (its masks make the foreground and shape-texture sets).")],
+    ckpt: Ckpt = None,
+    model: AnyModel = None,
+    image_size: ModelSize = None,
+    json_output: Json = False,
     suite: Annotated[str, typer.Option(help="corruptions, foreground, shape-texture or all.")] = "all",
     split: Annotated[Split, typer.Option(help="Split to shift.")] = Split.TEST,
     out: Annotated[Path, typer.Option(help="Results CSV to append to (attack's columns + severity, shape_bias, bg_gap, seed).")] = Path("results/robustness.csv"),
@@ -446,8 +480,11 @@ def robustness(
     result = run_robustness(ckpt, data, suite=suite, split=split.value, out=out,
                             corruptions=corruption or CORRUPTIONS, severities=severity or SEVERITIES, seed=seed,
                             batch_size=batch_size, device=str(pick_device(device.value)), cache=cache,
-                            stylizer=stylizer, imagenet9=imagenet9, stylized=stylized)
-    for table in robustness_tables(result, f"{ckpt} on {data} [{split.value}]"):
+                            stylizer=stylizer, imagenet9=imagenet9, stylized=stylized, model=model,
+                            image_size=image_size)
+    if json_output:
+        _emit_json(result.rows, out, "robustness")
+    for table in robustness_tables(result, f"{ckpt or model} on {data} [{split.value}]"):
         console.print(table)
     for note in result.notes:
         info(note)
@@ -479,8 +516,10 @@ def compare(
 # ---------------------------------------------------------------------------------------------- pictures, reports
 @app.command()
 def visualize(
-    ckpt: Annotated[Path, typer.Option(help="Checkpoint to look at (a partcli .pt file).")],
-    data: Annotated[Path, typer.Option(help="Prepared dataset the checkpoint was trained for.")],
+    data: Annotated[Path, typer.Option(help="Prepared dataset the model was trained for.")],
+    ckpt: Ckpt = None,
+    model: AnyModel = None,
+    image_size: ModelSize = None,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("fig/masks.png"),
     split: Annotated[Split, typer.Option(help="Split to draw from.")] = Split.TEST,
     n: Annotated[int, typer.Option(help="Samples (rows), drawn with --seed and kept in split order.")] = 8,
@@ -499,7 +538,8 @@ def visualize(
     from partcli.runtime import pick_device
 
     result = draw(ckpt, data, out, split=split.value, n=n, seed=seed, attack=attack, eps=eps, steps=steps,
-                  step_size=step_size, device=str(pick_device(device.value)), batch_size=batch_size)
+                  step_size=step_size, device=str(pick_device(device.value)), batch_size=batch_size, model=model,
+                  image_size=image_size)
     for note in result.notes:
         info(note)
     adv = "" if result.adv_correct is None else f", {result.adv_correct} under --attack {attack}"

@@ -392,7 +392,7 @@ def test_config_that_is_a_folder_or_a_binary_file(good, tmp_path, capsys, monkey
 def test_typer_usage_errors_are_one_line(good, tmp_path, capsys, monkeypatch):
     assert_user_error(*pretrain(capsys, monkeypatch, good, tmp_path / "run", "--epochs", "abc"), "'--epochs'",
                       "partcli pretrain --help")
-    assert_user_error(*cli(capsys, monkeypatch, "evaluate", "--data", good), "Missing option '--ckpt'")
+    assert_user_error(*cli(capsys, monkeypatch, "evaluate", "--data", good), "--ckpt", "--model")
     assert_user_error(*cli(capsys, monkeypatch, "pretrain", "--epochz", 3), "--epochz")
     assert not (tmp_path / "run").exists()
 

@@ -138,7 +138,7 @@ def files(module_tmp):
 @pytest.fixture
 def centre_model(monkeypatch):
     """Checkpoints load as the centre-pixel model."""
-    monkeypatch.setattr("partcli.evaluate.evaluate.model_from_checkpoint", lambda state, source: CENTRE)
+    monkeypatch.setattr("partcli.checkpoint.model_from_checkpoint", lambda state, source: CENTRE)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

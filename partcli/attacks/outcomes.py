@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from partcli.errors import PartcliError, writing
-from partcli.files import file_sha256
+from partcli.files import file_sha256, numbered_beside
 
 ROBUST_PREFIX = "robust:"
 FIXED_COLUMNS = ("index", "image", "label", "clean_correct", "split", "checkpoint")
@@ -39,9 +39,12 @@ class SampleOutcomes:
         return [i for k, i in enumerate(self.index) if all(col[k] for col in flags)]
 
 
+FINGERPRINT_DIGITS = 16
+
+
 def checkpoint_fingerprint(path: str | Path) -> str:
     """The first 16 hex digits of a checkpoint file's SHA-256: names the exact weights a file was written for."""
-    return file_sha256(path)[:16]
+    return file_sha256(path)[:FINGERPRINT_DIGITS]
 
 
 def on_earlier_set(rows: list[dict[str, Any]], outcomes: SampleOutcomes, earlier: SampleOutcomes, earlier_name: str
@@ -62,11 +65,7 @@ def on_earlier_set(rows: list[dict[str, Any]], outcomes: SampleOutcomes, earlier
 
 def outcomes_path(out_csv: str | Path, suite: str) -> Path:
     """``<stem>.<suite>.<k>.samples.csv`` beside the metrics CSV, with the first counter k not yet used."""
-    out_csv = Path(out_csv)
-    k = 1
-    while (path := out_csv.with_name(f"{out_csv.stem}.{suite}.{k}.samples.csv")).exists():
-        k += 1
-    return path
+    return numbered_beside(out_csv, suite, ".samples.csv")
 
 
 def write_outcomes(path: str | Path, outcomes: SampleOutcomes) -> None:

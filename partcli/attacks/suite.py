@@ -38,7 +38,7 @@ from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack, s
 from partcli.attacks.config import ATTACK_CSV, BALL_CROSSING, NORMS, SUITES, SWEEP_ATTACKS, AttackConfig
 from partcli.attacks.hygiene import (Check, check_input_dependence, check_radii, checklist_path, run_hygiene,
                                      write_checklist)
-from partcli.attacks.outcomes import (SampleOutcomes, checkpoint_fingerprint, on_earlier_set, outcomes_path,
+from partcli.attacks.outcomes import (FINGERPRINT_DIGITS, SampleOutcomes, on_earlier_set, outcomes_path,
                                       read_outcomes, write_outcomes)
 from partcli.attacks.pgd import craft_adversarial, frozen_eval
 from partcli.attacks.samples import AttackSamples, MaskPool, load_samples, select_indices
@@ -79,24 +79,28 @@ class _Attack:
     earlier_seconds: float = 0.0  # spent on this attack by an interrupted earlier run that ``run`` resumed
 
 
-def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | None = None,
-                     out: str | Path | None = ATTACK_CSV, **options: Any) -> SuiteResult:
+def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfig | None = None,
+                     out: str | Path | None = ATTACK_CSV, *, model: str | Path | nn.Module | None = None,
+                     image_size: int | None = None, **options: Any) -> SuiteResult:
     """Python API of ``partcli attack``: attack ``cfg.n`` samples of ``cfg.split``, append rows to ``out`` (if
     given), write the per-sample outcomes beside it and return the rows, notes and hygiene checklist.
 
-    ``options``: ``AttackConfig`` fields overriding ``cfg`` (default ``AttackConfig()``), e.g. ``suite="pgd"``;
-    ``eps`` and ``step_size`` may be fractions such as "8/255".
+    The model is the partcli checkpoint ``ckpt`` or ``model``: ``FILE.py:FUNCTION``, a torch.export ``.pt2`` or
+    TorchScript file, or an ``nn.Module`` mapping [0, 1] images to logits (``partcli.models.sources``), evaluated
+    at ``image_size`` (default 224; a checkpoint at its training size). ``options``: ``AttackConfig`` fields
+    overriding ``cfg`` (default ``AttackConfig()``), e.g. ``suite="pgd"``; ``eps`` and ``step_size`` may be
+    fractions such as "8/255".
     """
-    from partcli.checkpoint import load_checkpoint
     from partcli.evaluate.evaluate import load_for_dataset
+    from partcli.models.sources import open_model
 
     cfg = attack_config(cfg, options)
     validate_config(cfg)
-    state = load_checkpoint(ckpt)
-    model, ds = load_for_dataset(ckpt, data, cfg.split, state=state)
-    train_adv = state["config"].get("train", {}).get("adv")
-    _require_segmenter(model, cfg.suite, str(ckpt))
-    fingerprint = checkpoint_fingerprint(ckpt)
+    source = open_model(ckpt, model)
+    model, ds = load_for_dataset(source, data, cfg.split, image_size)
+    train_adv = source.train_adv
+    _require_segmenter(model, cfg.suite, source.name)
+    fingerprint = source.fingerprint[:FINGERPRINT_DIGITS]  # as outcomes.checkpoint_fingerprint
     survivors_of = cfg.survivors_of
     earlier = _earlier_outcomes(survivors_of, ds, fingerprint) if survivors_of is not None else None
     indices = select_indices(len(ds), cfg.n, cfg.seed, earlier.survivors() if earlier else None, cfg.split)
@@ -104,7 +108,8 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | Non
         raise PartcliError(f"--survivors-of {survivors_of}: no sample survived its attacks; robust accuracy over "
                            f"its {len(earlier.index)} samples is already 0")
     samples = load_samples(ds, indices)
-    key = {"checkpoint": str(Path(ckpt).resolve()), "data": str(Path(data).resolve()), "split": cfg.split,
+    where = str(Path(source.name).resolve()) if source.state is not None else source.fingerprint  # resume key
+    key = {"checkpoint": where, "data": str(Path(data).resolve()), "split": cfg.split,
            "eps": cfg.eps, "seed": cfg.seed, "samples": hashlib.sha1(json.dumps(indices).encode()).hexdigest()}
     if cfg.norm != "Linf":  # ℓ∞ keys stay those of the state files written before --norm
         key["norm"] = cfg.norm
@@ -122,14 +127,14 @@ def run_attack_suite(ckpt: str | Path, data: str | Path, cfg: AttackConfig | Non
                             "over all of them (robust under the earlier attacks and this one), pixel accuracies "
                             "left empty")
     for row in result.rows:
-        row.update(checkpoint=str(ckpt), dataset=str(data), split=cfg.split)
+        row.update(checkpoint=source.name, dataset=str(data), split=cfg.split)
     if out is not None:
         append_results(out, result.rows)
         result.samples_path = outcomes_path(out, cfg.suite)
         write_outcomes(result.samples_path, result.outcomes)
         if result.checks:
             result.checklist_path = checklist_path(result.samples_path)
-            write_checklist(result.checklist_path, result.checks, {"checkpoint": str(ckpt), "dataset": str(data),
+            write_checklist(result.checklist_path, result.checks, {"checkpoint": source.name, "dataset": str(data),
                                                                    "split": cfg.split, "suite": cfg.suite,
                                                                    "norm": cfg.norm, "eps": cfg.eps})
     return result

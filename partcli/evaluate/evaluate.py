@@ -16,6 +16,7 @@ from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError, check_writable
 from partcli.evaluate.results_csv import append_results
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
+from partcli.models.sources import ModelSource, check_logits, open_model
 from partcli.progress import info, track
 from partcli.runtime import describe_runtime, loader_options, pick_device, resolve_workers
 
@@ -28,14 +29,24 @@ class EvalResult:
     miou: float | None
     seconds: float
     fg_pixel_acc: float | None = None  # pixel accuracy over the object's pixels (0 for an all-background segmenter)
+    row: dict[str, Any] | None = None  # the results-CSV row (``evaluate_checkpoint``)
 
 
-def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size: int | None = None,
+EXTERNAL_IMAGE_SIZE = 224  # the resolution of a --model that does not say (RobustBench's ImageNet size)
+
+
+def load_for_dataset(ckpt: str | Path | ModelSource, data: str | Path, split: str, image_size: int | None = None,
                      state: dict[str, Any] | None = None):
-    """Load a checkpoint's model and a split it can be evaluated on; refuse a class/part mismatch.
+    """Load a model (a checkpoint path, or a ``ModelSource``) and a split it can be evaluated on; refuse a class/part
+    mismatch. A partcli checkpoint works at its training size; another model at ``image_size`` (default 224).
 
     ``state``: the checkpoint already loaded by the caller (it is then not read again).
     """
+    source = ckpt if isinstance(ckpt, ModelSource) else None
+    if source is not None and source.state is None:
+        return _load_external(source, data, split, image_size)
+    if source is not None:
+        state, ckpt = source.state, source.name
     if state is None:
         state = load_checkpoint(ckpt)
     dataset_cfg = state["config"].get("dataset", {})
@@ -51,7 +62,16 @@ def load_for_dataset(ckpt: str | Path, data: str | Path, split: str, image_size:
         raise PartcliError(f"--ckpt {ckpt}: model predicts {model_cfg['num_parts']} {kind} labels but {data} has "
                            f"{expected}")
     ds.transform = with_relabel(kind, ds.info.part_to_class(), ds.transform)  # object/box: their own labels
-    return model_from_checkpoint(state, f"--ckpt {ckpt}").eval(), ds
+    model = source.model if source is not None else model_from_checkpoint(state, f"--ckpt {ckpt}").eval()
+    return model, ds
+
+
+def _load_external(source: ModelSource, data: str | Path, split: str, image_size: int | None):
+    """A ``--model`` and the split at ``image_size``; its output is checked on two samples (N×C logits)."""
+    ds = PreparedDataset(data, split, eval_transform(image_size or EXTERNAL_IMAGE_SIZE))
+    x = torch.stack([ds[i][0] for i in range(min(2, len(ds)))])
+    check_logits(source, x, ds.info.num_classes)
+    return source.model, ds
 
 
 def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int = 64,
@@ -86,24 +106,26 @@ def check_eval_options(batch_size: int, device: str, image_size: int | None, wor
     pick_device(device)
 
 
-def evaluate_checkpoint(ckpt: str | Path, data: str | Path, split: str = "test", out: str | Path | None = None,
+def evaluate_checkpoint(ckpt: str | Path | None, data: str | Path, split: str = "test", out: str | Path | None = None,
                         batch_size: int = 64, device: str = "auto", image_size: int | None = None,
-                        workers: int | str = "auto") -> EvalResult:
-    """Python API of ``partcli evaluate``; appends a row to ``out`` when given.
+                        workers: int | str = "auto", model: str | Path | torch.nn.Module | None = None) -> EvalResult:
+    """Python API of ``partcli evaluate``; appends a row to ``out`` when given. The model is the checkpoint
+    ``ckpt`` or ``model`` (``--model``: FILE.py:FUNCTION, a .pt2 or TorchScript file, or a module).
 
     ``device`` auto: CUDA when available; ``workers`` auto: a few per GPU, none on the CPU (``partcli.runtime``).
     """
     check_eval_options(batch_size, device, image_size, workers)
-    model, ds = load_for_dataset(ckpt, data, split, image_size)
+    source = open_model(ckpt, model)
+    model, ds = load_for_dataset(source, data, split, image_size)
     if out is not None:
         check_writable(out)
     chosen = pick_device(device)
     n_workers = resolve_workers(parse_workers(workers, "--workers"), chosen)
     result = evaluate_model(model, ds, batch_size, chosen, n_workers)
     info("evaluated on " + describe_runtime(device, chosen, workers, n_workers))
+    result.row = {"checkpoint": source.name, "dataset": str(data), "split": split, "suite": "clean",
+                  "attack": "none", "eps": 0.0, "n": result.n, "clean_acc": result.clean_acc, "adv_acc": None,
+                  "clean_pixel_acc": result.pixel_acc, "adv_pixel_acc": None, "seconds": result.seconds}
     if out is not None:
-        append_results(out, [{"checkpoint": str(ckpt), "dataset": str(data), "split": split, "suite": "clean",
-                              "attack": "none", "eps": 0.0, "n": result.n, "clean_acc": result.clean_acc,
-                              "adv_acc": None, "clean_pixel_acc": result.pixel_acc, "adv_pixel_acc": None,
-                              "seconds": result.seconds}])
+        append_results(out, [result.row])
     return result

@@ -16,10 +16,10 @@ from torch import nn
 from partcli.attacks.autoattack_runner import autoattack_plan, build_autoattack
 from partcli.attacks.pgd import pgd_linf, pgd_linf_from
 from partcli.attacks.suite import AttackSamples, eps_label, load_samples, select_indices
-from partcli.checkpoint import load_checkpoint
 from partcli.config import parse_fraction
 from partcli.errors import PartcliError, check_writable, writing
 from partcli.evaluate.evaluate import load_for_dataset
+from partcli.models.sources import open_model
 from partcli.progress import track
 from partcli.report.masks_figure import MaskRow, masks_figure
 
@@ -35,26 +35,28 @@ class VisualizeResult:
     notes: list[str] = field(default_factory=list)
 
 
-def visualize(ckpt: str | Path, data: str | Path, out: str | Path = "fig/masks.png", *, split: str = "test",
+def visualize(ckpt: str | Path | None, data: str | Path, out: str | Path = "fig/masks.png", *, split: str = "test",
               n: int = 8, seed: int = 0, attack: str | None = None, eps: float | str = 8 / 255, steps: int = 20,
               step_size: float | str = 2 / 255, device: str = "cpu", batch_size: int = 32,
-              aa_attacks: tuple[str, ...] | list[str] | None = None) -> VisualizeResult:
+              aa_attacks: tuple[str, ...] | list[str] | None = None, model: str | Path | nn.Module | None = None,
+              image_size: int | None = None) -> VisualizeResult:
     """Python API of ``partcli visualize``: draw ``n`` samples of ``split`` and write the PNG ``out``.
 
+    The model is the checkpoint ``ckpt`` or ``model`` (any model, ``partcli.models.sources``, at ``image_size``).
     ``aa_attacks`` replaces AutoAttack's list of attacks (e.g. a cheaper one in tests); None = App. B.
     """
     eps, step_size = parse_fraction(eps, "--eps"), parse_fraction(step_size, "--step-size")
     _check_options(out, n, attack, eps, steps, step_size, device, batch_size)
-    state = load_checkpoint(ckpt)
-    model, ds = load_for_dataset(ckpt, data, split, state=state)
+    source = open_model(ckpt, model)
+    model, ds = load_for_dataset(source, data, split, image_size)
     model = model.to(device).eval()
     samples = load_samples(ds, select_indices(len(ds), n, seed, None, split))
     check_writable(out)
     notes = []
     part_model = bool(getattr(model, "has_segmenter", False))
     if not part_model:
-        notes.append(f"{ckpt}: a model without a part segmenter ({state['config']['model'].get('arch')}); "
-                     "drawing images and predictions only")
+        kind = source.config.get("model", {}).get("arch", "no part segmenter")
+        notes.append(f"{source.name}: a model without a part segmenter ({kind}); drawing images and predictions only")
     if not bool(samples.has_mask.any()):
         notes.append(f"{data}: none of the {len(samples.y)} samples drawn has a part mask; no true parts shown")
     pred, pred_masks = _predict(model, samples.x, device, batch_size)
@@ -72,9 +74,9 @@ def visualize(ckpt: str | Path, data: str | Path, out: str | Path = "fig/masks.p
                     adv_pred=None if adv_pred is None else int(adv_pred[i]),
                     adv_mask=None if adv_masks is None else adv_masks[i].numpy())
             for i in range(len(samples.y))]
-    title = f"{ckpt} on {ds.info.name} [{split}]" + (f", {attack_name} at ε={eps_label(eps)}" if attack else "")
+    title = f"{source.name} on {ds.info.name} [{split}]" + (f", {attack_name} at ε={eps_label(eps)}" if attack else "")
     column = "AutoAttack" if attack == "autoattack" else attack_name  # the plan's full name is in the title
-    fig = masks_figure(rows, ds.info.classes, mask_names(state, ds.info), title, column or "attack")
+    fig = masks_figure(rows, ds.info.classes, mask_names(source.config, ds.info), title, column or "attack")
     with writing(out):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=100)
@@ -82,9 +84,10 @@ def visualize(ckpt: str | Path, data: str | Path, out: str | Path = "fig/masks.p
                            None if adv_pred is None else int((adv_pred == samples.y).sum()), notes)
 
 
-def mask_names(state: dict, info) -> list[str]:
-    """Names of mask ids 1..: the dataset's parts, or its classes for a segmenter trained on object labels."""
-    if state["config"].get("dataset", {}).get("seg_labels", "part") == "object":
+def mask_names(config: dict, info) -> list[str]:
+    """Names of mask ids 1..: the dataset's parts, or its classes for a segmenter trained on object labels
+    (``config``: the checkpoint's configuration; empty for another model)."""
+    if config.get("dataset", {}).get("seg_labels", "part") == "object":
         return list(info.classes)
     return [p.name for p in info.parts]
 

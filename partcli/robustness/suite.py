@@ -96,19 +96,21 @@ def check_folder_options(suites: tuple[str, ...], folders: dict[str, str | Path 
     return tuple(suite for suite, folder in folders.items() if folder is not None)
 
 
-def run_robustness(ckpt: str | Path, data: str | Path, *, suite: str = "all", split: str = "test",
+def run_robustness(ckpt: str | Path | None, data: str | Path, *, suite: str = "all", split: str = "test",
                    out: str | Path | None = "results/robustness.csv",
                    corruptions: tuple[str, ...] | list[str] = CORRUPTIONS,
                    severities: tuple[int, ...] | list[int] = SEVERITIES, seed: int = 0, batch_size: int = 256,
                    device: str = "cpu", cache: str | Path | None = None,
                    stylizer: str | Path | None = None, imagenet9: str | Path | None = None,
-                   stylized: str | Path | None = None) -> RobustnessResult:
-    """Python API of ``partcli robustness``: evaluate ``ckpt`` on the shifted sets of ``split`` and append the rows
-    to ``out`` (if given). ``cache``: folder of the corrupted images (default ``<data>/.cache/corruptions``).
+                   stylized: str | Path | None = None, model: str | Path | nn.Module | None = None,
+                   image_size: int | None = None) -> RobustnessResult:
+    """Python API of ``partcli robustness``: evaluate ``ckpt`` (or ``model``, any model: ``partcli.models.sources``,
+    at ``image_size``, default 224) on the shifted sets of ``split`` and append the rows to ``out`` (if given).
+    ``cache``: folder of the corrupted images (default ``<data>/.cache/corruptions``).
     ``imagenet9``: the ImageNet-9 Backgrounds Challenge release folder (adds ``in9/*`` rows to ``foreground``);
     ``stylized``: a Stylized-ImageNet folder (adds a ``stylized-imagenet`` row to ``shape-texture``)."""
-    from partcli.checkpoint import load_checkpoint
-    from partcli.evaluate.evaluate import load_for_dataset
+    from partcli.evaluate.evaluate import EXTERNAL_IMAGE_SIZE, load_for_dataset
+    from partcli.models.sources import open_model
 
     corruptions, severities = tuple(corruptions), tuple(severities)
     suites = check_options(suite, corruptions, severities, seed, batch_size, device)
@@ -116,12 +118,12 @@ def run_robustness(ckpt: str | Path, data: str | Path, *, suite: str = "all", sp
     if "corruptions" in suites:
         require_library()
     net = load_stylizer(stylizer) if stylizer is not None and "shape-texture" in suites else None
-    state = load_checkpoint(ckpt)
-    model, ds = load_for_dataset(ckpt, data, split, state=state)
-    size = int(state["config"].get("dataset", {}).get("image_size", 224))
+    source = open_model(ckpt, model)
+    model, ds = load_for_dataset(source, data, split, image_size)
+    size = image_size or source.image_size or EXTERNAL_IMAGE_SIZE
     if "corruptions" in suites and size < MIN_SIZE:
-        raise PartcliError(f"--suite corruptions: {ckpt} works at {size} px; the ImageNet-C corruptions need at "
-                           f"least {MIN_SIZE} px")
+        raise PartcliError(f"--suite corruptions: {source.name} works at {size} px; the ImageNet-C corruptions need "
+                           f"at least {MIN_SIZE} px")
     ds.transform = eval_transform(size)  # the true part masks (no --seg-labels relabelling): they define the object
     notes: list[str] = []
     in9 = stylized_matches = None
@@ -162,7 +164,7 @@ def run_robustness(ckpt: str | Path, data: str | Path, *, suite: str = "all", sp
         result.notes += folder_notes
     result.rows.sort(key=lambda row: suites.index(row["suite"]))  # stable: each suite's folder rows after its own
     for row in result.rows:
-        row.update(checkpoint=str(ckpt), dataset=str(data), split=split)
+        row.update(checkpoint=source.name, dataset=str(data), split=split)
     if out is not None:
         append_results(out, result.rows, ROBUSTNESS_COLUMNS)
     return result
