@@ -1,8 +1,7 @@
-"""Versioned checkpoints (DESIGN §2): atomic writes, ``weights_only`` loading, clear errors for old files."""
+"""Versioned checkpoints: atomic writes, ``weights_only`` loading, clear errors for old files."""
 from __future__ import annotations
 
-import os
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from partcli.errors import PartcliError
+from partcli.files import atomic_write
 from partcli.models.registry import ModelConfig, build_model
 from partcli.settings_history import with_added_settings
 from partcli.version import __version__
@@ -22,20 +22,11 @@ RESUMABLE_VERSIONS = (2, CHECKPOINT_VERSION)  # a run of these versions can be c
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (tensors and plain values) plus version fields atomically: temp file, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``state`` (tensors and plain values) plus version fields atomically (``files.atomic_write``: readable
+    by others as the umask allows)."""
     payload = {"format_version": CHECKPOINT_VERSION, "partcli_version": __version__, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        torch.save(payload, fh)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -46,7 +37,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise PartcliError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. a plain pickle's "Detected pickle protocol 4": refused in one line below
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - arbitrary bytes make torch.load raise almost any type
         raise PartcliError(f"{path}: not a partcli checkpoint (cannot be loaded safely: {exc.__class__.__name__})") from None
     if not isinstance(state, dict) or "format_version" not in state or "model" not in state:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from partcli.config import MAX_SEED
 from partcli.errors import PartcliError
 from partcli.options import (ADVERSARY, DATA, RUN, RUNTIME, Choice, Device, Split, given_options, help_default,
                              spec_of, typer_parameters, with_parameters)
@@ -31,8 +32,10 @@ import_app = typer.Typer(help="Turn model files written by other code into partc
 app.add_typer(import_app, name="import")
 
 Out = Annotated[Path, typer.Option("--out", help="Output folder (must not exist or be empty).")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same result.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the prepared dataset in a non-empty --out "
+                                         "(a folder that holds other files is refused, not emptied).")]
+Seed = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED,
+                                   help="Seed for every random choice (0 to 2^32 − 1); same seed, same result.")]
 Src = Annotated[Path, typer.Option("--src", help="Folder holding the official download.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first undecodable image instead of skipping it.")]
 
@@ -83,8 +86,8 @@ def _main(
 @prepare_app.command("synthetic")
 def prepare_synthetic_cmd(
     out: Out,
-    n: Annotated[int, typer.Option(help="Number of images.")] = 3000,
-    image_size: Annotated[int, typer.Option(help="Side of the square images in pixels.")] = 64,
+    n: Annotated[int, typer.Option(help="Number of images (at most 1,000,000).")] = 3000,
+    image_size: Annotated[int, typer.Option(help="Side of the square images in pixels (16 to 2048).")] = 64,
     seed: Seed = 0,
     overwrite: Overwrite = False,
 ) -> None:
@@ -211,7 +214,8 @@ def _run_options(cls: type) -> list[inspect.Parameter]:
     resume = typer.Option("--resume", help="Continue the run in --out from checkpoints/last.pt with its stored "
                           "configuration; only --epochs (to extend), --workers and --device may change.",
                           rich_help_panel=RUN)
-    overwrite = typer.Option("--overwrite", help="Replace a non-empty --out.", rich_help_panel=RUN)
+    overwrite = typer.Option("--overwrite", help="Start the run afresh in a non-empty --out (its run files are "
+                             "replaced; other files stay).", rich_help_panel=RUN)
     kw = inspect.Parameter.KEYWORD_ONLY
     return [inspect.Parameter("config", kw, default=None, annotation=Annotated[Optional[Path], config]),
             inspect.Parameter("resume", kw, default=False, annotation=Annotated[bool, resume]),
@@ -228,8 +232,6 @@ def _training_command(pretrain: bool):
     def command(ctx: typer.Context, config: Optional[Path] = None, resume: bool = False, overwrite: bool = False,
                 **options: Any) -> None:
         from partcli.config import read_config_file
-        from partcli.train.distributed import leave_distributed
-        from partcli.train.loop import run_training
 
         given = {**(read_config_file(TrainConfig, config) if config else {}),
                  **given_options(ctx, options, TrainConfig)}
@@ -240,6 +242,13 @@ def _training_command(pretrain: bool):
             raise PartcliError("--out is required: the run folder to write (or to continue with --resume)")
         if not resume and not cfg.data:
             raise PartcliError("--data is required: a prepared dataset folder")
+        if not resume:
+            from partcli.train.validate import validate_config
+
+            validate_config(cfg)  # before the heavy imports below: a bad option is refused at once
+        from partcli.train.distributed import leave_distributed
+        from partcli.train.loop import run_training
+
         try:
             out = run_training(cfg, resume=resume, overwrite=overwrite, given=set(given))
         finally:
@@ -331,7 +340,8 @@ def _pseudolabel_command():
             f"segmenter {result.segmenter_checkpoint}")
 
     overwrite = inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option("--overwrite", help="Replace a non-empty --out.", rich_help_panel=RUN)])
+        bool, typer.Option("--overwrite", help="Replace the prepared dataset in a non-empty --out (a folder that "
+                           "holds other files is refused, not emptied).", rich_help_panel=RUN)])
     return with_parameters(command, [*typer_parameters(PseudoLabelConfig), overwrite])
 
 
@@ -383,9 +393,18 @@ def _attack_command():
         from partcli.attacks.suite import eps_label, run_attack_suite
         from partcli.attacks.hygiene import format_checklist
         from partcli.progress import info
+        from partcli.shards import join_ranks
+        from partcli.train.distributed import leave_distributed
 
-        cfg = AttackConfig(**given_options(ctx, options, AttackConfig))
-        result = run_attack_suite(ckpt, data, cfg, out, model=model, image_size=image_size)
+        try:  # under torchrun the ranks share the attacks; rank 0 alone writes and prints
+            shard = join_ranks(options["device"])
+            with shard.together():
+                cfg = AttackConfig(**given_options(ctx, options, AttackConfig))
+            result = run_attack_suite(ckpt, data, cfg, out, model=model, image_size=image_size, shard=shard)
+        finally:
+            leave_distributed()
+        if not shard.is_main:
+            return
         if json_output:
             _emit_json(result.rows, out, cfg.suite)
         table = Table(title=plain(f"{ckpt or model} on {data} [{cfg.split}], suite {cfg.suite}"))
@@ -476,12 +495,22 @@ def robustness(
     from partcli.robustness.corruptions import CORRUPTIONS, SEVERITIES
     from partcli.robustness.suite import robustness_tables, run_robustness
     from partcli.runtime import pick_device
+    from partcli.shards import join_ranks
+    from partcli.train.distributed import leave_distributed
 
-    result = run_robustness(ckpt, data, suite=suite, split=split.value, out=out,
-                            corruptions=corruption or CORRUPTIONS, severities=severity or SEVERITIES, seed=seed,
-                            batch_size=batch_size, device=str(pick_device(device.value)), cache=cache,
-                            stylizer=stylizer, imagenet9=imagenet9, stylized=stylized, model=model,
-                            image_size=image_size)
+    try:  # under torchrun the ranks share the sets; rank 0 alone writes and prints
+        shard = join_ranks(device.value)
+        with shard.together():
+            picked = str(pick_device(device.value, shard.local_rank))
+        result = run_robustness(ckpt, data, suite=suite, split=split.value, out=out,
+                                corruptions=corruption or CORRUPTIONS, severities=severity or SEVERITIES, seed=seed,
+                                batch_size=batch_size, device=picked, cache=cache, stylizer=stylizer,
+                                imagenet9=imagenet9, stylized=stylized, model=model, image_size=image_size,
+                                shard=shard)
+    finally:
+        leave_distributed()
+    if not shard.is_main:
+        return
     if json_output:
         _emit_json(result.rows, out, "robustness")
     for table in robustness_tables(result, f"{ckpt or model} on {data} [{split.value}]"):
@@ -501,15 +530,18 @@ def compare(
     out: Annotated[Optional[Path], typer.Option(help="Also write the summary as CSV (replaced if it exists).")] = None,
 ) -> None:
     """Mean ± 95 % CI over seeds per group and Welch's t-test p-values, as in the paper's Tables 2-4."""
-    from partcli.evaluate.compare import compare_results, compare_table, write_summary
+    from partcli.evaluate.compare import check_summary_out, compare_results, compare_table, write_summary
     from partcli.progress import info
 
+    if out is not None:
+        check_summary_out(out)
     result = compare_results(csv, by, metric, attack, ref)
+    if out is not None:  # written before anything is printed: a failed write is the command's only output
+        write_summary(result.summary, out)
     console.print(compare_table(result, metric))
     for note in result.notes:
         info(note)
     if out is not None:
-        write_summary(result.summary, out)
         say(f"wrote {out}")
 
 
@@ -522,7 +554,8 @@ def visualize(
     image_size: ModelSize = None,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("fig/masks.png"),
     split: Annotated[Split, typer.Option(help="Split to draw from.")] = Split.TEST,
-    n: Annotated[int, typer.Option(help="Samples (rows), drawn with --seed and kept in split order.")] = 8,
+    n: Annotated[int, typer.Option("--n", "--n-samples", help="Samples (rows), drawn with --seed and kept in split "
+                                   "order (--n-samples: the same, the spelling torchrun passes on).")] = 8,
     seed: Seed = 0,
     attack: Annotated[Optional[str], typer.Option(help="Also attack each sample: pgd (partcli's PGD) or autoattack (the real AutoAttack, App. B settings).")] = None,
     eps: Annotated[str, typer.Option(help="ℓ∞ radius of --attack on [0, 1] pixels: a number or a fraction.")] = "8/255",
@@ -574,6 +607,9 @@ def main() -> None:
             sys.exit(2)  # the help text has been printed
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
         _fail(exc.format_message() + where)
+    except PermissionError as exc:  # e.g. Path.is_dir() on a path inside a folder this account may not enter
+        where = exc.filename or "a file"
+        _fail(f"{where}: permission denied; check that this account may read (and for outputs, write) it")
     except KeyboardInterrupt:
         error("interrupted")
         sys.exit(130)

@@ -30,6 +30,7 @@ def parse_fraction(text: str | float | int, option: str) -> float:
         raise PartcliError(f"{option} {text!r}: expected a number or a fraction such as 8/255") from None
 
 
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding takes at most 32 bits; every partcli seed lies in [0, MAX_SEED]
 PRETRAINED_KEYWORDS = ("none", "imagenet", "timm")
 TIMM_PREFIX = "timm:"
 

@@ -55,6 +55,7 @@ class OptionSpec:
     panel: str
     choices: type[Enum] | None = None
     flags: str | None = None  # "--yes/--no" names of a boolean flag (default: --name)
+    aliases: tuple[str, ...] = ()  # further names of the option (e.g. one that torchrun's own parser leaves alone)
     parse: Callable[[Any, str], Any] | None = None  # (text or YAML value, option name) -> value
     shown: str | None = None  # the default as --help shows it, where the value itself does not read well
     path: bool = False  # a file or folder: typed as a path on the command line, stored as a string
@@ -118,7 +119,7 @@ def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[insp
             py_type = list[py_type]  # a repeatable option
         if default is None and spec.shown is not None:
             extra["show_default"] = spec.shown
-        decls = [spec.flags] if spec.flags else [flag_name(field.name)]
+        decls = [spec.flags] if spec.flags else [flag_name(field.name), *spec.aliases]
         # Typer reads help texts as Rich markup: escaped, a "[text]" in one is shown, not taken for a style
         info = typer.Option(*decls, help=escape(spec.help), rich_help_panel=spec.panel, **extra)
         annotation = Annotated[Optional[py_type] if default is None else py_type, info]

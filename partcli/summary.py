@@ -7,7 +7,7 @@ import torch
 from rich.table import Table
 
 from partcli.checkpoint import load_checkpoint
-from partcli.data.contract import SPLITS, check_split_files, read_dataset_info, read_split
+from partcli.data.contract import SPLITS, check_split_files, read_dataset_info, read_split, refuse_internal
 from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig, build_model, model_catalogue
 from partcli.progress import plain
@@ -60,6 +60,7 @@ def count_parameters(cfg: ModelConfig) -> int:
 def describe_dataset(path: Path) -> Table:
     """The dataset's classes, parts and counts, after checking every split and the headers of all its files."""
     info = read_dataset_info(path)
+    refuse_internal(path, info)
     for split in SPLITS:
         check_split_files(path, read_split(path, split, info))
     table = Table(title=plain(f"prepared dataset {path} ({info.name}, format {info.format_version})"))

@@ -9,12 +9,16 @@ import io
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from partcli.attacks.samples import AttackSamples
+from partcli.data.contract import DatasetWriter, Part
 from partcli.models.part_model import Classifier
 from partcli.models.registry import ModelConfig, build_model
 
@@ -73,3 +77,16 @@ def run_cli(*args: object) -> CliResult:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def write_tiny_dataset(out: Path, size: int = 16) -> Path:
+    """A valid 2-class, 2-part prepared dataset of ``size``-px images: 2 train, 1 val, 1 test sample."""
+    rng = np.random.default_rng(0)
+    with DatasetWriter(out, ["a", "b"], [Part("a/x", "a"), Part("b/y", "b")], name="good") as writer:
+        for i, split in enumerate(["train", "train", "val", "test"]):
+            image = Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+            mask = np.zeros((size, size), np.uint8)
+            mask[size // 4:3 * size // 4, size // 4:3 * size // 4] = 1 + i % 2
+            writer.add(split, f"s{i}", i % 2, image, mask=mask)
+        writer.finish({"command": "test"})
+    return out

@@ -94,8 +94,14 @@ class PreparerContract:
         with pytest.raises(PartcliError, match="--overwrite"):
             self.run(source, out)
         assert (out / "keep.txt").read_text() == "x"
+        with pytest.raises(PartcliError, match="no prepared dataset"):  # --overwrite replaces only a dataset
+            self.run(source, out, overwrite=True)
+        assert (out / "keep.txt").read_text() == "x"
+        (out / "keep.txt").unlink()
+        self.run(source, out)
+        (out / "stale.txt").write_text("from an earlier run")
         self.run(source, out, overwrite=True)
-        assert not (out / "keep.txt").exists() and (out / "dataset.yaml").is_file()
+        assert not (out / "stale.txt").exists() and (out / "dataset.yaml").is_file()
 
     def test_contract_a_missing_source_is_a_one_line_error_and_writes_nothing(self, tmp_path: Path):
         out = tmp_path / "out"

@@ -15,7 +15,7 @@ import torch
 import yaml
 from PIL import Image
 
-from helpers import run_cli
+from helpers import run_cli, write_tiny_dataset
 from partcli.checkpoint import CHECKPOINT_VERSION
 from partcli.data.contract import DatasetWriter, Part, prepare_output_dir
 from partcli.data.dataset import PreparedDataset
@@ -28,16 +28,7 @@ SIZE = 16
 @pytest.fixture(scope="module")
 def good(module_tmp) -> Path:
     """A valid 2-class, 2-part dataset of 16-px images: 2 train, 1 val, 1 test sample."""
-    out = module_tmp / "good"
-    rng = np.random.default_rng(0)
-    with DatasetWriter(out, ["a", "b"], [Part("a/x", "a"), Part("b/y", "b")], name="good") as writer:
-        for i, split in enumerate(["train", "train", "val", "test"]):
-            image = Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
-            mask = np.zeros((SIZE, SIZE), np.uint8)
-            mask[4:12, 4:12] = 1 + i % 2
-            writer.add(split, f"s{i}", i % 2, image, mask=mask)
-        writer.finish({"command": "test"})
-    return out
+    return write_tiny_dataset(module_tmp / "good", SIZE)
 
 
 @pytest.fixture
@@ -219,7 +210,9 @@ def test_non_empty_out_is_refused_unless_overwrite(good, tmp_path, capsys, monke
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     code, err = cli(capsys, monkeypatch, "prepare", "synthetic", "--out", out, "--n", 40, "--image-size", 16)
     assert_user_error(code, err, "--out", str(out))
-    assert prepare_output_dir(out, overwrite=True) == out
+    assert prepare_output_dir(out, overwrite=True, dataset=False) == out  # a run folder: only run files replaced
+    with pytest.raises(PartcliError, match="no dataset.yaml"):  # a dataset would replace the whole folder
+        prepare_output_dir(out, overwrite=True)
     assert prepare_output_dir(tmp_path / "empty-or-new", overwrite=False) == tmp_path / "empty-or-new"
     (tmp_path / "file").write_text("x")
     with pytest.raises(PartcliError, match="not a folder"):
@@ -448,7 +441,7 @@ def test_info_on_a_dataset_checks_its_files(data, capsys, monkeypatch):
 
 
 # Tests run as root here, and root writes through chmod's read-only bits: an output "inside" a regular file stands
-# for a place that cannot be written, and a patched mkstemp for a file system that turns read-only mid-run.
+# for a place that cannot be written, and a patched temporary-file creation for a file system that turns read-only mid-run.
 def test_unwritable_outputs_are_one_line_errors(good, good_checkpoint, tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -465,12 +458,12 @@ def test_unwritable_outputs_are_one_line_errors(good, good_checkpoint, tmp_path,
 def test_checkpoint_on_a_read_only_file_system(good, tmp_path, capsys, monkeypatch):
     import errno
 
-    import partcli.checkpoint
+    import partcli.files
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(partcli.checkpoint.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(partcli.files, "_create_beside", read_only)
     out = tmp_path / "run"
     assert_user_error(*pretrain(capsys, monkeypatch, good, out), f"--out {out}", "Read-only file system")
 

@@ -427,6 +427,7 @@ def test_existing_output_needs_overwrite(release: Path, tmp_path: Path):
     with pytest.raises(PartcliError, match="--overwrite"):
         prepare_part_imagenet(release, out)
     assert (out / "keep.txt").exists()
+    (out / "dataset.yaml").write_text("# an earlier dataset\n")  # --overwrite replaces only a prepared dataset
     prepare_part_imagenet(release, out, overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "dataset.yaml").is_file()
 

@@ -282,6 +282,7 @@ def test_too_few_images_and_existing_output(src, tmp_path):
     (out / "keep.txt").write_text("x")
     with pytest.raises(PartcliError, match="--overwrite"):
         prepare_pascal_part(src, out)
+    (out / "dataset.yaml").write_text("# an earlier dataset\n")  # --overwrite replaces only a prepared dataset
     prepare_pascal_part(src, out, overwrite=True)
     assert not (out / "keep.txt").exists()
     for mat in sorted((src / "Annotations_Part").glob("*.mat"))[3:]:

@@ -121,6 +121,7 @@ def test_existing_output_needs_overwrite(tmp_path):
     (out / "keep.txt").write_text("x")
     with pytest.raises(PartcliError, match="--overwrite"):
         prepare_synthetic(out, n=40, image_size=16)
+    (out / "dataset.yaml").write_text("# an earlier dataset\n")  # --overwrite replaces only a prepared dataset
     info = prepare_synthetic(out, n=40, image_size=16, overwrite=True)
     assert sum(sum(c.values()) for c in info.counts.values()) == 40 and not (out / "keep.txt").exists()
 

@@ -1,9 +1,16 @@
 """The real AutoAttack (PyPI ``pyautoattack`` 0.2.0, Croce & Hein 2020) configured as the paper did (App. B).
 
 Attacks run one at a time on the samples that are still robust, exactly as ``run_standard_evaluation`` does
-inside one call (each attack reseeds itself per batch, and its batches are the survivors in order), so the
-robust flags equal those of a single direct call with the same samples, norm, ε, seed and batch size. Running them
-one at a time is what makes a long run resumable: after each attack the flags go to a small JSON state file.
+inside one call (each attack reseeds torch's RNG with ``seed`` before every batch, and its batches are the
+survivors in order), so the robust flags equal those of a single direct call with the same samples, norm, ε, seed
+and batch size. Running them one at a time is what makes a long run resumable: after each attack the flags go to a
+small JSON state file.
+
+Under torchrun (``shard``) each attack's batches of survivors are shared out, batch ``b`` to rank ``b %
+world_size``, one ``run_standard_evaluation`` call per batch; as AutoAttack reseeds before every batch, a batch's
+result depends on its samples alone, and the ranks' flags, gathered after each attack, equal a single process's.
+Rank 0 alone reads and writes the state file, which holds whole attacks over all the samples: a killed sharded run
+resumes after its last finished attack with any number of ranks (the attack it was in is run again).
 pyautoattack's own ``state_path`` cannot be used for that: in 0.2.0 a saved state can never be restored (it
 writes the attack set as ``str(set)`` and then refuses the file as "created with a different set of
 attacks"), and a restored run would also hit an unbound ``y_adv``. ``state_path_for`` names the state file beside
@@ -34,6 +41,7 @@ import torch
 from torch import nn
 
 from partcli.errors import PartcliError, writing
+from partcli.shards import SINGLE, Shard
 
 STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
 FEW_CLASS_ATTACKS = ("apgd-ce", "fab", "square")  # App. B: DLR / targeted attacks need ≥ 4 classes
@@ -111,21 +119,22 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
                    seed: int = 0, batch_size: int = 256, device: str = "cpu",
                    attacks: tuple[str, ...] | list[str] | None = None, clean_correct: torch.Tensor | None = None,
                    state_path: str | Path | None = None, state_key: dict[str, Any] | None = None,
-                   norm: str = "Linf") -> AutoAttackResult:
+                   norm: str = "Linf", shard: Shard = SINGLE) -> AutoAttackResult:
     """Robust flags of ``model`` (eval mode, [0, 1] inputs → logits) under AutoAttack at radius ``eps`` of ``norm``
     (Linf or L2).
 
     ``clean_correct`` saves the clean pass when the caller has it. With ``state_path`` the flags are saved after
     every attack and a rerun with the same ``state_key`` continues after the last finished attack (the result
     says which, and the seconds they took); the file is removed when the run completes. Torch's global RNG is
-    left as it was found (AutoAttack reseeds it).
+    left as it was found (AutoAttack reseeds it). ``shard``: this rank's share under torchrun (module docstring);
+    every rank gets the whole result.
     """
     plan = autoattack_plan(num_classes, attacks)
     model.eval()
     if clean_correct is None:
         clean_correct = _clean_correct(model, x, y, batch_size, device)
     key = {**(state_key or {}), "attacks": list(plan.attacks), "n": len(y)}
-    done, robust, earlier = _load_state(state_path, key) if state_path else ([], None, 0.0)
+    done, robust, earlier = shard.on_main(lambda: _load_state(state_path, key)) if state_path else ([], None, 0.0)
     resumed_after, seconds = list(done), earlier
     robust = clean_correct.clone().cpu() if robust is None else robust
     accuracy_after: dict[str, float] = {}
@@ -136,22 +145,32 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
             if attack not in done:
                 start = time.perf_counter()
                 if robust.any():
-                    idx = robust.nonzero().squeeze(1)
                     aa = build_autoattack(model, plan, eps, seed, device, attacks=[attack], norm=norm)
-                    with _collect_warnings(attack, notes):
-                        # contiguous: pyautoattack's ℓ2 APGD reshapes with .view, which channels-last input breaks
-                        _, y_adv = aa.run_standard_evaluation(x[idx].contiguous(), y[idx], batch_size=batch_size)
-                    robust[idx] = y_adv.cpu() == y[idx].cpu()
+                    survivors = robust.nonzero().squeeze(1)
+                    batches = [survivors[i:i + batch_size] for i in range(0, len(survivors), batch_size)]
+
+                    def run(_: int, batch: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+                        """Robust flags of one batch of survivors under ``attack``, and AutoAttack's warnings."""
+                        warned: list[str] = []
+                        with _collect_warnings(attack, warned):
+                            # contiguous: pyautoattack's ℓ2 APGD reshapes with .view, which channels-last input breaks
+                            _, y_adv = aa.run_standard_evaluation(x[batch].contiguous(), y[batch],
+                                                                  batch_size=batch_size)
+                        return y_adv.cpu() == y[batch].cpu(), warned
+
+                    for batch, (flags, warned) in zip(batches, shard.map(batches, run, attack)):
+                        robust[batch] = flags
+                        notes.extend(w for w in warned if w not in notes)
                 done.append(attack)
                 seconds += time.perf_counter() - start
             accuracy_after[attack] = robust.float().mean().item()
             if state_path:
-                _save_state(state_path, key, done, robust, seconds)
+                shard.on_main(lambda: _save_state(state_path, key, done, robust, seconds))
     with _collect_warnings("square", notes):  # one attack per call: AutoAttack's own end-of-run check, on the whole
         from pyautoattack.checks import check_square_sr
         check_square_sr({"clean": clean_correct.float().mean().item(), **accuracy_after},
                         logger=logging.getLogger(AUTOATTACK_LOGGER))
-    if state_path:
+    if state_path and shard.is_main:
         Path(state_path).unlink(missing_ok=True)
     return AutoAttackResult(robust, plan, accuracy_after, resumed_after, earlier, notes)
 

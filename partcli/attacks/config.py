@@ -66,8 +66,9 @@ class AttackConfig:
     norm: str = option("Linf", "The attacks' threat model: Linf (the paper's) or L2 balls of radius --eps. The seg-* "
                        "suites are Linf only.", panel=ADVERSARY, choices=Norm)
     split: str = option("test", "Split to attack.", panel=DATA, choices=Split)
-    n: int | None = option(None, "Attack this many samples, drawn with --seed and kept in split order.", panel=DATA,
-                           shown="the whole split")
+    n: int | None = option(None, "Attack this many samples, drawn with --seed and kept in split order (--n-samples: "
+                           "the same, the spelling torchrun passes on).", panel=DATA, shown="the whole split",
+                           aliases=("--n-samples",))
     survivors_of: str | None = option(None, "Attack only the samples robust in this earlier *.samples.csv (same "
                                       "checkpoint and split); rows report over its samples, named '<attack> after "
                                       "<file>'.", panel=DATA, path=True)

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -51,6 +50,7 @@ from partcli.evaluate.results_csv import append_results
 from partcli.options import flag_name
 from partcli.progress import info, warn
 from partcli.runtime import pick_device
+from partcli.shards import SINGLE, Shard, join_ranks, tensor_digest
 
 SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
 SWEEP_EPS = (8 / 255, 16 / 255, 24 / 255, 32 / 255)  # Table 10
@@ -81,7 +81,7 @@ class _Attack:
 
 def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfig | None = None,
                      out: str | Path | None = ATTACK_CSV, *, model: str | Path | nn.Module | None = None,
-                     image_size: int | None = None, **options: Any) -> SuiteResult:
+                     image_size: int | None = None, shard: Shard | None = None, **options: Any) -> SuiteResult:
     """Python API of ``partcli attack``: attack ``cfg.n`` samples of ``cfg.split``, append rows to ``out`` (if
     given), write the per-sample outcomes beside it and return the rows, notes and hygiene checklist.
 
@@ -90,36 +90,46 @@ def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfi
     at ``image_size`` (default 224; a checkpoint at its training size). ``options``: ``AttackConfig`` fields
     overriding ``cfg`` (default ``AttackConfig()``), e.g. ``suite="pgd"``; ``eps`` and ``step_size`` may be
     fractions such as "8/255".
+
+    Under torchrun the ranks share the work (``shard``, default: joined from torchrun's environment, see
+    ``partcli.shards``); every rank returns the whole result, and rank 0 alone writes the files.
     """
     from partcli.evaluate.evaluate import load_for_dataset
     from partcli.models.sources import open_model
 
-    cfg = attack_config(cfg, options)
-    validate_config(cfg)
-    source = open_model(ckpt, model)
-    model, ds = load_for_dataset(source, data, cfg.split, image_size)
-    train_adv = source.train_adv
-    _require_segmenter(model, cfg.suite, source.name)
-    fingerprint = source.fingerprint[:FINGERPRINT_DIGITS]  # as outcomes.checkpoint_fingerprint
-    survivors_of = cfg.survivors_of
-    earlier = _earlier_outcomes(survivors_of, ds, fingerprint) if survivors_of is not None else None
-    indices = select_indices(len(ds), cfg.n, cfg.seed, earlier.survivors() if earlier else None, cfg.split)
-    if earlier is not None and not indices:
-        raise PartcliError(f"--survivors-of {survivors_of}: no sample survived its attacks; robust accuracy over "
-                           f"its {len(earlier.index)} samples is already 0")
-    samples = load_samples(ds, indices)
+    shard = shard or join_ranks(options.get("device") or (cfg.device if cfg else "auto"))
+    with shard.together():
+        cfg = attack_config(cfg, options)
+        validate_config(cfg)
+    shard.agree({"--ckpt": ckpt, "--model": model, "--data": data, "--image-size": image_size, "--out": out,
+                 **{flag_name(k): v for k, v in dataclasses.asdict(cfg).items()}})
+    with shard.together():  # the files every rank reads must be there on every node
+        source = open_model(ckpt, model)
+        model, ds = load_for_dataset(source, data, cfg.split, image_size)
+        _require_segmenter(model, cfg.suite, source.name)
+        fingerprint = source.fingerprint[:FINGERPRINT_DIGITS]  # as outcomes.checkpoint_fingerprint
+        survivors_of = cfg.survivors_of
+        earlier = _earlier_outcomes(survivors_of, ds, fingerprint) if survivors_of is not None else None
+        indices = select_indices(len(ds), cfg.n, cfg.seed, earlier.survivors() if earlier else None, cfg.split)
+        if earlier is not None and not indices:
+            raise PartcliError(f"--survivors-of {survivors_of}: no sample survived its attacks; robust accuracy "
+                               f"over its {len(earlier.index)} samples is already 0")
+        samples = load_samples(ds, indices)
+        device = pick_device(cfg.device, shard.local_rank)
+    with shard.together():  # once every rank has what it reads: nothing is written when one of them lacks it
+        if out is not None and shard.is_main:
+            check_writable(out)
+    shard.agree({"the checkpoint or model file (sha256)": source.fingerprint})
     where = str(Path(source.name).resolve()) if source.state is not None else source.fingerprint  # resume key
     key = {"checkpoint": where, "data": str(Path(data).resolve()), "split": cfg.split,
            "eps": cfg.eps, "seed": cfg.seed, "samples": hashlib.sha1(json.dumps(indices).encode()).hexdigest()}
     if cfg.norm != "Linf":  # ℓ∞ keys stay those of the state files written before --norm
         key["norm"] = cfg.norm
-    state_path = None
-    if out is not None:
-        check_writable(out)
-        state_path = state_path_for(out, key)
-    info(f"device {pick_device(cfg.device)}" + (" (auto)" if cfg.device == "auto" else ""))
+    state_path = state_path_for(out, key) if out is not None else None
+    ranks = f" on each of {shard.world_size} ranks" if shard.enabled else ""
+    info(f"device {device}" + (" (auto)" if cfg.device == "auto" else "") + ranks)
     result = attack_model(model, samples, cfg, num_classes=ds.info.num_classes, pool=MaskPool.from_dataset(ds),
-                          train_adv=train_adv, state_path=state_path, state_key=key)
+                          train_adv=source.train_adv, state_path=state_path, state_key=key, shard=shard)
     result.outcomes.split, result.outcomes.checkpoint = cfg.split, fingerprint
     if earlier is not None:
         result.rows, result.outcomes = on_earlier_set(result.rows, result.outcomes, earlier, Path(survivors_of).name)
@@ -128,7 +138,7 @@ def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfi
                             "left empty")
     for row in result.rows:
         row.update(checkpoint=source.name, dataset=str(data), split=cfg.split)
-    if out is not None:
+    if out is not None and shard.is_main:
         append_results(out, result.rows)
         result.samples_path = outcomes_path(out, cfg.suite)
         write_outcomes(result.samples_path, result.outcomes)
@@ -188,18 +198,29 @@ def validate_config(cfg: AttackConfig) -> None:
 
 def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *, num_classes: int,
                  pool: MaskPool | None = None, train_adv: str | None = None, state_path: Path | None = None,
-                 state_key: dict[str, Any] | None = None) -> SuiteResult:
-    """Run ``cfg.suite`` on a model (any module mapping [0, 1] images to logits; part models for seg suites)."""
+                 state_key: dict[str, Any] | None = None, shard: Shard = SINGLE) -> SuiteResult:
+    """Run ``cfg.suite`` on a model (any module mapping [0, 1] images to logits; part models for seg suites).
+
+    ``shard``: this rank's share under torchrun (``partcli.shards``); every rank must call this with the same model,
+    samples and configuration (checked), and every rank gets the whole result. Batch ``b`` of an attack (the
+    ``cfg.batch_size`` chunks of the samples it attacks, in order) is attacked by rank ``b % world_size`` with
+    random starts drawn from a generator seeded by (``cfg.seed``, attack, ``b``) only (``batch_seed``).
+    """
     validate_config(cfg)
     _check_l2_radius(cfg, samples.x.shape[1:])
-    cfg = dataclasses.replace(cfg, device=str(pick_device(cfg.device)))
+    if shard.enabled:
+        shard.agree({**{flag_name(k): v for k, v in dataclasses.asdict(cfg).items()}, "the classes": num_classes,
+                     "the samples": tensor_digest(torch.tensor(samples.index), samples.x, samples.y, samples.masks),
+                     "the model's weights": tensor_digest(*model.state_dict().values())})
+    cfg = dataclasses.replace(cfg, device=str(pick_device(cfg.device, shard.local_rank)))
     _require_segmenter(model, cfg.suite, "the model")
     model = model.to(cfg.device).eval()
-    runner = _Runner(model, samples, cfg, num_classes, pool or MaskPool.from_samples(samples), state_path, state_key)
+    runner = _Runner(model, samples, cfg, num_classes, pool or MaskPool.from_samples(samples), state_path, state_key,
+                     shard)
     early: list[Check] = []
     if cfg.hygiene:  # before the expensive attacks: a model that ignores its input wastes them
         early.append(check_input_dependence(runner.clean_logits.argmax(1), samples.y, runner.zero_input_gradients()))
-        if early[-1].status == "warn":
+        if early[-1].status == "warn" and shard.is_main:
             warn(f"{early[-1].name}: {early[-1].message}")
     rows, robust = [], {}
     for attack in runner.attacks():
@@ -220,6 +241,13 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
                                   check_radii(cfg.norm, samples.x[0].numel()))
               if cfg.hygiene else [])
     return SuiteResult(rows, outcomes, checks, runner.notes)
+
+
+def batch_seed(seed: int, attack: str, batch: int) -> int:
+    """The seed of the random draws (starts, restarts, two-stage targets) of ``attack`` (its name, e.g. ``pgd@0.031``)
+    on its batch ``batch``: the first 63 bits of SHA-256("<seed>/<attack>/<batch>"), a function of these alone."""
+    digest = hashlib.sha256(f"{seed}/{attack}/{batch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def eps_label(eps: float, norm: str = "Linf") -> str:
@@ -279,31 +307,32 @@ class _Runner:
     """Builds the suite's attacks over one set of samples and shares the clean pass between them."""
 
     def __init__(self, model: nn.Module, samples: AttackSamples, cfg: AttackConfig, num_classes: int,
-                 pool: MaskPool, state_path: Path | None, state_key: dict[str, Any] | None):
+                 pool: MaskPool, state_path: Path | None, state_key: dict[str, Any] | None, shard: Shard):
         self.model, self.s, self.cfg, self.num_classes, self.pool = model, samples, cfg, num_classes, pool
-        self.state_path, self.state_key = state_path, state_key
+        self.state_path, self.state_key, self.shard = state_path, state_key, shard
         self.part_model = bool(getattr(model, "has_segmenter", False))
         self.notes: list[str] = []
         self.seg_channels = 0  # K + 1 of a part model, set by the clean pass
         self._clean_pass()
 
     def _clean_pass(self) -> None:
-        logits, correct_px = [], []
-        with torch.no_grad():
-            for sl in self._batches(range(len(self.s.y))):
+        def batch(_: int, sl: slice) -> tuple[torch.Tensor, int, int]:
+            """Logits, correct part pixels and part channels (K + 1) of one batch."""
+            with torch.no_grad():
                 x = self.s.x[sl].to(self.cfg.device)
-                if self.part_model:
-                    out, seg = self.model(x, return_seg=True)
-                    self.seg_channels = seg.shape[1]
-                    correct_px.append(correct_pixels(seg, self.s.masks[sl].long().to(self.cfg.device)).cpu())
-                else:
-                    out = self.model(x)
-                logits.append(out.float().cpu())
-        self.clean_logits = torch.cat(logits)
+                if not self.part_model:
+                    return self.model(x).float().cpu(), 0, 0
+                out, seg = self.model(x, return_seg=True)
+                correct = int(correct_pixels(seg, self.s.masks[sl].long().to(self.cfg.device)).sum())
+                return out.float().cpu(), correct, seg.shape[1]
+
+        results = self.shard.map(self._batches(range(len(self.s.y))), batch, "clean pass")
+        self.clean_logits = torch.cat([logits for logits, _, _ in results])
         self.clean_correct = self.clean_logits.argmax(1) == self.s.y
+        self.seg_channels = results[0][2]
         labelled = (self.s.masks != -1).flatten(1).sum(1)
         self.labelled_pixels = int(labelled.sum())
-        self.clean_pixel_acc = (int(torch.cat(correct_px).sum()) / self.labelled_pixels
+        self.clean_pixel_acc = (sum(correct for _, correct, _ in results) / self.labelled_pixels
                                 if self.part_model and self.labelled_pixels else None)
 
     def attacks(self) -> list[_Attack]:
@@ -384,7 +413,8 @@ class _Runner:
             result = run_autoattack(self.model, self.s.x, self.s.y, eps, num_classes=self.num_classes,
                                     seed=self.cfg.seed, batch_size=self.cfg.batch_size, device=self.cfg.device,
                                     attacks=self.cfg.aa_attacks, clean_correct=self.clean_correct,
-                                    state_path=state_path, state_key=state_key, norm=self.cfg.norm)
+                                    state_path=state_path, state_key=state_key, norm=self.cfg.norm,
+                                    shard=self.shard)
             if result.resumed_after:
                 attack.earlier_seconds = result.earlier_seconds
                 self.notes.append(f"AutoAttack resumed an interrupted run after {', '.join(result.resumed_after)} "
@@ -400,66 +430,64 @@ class _Runner:
         return attack
 
     def _pgd(self, eps: float, step: float, restarts: int, name: str) -> torch.Tensor:
-        gen = self._generator(f"{name}@{eps}")
-
-        def attack(x, y, masks, has_mask, sl):
+        def attack(x, y, masks, has_mask, sl, gen):
             return craft_adversarial(self.model, x, y, eps, step, self.cfg.steps, norm=self.cfg.norm,
                                      restarts=restarts, generator=gen)
-        return self._classification_attack(attack)
+        return self._classification_attack(f"{name}@{eps}", attack)
 
     def _seg_single(self) -> torch.Tensor:
-        cfg, gen = self.cfg, self._generator("seg-single")
+        cfg = self.cfg
 
-        def attack(x, y, masks, has_mask, sl):
+        def attack(x, y, masks, has_mask, sl, gen):
             return seg_single_attack(self.model, x, y, masks, has_mask, cfg.eps, cfg.pgd_step_size, cfg.steps,
                                      cfg.restarts, cfg.attack_cseg, gen)
-        return self._classification_attack(attack)
+        return self._classification_attack("seg-single", attack)
 
     def _two_stage(self, strategy: str) -> torch.Tensor:
-        cfg, gen = self.cfg, self._generator(f"seg-two-stage/{strategy}")
+        cfg = self.cfg
         targeted = strategy != "untargeted"
         if targeted and len(self.pool.labels) == 0:
             raise PartcliError(f"--strategy {strategy}: the split has no part masks to use as targets")
         scores = (self.pool.scores(self.model.head, self.seg_channels, cfg.device, cfg.batch_size)
                   if strategy == "mc-sorted" else None)
-        attacked = self.clean_correct.nonzero().squeeze(1)
-        targets = (choose_targets(strategy, self.s.y[attacked], self.clean_logits[attacked], self.pool.labels,
-                                  scores, cfg.restarts, gen) if targeted else None)
-        position = torch.full((len(self.s.y),), -1, dtype=torch.long)
-        position[attacked] = torch.arange(len(attacked))
 
-        def attack(x, y, masks, has_mask, sl):
-            """Per sample the first restart that fools the model (else the clean input)."""
+        def attack(x, y, masks, has_mask, sl, gen):
+            """Per sample the first restart that fools the model (else the clean input); the batch's targets come
+            from its own generator, before its random starts."""
+            targets = (choose_targets(strategy, self.s.y[sl], self.clean_logits[sl], self.pool.labels, scores,
+                                      cfg.restarts, gen) if targeted else None)
             best, fooled = x.clone(), torch.zeros(len(y), dtype=torch.bool, device=x.device)
             reference = None if targeted else reference_masks(self.model, x, masks, has_mask)
             for r in range(cfg.restarts):
-                stage1 = (self.pool.masks(targets[r, position[sl]]).to(x.device) if targeted else reference)
+                stage1 = self.pool.masks(targets[r]).to(x.device) if targeted else reference
                 x_adv = two_stage_attack(self.model, x, y, stage1, targeted, cfg.eps, cfg.pgd_step_size, cfg.steps,
                                          gen)
                 with torch.no_grad():
                     take = (self.model(x_adv).argmax(1) != y) & ~fooled
                 best[take], fooled = x_adv[take], fooled | take
             return best
-        return self._classification_attack(attack)
+        return self._classification_attack(f"seg-two-stage/{strategy}", attack)
 
     def _segmenter(self) -> _Attack:
-        cfg, gen = self.cfg, self._generator("segmenter")
+        cfg = self.cfg
         adv_correct_px = [0]
 
+        def batch(k: int, sl: slice) -> tuple[torch.Tensor, int]:
+            """Robust flags and correct part pixels of one batch (every sample, not only the clean-correct ones)."""
+            x, y = self.s.x[sl].to(cfg.device), self.s.y[sl].to(cfg.device)
+            masks, has_mask = self.s.masks[sl].long().to(cfg.device), self.s.has_mask[sl].to(cfg.device)
+            reference = reference_masks(self.model, x, masks, has_mask)
+            with frozen_eval(self.model):
+                x_adv = segmenter_attack(self.model, x, reference, cfg.eps, cfg.pgd_step_size, cfg.steps,
+                                         cfg.restarts, self._generator("segmenter", k))
+            with torch.no_grad():
+                logits, seg = self.model(x_adv, return_seg=True)
+                return (logits.argmax(1) == y).cpu() & self.clean_correct[sl], int(correct_pixels(seg, masks).sum())
+
         def run() -> torch.Tensor:
-            robust = torch.zeros(len(self.s.y), dtype=torch.bool)
-            for sl in self._batches(range(len(self.s.y))):
-                x, y = self.s.x[sl].to(cfg.device), self.s.y[sl].to(cfg.device)
-                masks, has_mask = self.s.masks[sl].long().to(cfg.device), self.s.has_mask[sl].to(cfg.device)
-                reference = reference_masks(self.model, x, masks, has_mask)
-                with frozen_eval(self.model):
-                    x_adv = segmenter_attack(self.model, x, reference, cfg.eps, cfg.pgd_step_size, cfg.steps,
-                                             cfg.restarts, gen)
-                with torch.no_grad():
-                    logits, seg = self.model(x_adv, return_seg=True)
-                    adv_correct_px[0] += int(correct_pixels(seg, masks).sum())
-                    robust[sl] = ((logits.argmax(1) == y).cpu() & self.clean_correct[sl])
-            return robust
+            results = self.shard.map(self._batches(range(len(self.s.y))), batch, "segmenter")
+            adv_correct_px[0] = sum(correct for _, correct in results)
+            return torch.cat([flags for flags, _ in results])
 
         def pixel_acc() -> float | None:
             return adv_correct_px[0] / self.labelled_pixels if self.labelled_pixels else None
@@ -477,19 +505,24 @@ class _Runner:
         self.notes.append("twohead model: seg-two-stage/mc-sorted skipped (its classifier reads no masks)")
         return rest
 
-    def _classification_attack(self, attack: Callable[..., torch.Tensor]) -> torch.Tensor:
-        """Robust flags: ``attack(x, y, masks, has_mask, batch indices) -> x_adv`` runs on the clean-correct samples
-        only, batch by batch, with the parameters frozen; a sample is robust if x_adv is still classified right."""
-        robust = torch.zeros(len(self.s.y), dtype=torch.bool)
-        attacked = self.clean_correct.nonzero().squeeze(1)
-        for sl in self._batches(attacked.tolist()):
-            dev = self.cfg.device
+    def _classification_attack(self, name: str, attack: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """Robust flags: ``attack(x, y, masks, has_mask, batch indices, generator) -> x_adv`` runs on the
+        clean-correct samples only, batch by batch (sharded over the ranks), with the parameters frozen and the
+        batch's own generator (``_generator(name, batch)``); a sample is robust if x_adv is still classified right."""
+        dev = self.cfg.device
+
+        def batch(k: int, sl: torch.Tensor) -> torch.Tensor:
             x, y = self.s.x[sl].to(dev), self.s.y[sl].to(dev)
             masks, has_mask = self.s.masks[sl].long().to(dev), self.s.has_mask[sl].to(dev)
             with frozen_eval(self.model):
-                x_adv = attack(x, y, masks, has_mask, sl)
+                x_adv = attack(x, y, masks, has_mask, sl, self._generator(name, k))
             with torch.no_grad():
-                robust[sl] = (self.model(x_adv).argmax(1) == y).cpu()
+                return (self.model(x_adv).argmax(1) == y).cpu()
+
+        robust = torch.zeros(len(self.s.y), dtype=torch.bool)
+        batches = self._batches(self.clean_correct.nonzero().squeeze(1).tolist())
+        for sl, flags in zip(batches, self.shard.map(batches, batch, name)):
+            robust[sl] = flags
         return robust
 
     def _batches(self, indices) -> list[Any]:
@@ -500,9 +533,10 @@ class _Runner:
         return [torch.tensor(indices[i:i + self.cfg.batch_size], dtype=torch.long)
                 for i in range(0, len(indices), self.cfg.batch_size)]
 
-    def _generator(self, name: str) -> torch.Generator:
-        """One generator per attack, so an attack's result does not depend on which others ran before it."""
-        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + zlib.crc32(name.encode()))
+    def _generator(self, name: str, batch: int) -> torch.Generator:
+        """The generator of attack ``name`` on its batch ``batch``: its draws do not depend on which attacks or
+        batches ran before (in this process, or on another rank)."""
+        return torch.Generator().manual_seed(batch_seed(self.cfg.seed, name, batch))
 
 
 # suite name -> the runner's attacks for it, in row order (``all`` runs every other suite, then its own row)

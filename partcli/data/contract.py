@@ -10,11 +10,13 @@ import csv
 import io
 import os
 import re
+import secrets
 import shutil
-import tempfile
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import yaml
@@ -29,6 +31,9 @@ SPLITS = ("train", "val", "test")
 CSV_COLUMNS = ("image", "mask", "label", "mask_source")
 MASK_SOURCES = ("gt", "pseudo", "")
 PARTIAL_SUFFIX = ".partial"  # a dataset being written, in a hidden folder beside its --out
+PIXEL_LIMIT_VARIABLE = "PARTCLI_MAX_IMAGE_PIXELS"
+DEFAULT_PIXEL_LIMIT = 100_000_000  # 100 Mpx: 50 times a Cityscapes image; a larger file is refused, not decoded
+INTERNAL = "internal"  # dataset.yaml key of a dataset that is a step of another command (never evaluated)
 
 
 @dataclass(frozen=True)
@@ -138,65 +143,151 @@ def read_dataset_info(root: str | Path) -> DatasetInfo:
     )
 
 
+def refuse_internal(root: str | Path, info: DatasetInfo) -> None:
+    """Refuse a dataset that is a working step of another command (dataset.yaml ``internal``: e.g. the labelled
+    subset ``pseudolabel`` trains its segmenter on, left behind by an interrupted run): not a dataset to report on."""
+    if info.extra.get(INTERNAL):
+        raise PartcliError(f"{root}: {info.extra[INTERNAL]}; not a dataset to evaluate or describe")
+
+
 def read_split(root: str | Path, split: str, info: DatasetInfo) -> list[Sample]:
-    """Read ``root/<split>.csv``; raise PartcliError for a missing, malformed or empty split."""
+    """Read ``root/<split>.csv``; raise PartcliError for a missing, malformed or empty split.
+
+    Paths must be relative and stay inside the dataset folder (or the folders its dataset.yaml declares it reads:
+    ``PathsInside``), and an image may be listed once.
+    """
     path = Path(root) / f"{split}.csv"
     if split not in SPLITS:
         raise PartcliError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
     if not path.is_file():
         raise PartcliError(f"{path}: missing split file")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise PartcliError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        samples = []
-        for lineno, row in enumerate(reader, start=2):
-            if not row["image"]:
-                raise PartcliError(f"{path}:{lineno}: no image path (expected columns {', '.join(CSV_COLUMNS)})")
-            try:
-                label = int(row["label"])
-            except (TypeError, ValueError):  # TypeError: a short row leaves the cell None
-                raise PartcliError(f"{path}:{lineno}: label {row['label']!r} is not an integer") from None
-            if not 0 <= label < info.num_classes:
-                raise PartcliError(f"{path}:{lineno}: label {label} outside 0..{info.num_classes - 1}")
-            for column in ("image", "mask"):
-                if row[column] and Path(row[column]).is_absolute():
-                    raise PartcliError(f"{path}:{lineno}: {column} path {row[column]!r} is absolute; the contract "
-                                       "wants paths relative to the dataset folder")
-            source = row["mask_source"] or ""
-            if source not in MASK_SOURCES:
-                raise PartcliError(f"{path}:{lineno}: mask_source {source!r} not one of gt, pseudo or empty")
-            samples.append(Sample(row["image"], row["mask"] or "", label, source))
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark (spreadsheets write one) is dropped
+    except UnicodeDecodeError as exc:
+        raise PartcliError(f"{path}: not UTF-8 text (byte {exc.start}); save it as a UTF-8 CSV") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
+    if missing:
+        raise PartcliError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    inside = PathsInside(Path(root))
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    for lineno, row in enumerate(reader, start=2):
+        samples.append(_sample(row, f"{path}:{lineno}", info, inside))
+        if row["image"] in seen:
+            raise PartcliError(f"{path}:{lineno}: image {row['image']} is listed again (first on line "
+                               f"{seen[row['image']]}); a sample would count twice: remove one of the rows")
+        seen[row["image"]] = lineno
     if not samples:
         raise PartcliError(f"{path}: split {split!r} is empty")
     return samples
 
 
-def load_image(root: Path, rel: str) -> Image.Image:
-    """Decode an RGB image; PartcliError naming the file if it is missing or does not decode."""
-    path = root / rel
+def _sample(row: dict[str, str | None], where: str, info: DatasetInfo, inside: "PathsInside") -> Sample:
+    if not row["image"]:
+        raise PartcliError(f"{where}: no image path (expected columns {', '.join(CSV_COLUMNS)})")
     try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        label = int(row["label"])
+    except (TypeError, ValueError):  # TypeError: a short row leaves the cell None
+        raise PartcliError(f"{where}: label {row['label']!r} is not an integer") from None
+    if not 0 <= label < info.num_classes:
+        raise PartcliError(f"{where}: label {label} outside 0..{info.num_classes - 1}")
+    for column in ("image", "mask"):
+        if row[column] and Path(row[column]).is_absolute():
+            raise PartcliError(f"{where}: {column} path {row[column]!r} is absolute; the contract wants paths "
+                               "relative to the dataset folder")
+        if row[column]:
+            inside.check(row[column], f"{where}: {column}")
+    source = row["mask_source"] or ""
+    if source not in MASK_SOURCES:
+        raise PartcliError(f"{where}: mask_source {source!r} not one of gt, pseudo or empty")
+    return Sample(row["image"], row["mask"] or "", label, source)
+
+
+class PathsInside:
+    """Where a dataset's files may lie: its folder and, for a derived dataset, the folders its dataset.yaml
+    declares in ``source`` (``parent``, ``unlabelled``: a pseudo-labelled dataset reads its parent's images), and
+    theirs in turn. A path is resolved, symbolic links included, before it is checked."""
+
+    def __init__(self, root: Path, depth: int = 0):
+        self.root = root
+        self.allowed = [root.resolve()]
+        source = read_dataset_info(root).source
+        for key in ("parent", "unlabelled"):
+            declared = source.get(key) if isinstance(source, dict) else None
+            if isinstance(declared, str) and declared:
+                folder = (root / declared).resolve()
+                self.allowed.append(folder)
+                if key == "parent" and depth < 8 and (folder / "dataset.yaml").is_file():
+                    try:
+                        self.allowed += PathsInside(folder, depth + 1).allowed[1:]
+                    except PartcliError:
+                        pass  # the parent's own problems are reported when it is read
+
+    def check(self, rel: str, where: str) -> None:
+        target = (self.root / rel).resolve()
+        if not any(target == a or a in target.parents for a in self.allowed):
+            raise PartcliError(f"{where} path {rel!r} leads to {target}, outside the dataset folder (and the folders "
+                               "its dataset.yaml declares); paths must stay inside it")
+
+
+def pixel_limit() -> int:
+    """The largest image partcli decodes (pixels): ``PARTCLI_MAX_IMAGE_PIXELS``, default 100 Mpx."""
+    value = os.environ.get(PIXEL_LIMIT_VARIABLE, "")
+    try:
+        return int(value) if value else DEFAULT_PIXEL_LIMIT
+    except ValueError:
+        raise PartcliError(f"{PIXEL_LIMIT_VARIABLE}={value!r}: expected a number of pixels") from None
+
+
+@contextmanager
+def open_image(path: Path, what: str) -> Iterator[Image.Image]:
+    """``Image.open`` (lazy: the header only) with partcli's errors: one line naming the file when it is missing,
+    does not decode, or has more pixels than ``pixel_limit`` (checked from the header, before any decoding;
+    PIL's own decompression-bomb warning and error are replaced by this check)."""
+    limit = pixel_limit()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
     except FileNotFoundError:
-        raise PartcliError(f"{path}: image file missing") from None
+        raise PartcliError(f"{path}: {what} file missing") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise PartcliError(f"{path}: image does not decode ({exc.__class__.__name__})") from None
+        raise PartcliError(f"{path}: {what} does not decode ({exc.__class__.__name__})") from None
+    with im:
+        if im.width * im.height > limit:
+            raise PartcliError(f"{path}: {what} of {im.width}x{im.height} pixels, more than partcli decodes "
+                               f"({limit:,}); set {PIXEL_LIMIT_VARIABLE} higher if the file is genuine")
+        yield im
+
+
+def load_image(root: Path, rel: str) -> Image.Image:
+    """Decode an RGB image; PartcliError naming the file if it is missing, too large or does not decode."""
+    path = root / rel
+    with open_image(path, "image") as im:
+        try:
+            return im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise PartcliError(f"{path}: image does not decode ({exc.__class__.__name__})") from None
 
 
 def load_mask(root: Path, rel: str, num_parts: int, size: tuple[int, int]) -> np.ndarray:
     """Decode a part mask (H×W integer part ids) and check it against its image's ``size`` (W, H) and K."""
     path = root / rel
-    try:
-        with Image.open(path) as im:
+    with open_image(path, "mask") as im:
+        try:
             mask = np.array(im)
-    except FileNotFoundError:
-        raise PartcliError(f"{path}: mask file missing") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise PartcliError(f"{path}: mask does not decode ({exc.__class__.__name__})") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise PartcliError(f"{path}: mask does not decode ({exc.__class__.__name__})") from None
     if mask.ndim != 2:
         raise PartcliError(f"{path}: mask must be single-channel, got shape {mask.shape}")
+    if not np.issubdtype(mask.dtype, np.integer) and mask.dtype != bool:
+        raise PartcliError(f"{path}: mask holds {mask.dtype} values; part ids must be integers (an 8- or 16-bit "
+                           "PNG), not rounded from fractions")
     if (mask.shape[1], mask.shape[0]) != tuple(size):
         raise PartcliError(
             f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its image's {size[0]}x{size[1]}"
@@ -222,6 +313,9 @@ def check_split_files(root: str | Path, samples: Iterable[Sample], missing_masks
             header = _header(root / sample.mask, "mask")
             if len(header.getbands()) != 1:
                 raise PartcliError(f"{root / sample.mask}: mask must be single-channel, got mode {header.mode}")
+            if header.mode == "F":
+                raise PartcliError(f"{root / sample.mask}: mask holds floating-point values; part ids must be "
+                                   "integers (an 8- or 16-bit PNG), not rounded from fractions")
             if header.size != size:
                 raise PartcliError(
                     f"{root / sample.mask}: mask size {header.size[0]}x{header.size[1]} differs from its image's "
@@ -231,23 +325,25 @@ def check_split_files(root: str | Path, samples: Iterable[Sample], missing_masks
 
 def _header(path: Path, what: str) -> Image.Image:
     """Open ``path`` lazily (header only) and close it; the returned object still knows size and mode."""
-    try:
-        with Image.open(path) as im:
-            return im
-    except FileNotFoundError:
-        raise PartcliError(f"{path}: {what} file missing") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise PartcliError(f"{path}: {what} does not decode ({exc.__class__.__name__})") from None
+    with open_image(path, what) as im:
+        return im
 
 
-def prepare_output_dir(out: str | Path, overwrite: bool, option: str = "--out") -> Path:
-    """Refuse an existing, non-empty ``out`` unless ``overwrite``; return it as a Path (not created)."""
+def prepare_output_dir(out: str | Path, overwrite: bool, option: str = "--out", dataset: bool = True) -> Path:
+    """Refuse an existing, non-empty ``out`` unless ``overwrite``; return it as a Path (not created).
+
+    ``dataset``: ``out`` is a prepared dataset, which ``--overwrite`` replaces whole; a non-empty folder that is not
+    one (no dataset.yaml) is refused even with ``--overwrite``, so that unrelated files are never deleted.
+    """
     out = Path(out)
     if out.exists():
         if not out.is_dir():
             raise PartcliError(f"{option} {out}: exists and is not a folder")
         if any(out.iterdir()) and not overwrite:
             raise PartcliError(f"{option} {out}: exists and is not empty; choose another path or pass --overwrite")
+        if dataset and any(out.iterdir()) and not (out / "dataset.yaml").is_file():
+            raise PartcliError(f"{option} {out}: holds files but no prepared dataset (no dataset.yaml), and "
+                               "--overwrite replaces only a prepared dataset: choose another folder or empty it")
     return out
 
 
@@ -285,9 +381,21 @@ def stratified_split(labels: Iterable[int], seed: int, fractions: tuple[float, f
     return stratified_assign(labels, dict(zip(SPLITS, fractions)), seed)
 
 
+def partial_folder(out: Path) -> Path:
+    """A new, empty ``.<out name>.<8 random characters>.partial`` folder beside ``out``, made with the umask's
+    permissions (``tempfile.mkdtemp`` would make it private, and the dataset would stay private once renamed)."""
+    while True:
+        folder = out.parent / f".{out.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
 def remove_partial_folders(out: Path) -> None:
     """Delete the ``.<out name>.<random>.partial`` folders that killed writes of ``out`` left beside it."""
-    pattern = re.compile(rf"\.{re.escape(out.name)}\.[a-z0-9_]{{8}}{re.escape(PARTIAL_SUFFIX)}")  # mkdtemp's names
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[a-z0-9_]{{8}}{re.escape(PARTIAL_SUFFIX)}")  # partial_folder's
     stale = [p for p in out.parent.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
     for folder in stale:
         shutil.rmtree(folder)
@@ -334,7 +442,7 @@ class DatasetWriter:
         with writing(self.out):
             self.out.parent.mkdir(parents=True, exist_ok=True)
             remove_partial_folders(self.out)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=PARTIAL_SUFFIX, dir=self.out.parent))
+            self.tmp = partial_folder(self.out)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

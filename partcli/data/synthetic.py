@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from partcli.config import MAX_SEED
 from partcli.data.contract import DatasetInfo, DatasetWriter, Part, stratified_split
 from partcli.errors import PartcliError
 from partcli.progress import track
@@ -77,6 +78,8 @@ OBJECT_SIZE = (0.4, 0.8)  # larger side of the object's bounding box, as a fract
 MAX_ROTATION_DEG = 15.0
 PIXEL_NOISE_STD = 10.0
 MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 2048
+MAX_N = 1_000_000
 # stratified_split's rounding leaves a split without a class when a class has fewer than 8 samples
 MIN_PER_CLASS = 8
 
@@ -275,10 +278,12 @@ def check_options(n: int, image_size: int, seed: int) -> None:
         raise PartcliError(
             f"--n {n}: too few samples; give at least {min_n} ({MIN_PER_CLASS} per class) so every split holds every class"
         )
-    if image_size < MIN_IMAGE_SIZE:
-        raise PartcliError(f"--image-size {image_size}: too small; give at least {MIN_IMAGE_SIZE} pixels")
-    if seed < 0:
-        raise PartcliError(f"--seed {seed}: must be a non-negative integer")
+    if n > MAX_N:
+        raise PartcliError(f"--n {n}: more than {MAX_N:,} samples; generate datasets of at most that size")
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise PartcliError(f"--image-size {image_size}: give {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels")
+    if not 0 <= seed <= MAX_SEED:
+        raise PartcliError(f"--seed {seed}: must be an integer in [0, {MAX_SEED}]")
 
 
 def prepare_synthetic(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,8 @@ import pandas as pd
 from scipy import stats
 
 from partcli.errors import PartcliError, writing
+from partcli.evaluate.results_csv import malformed_note, read_results_file
+from partcli.files import atomic_write, check_can_create
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -61,25 +61,37 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float | None:
     return None if np.isnan(p) else float(p)
 
 
-def read_results(paths: list[str | Path]) -> pd.DataFrame:
-    """The rows of every CSV, all cells as text (empty when absent), with the file and line each came from."""
-    frames = []
+def read_results(paths: list[str | Path]) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of every CSV, all cells as text (empty when absent), with the file and line each came from; and a
+    note per file with malformed rows (skipped: a row cut off or edited by hand), naming their lines."""
+    frames, skipped = [], []
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise PartcliError(f"{path}: results CSV not found")
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise PartcliError(f"{path}: not a readable CSV ({exc.__class__.__name__})") from None
-        missing = [c for c in ("checkpoint", "suite", "attack") if c not in frame.columns]
+            parsed = read_results_file(path)
+        except UnicodeDecodeError:
+            raise PartcliError(f"{path}: not a readable CSV (not UTF-8 text)") from None
+        missing = [c for c in ("checkpoint", "suite", "attack") if c not in parsed.header]
         if missing:
             raise PartcliError(f"{path}: not a partcli results CSV (no {', '.join(missing)} column)")
-        frames.append(frame.assign(_source=f"{path}", _line=np.arange(2, len(frame) + 2)))
+        if parsed.malformed:
+            skipped.append(malformed_note(path, parsed))
+        frame = pd.DataFrame([cells for _, cells in parsed.rows], columns=parsed.header, dtype=str)
+        frames.append(frame.assign(_source=f"{path}", _line=[line for line, _ in parsed.rows]))
     frame = pd.concat(frames, ignore_index=True).fillna("")
     if frame.empty:
-        raise PartcliError(f"{', '.join(map(str, paths))}: no result rows")
-    return frame
+        raise PartcliError(f"{', '.join(map(str, paths))}: no result rows" + "".join(f"; {s}" for s in skipped))
+    return frame, skipped
+
+
+def check_summary_out(path: str | Path) -> None:
+    """Refuse, before any work, an ``--out`` the summary could not be written to (nothing is created)."""
+    path = Path(path)
+    if path.is_dir():
+        raise PartcliError(f"--out {path}: a folder; give the summary CSV's file name (e.g. {path / 'summary.csv'})")
+    check_can_create(path)
 
 
 def checkpoint_property(config: dict[str, Any], name: str) -> Any:
@@ -114,7 +126,7 @@ def compare_results(paths: list[str | Path], by: str, metric: str = "acc", attac
                     reference: str | None = None) -> CompareResult:
     """Python API of ``partcli compare``: per benchmark and group, mean ± 95 % CI and Welch's p vs ``reference``
     (default: the first group in file order). ``attacks``: glob patterns that keep only matching rows."""
-    frame = read_results(paths)
+    frame, notes = read_results(paths)
     if attacks:
         frame = frame[frame["attack"].map(lambda a: any(fnmatch.fnmatchcase(a, p) for p in attacks))]
         if frame.empty:
@@ -130,7 +142,6 @@ def compare_results(paths: list[str | Path], by: str, metric: str = "acc", attac
     frame = frame.dropna(subset=["value"])
     if frame.empty:
         raise PartcliError(f"--metric {metric}: no row of {', '.join(map(str, paths))} has a value for it")
-    notes = []
     last = frame.drop_duplicates(subset=[*BENCHMARK, "checkpoint"], keep="last")
     if len(last) < len(frame):
         notes.append(f"{len(frame) - len(last)} earlier row(s) of a checkpoint on the same benchmark were replaced "
@@ -165,18 +176,10 @@ def compare_results(paths: list[str | Path], by: str, metric: str = "acc", attac
 
 
 def write_summary(summary: pd.DataFrame, path: str | Path) -> None:
-    """Write the summary CSV atomically (temp file + rename); an existing file is replaced."""
+    """Write the summary CSV atomically; an existing file is replaced."""
     path = Path(path)
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                summary.to_csv(fh, index=False, float_format="%.6g")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    with writing(path), atomic_write(path, text=True) as fh:
+        summary.to_csv(fh, index=False, float_format="%.6g")
 
 
 def _checkpoint_configs(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:

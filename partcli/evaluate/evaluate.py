@@ -11,10 +11,11 @@ from torch.utils.data import DataLoader
 
 from partcli.checkpoint import load_checkpoint, model_from_checkpoint
 from partcli.config import parse_workers
+from partcli.data.contract import read_dataset_info, refuse_internal
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.data.seg_labels import seg_channels, with_relabel
-from partcli.errors import PartcliError, check_writable
-from partcli.evaluate.results_csv import append_results
+from partcli.errors import PartcliError
+from partcli.evaluate.results_csv import append_results, check_results_file
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.models.sources import ModelSource, check_logits, open_model
 from partcli.progress import info, track
@@ -51,6 +52,7 @@ def load_for_dataset(ckpt: str | Path | ModelSource, data: str | Path, split: st
         state = load_checkpoint(ckpt)
     dataset_cfg = state["config"].get("dataset", {})
     size = image_size or int(dataset_cfg.get("image_size", 224))
+    refuse_internal(data, read_dataset_info(data))
     ds = PreparedDataset(data, split, eval_transform(size))
     model_cfg = state["config"]["model"]
     if model_cfg["num_classes"] != ds.info.num_classes:
@@ -68,6 +70,7 @@ def load_for_dataset(ckpt: str | Path | ModelSource, data: str | Path, split: st
 
 def _load_external(source: ModelSource, data: str | Path, split: str, image_size: int | None):
     """A ``--model`` and the split at ``image_size``; its output is checked on two samples (N×C logits)."""
+    refuse_internal(data, read_dataset_info(data))
     ds = PreparedDataset(data, split, eval_transform(image_size or EXTERNAL_IMAGE_SIZE))
     x = torch.stack([ds[i][0] for i in range(min(2, len(ds)))])
     check_logits(source, x, ds.info.num_classes)
@@ -115,10 +118,10 @@ def evaluate_checkpoint(ckpt: str | Path | None, data: str | Path, split: str = 
     ``device`` auto: CUDA when available; ``workers`` auto: a few per GPU, none on the CPU (``partcli.runtime``).
     """
     check_eval_options(batch_size, device, image_size, workers)
+    if out is not None:  # before the model is loaded; its folder is made only when the row is written
+        check_results_file(out)
     source = open_model(ckpt, model)
     model, ds = load_for_dataset(source, data, split, image_size)
-    if out is not None:
-        check_writable(out)
     chosen = pick_device(device)
     n_workers = resolve_workers(parse_workers(workers, "--workers"), chosen)
     result = evaluate_model(model, ds, batch_size, chosen, n_workers)

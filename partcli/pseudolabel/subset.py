@@ -20,13 +20,15 @@ from pathlib import Path
 
 import yaml
 
-from partcli.data.contract import CSV_COLUMNS, SPLITS, DatasetInfo, Sample
+from partcli.data.contract import CSV_COLUMNS, INTERNAL, SPLITS, DatasetInfo, Sample
 from partcli.errors import writing
+
+SUBSET_SUFFIX = ".segmenter-data"  # <out>.segmenter-data: the subset's folder beside --out
 
 
 def subset_dir_for(out: Path) -> Path:
     """Where the subset lives while the segmenter trains: ``<out>.segmenter-data`` beside ``out``."""
-    return out.parent / f"{out.name}.segmenter-data"
+    return out.parent / f"{out.name}{SUBSET_SUFFIX}"
 
 
 def subset_name(parent: DatasetInfo, kept: list[Sample]) -> str:
@@ -55,6 +57,13 @@ def write_labelled_subset(parent: Path, info: DatasetInfo, splits: dict[str, lis
                     writer.writerow([(base / s.image).as_posix(), (base / s.mask).as_posix() if s.mask else "",
                                      s.label, s.mask_source])
             counts[split] = {c: sum(s.label == i for s in samples) for i, c in enumerate(info.classes)}
-        subset = DatasetInfo(name=name, classes=info.classes, parts=info.parts, source=source, counts=counts)
+        subset = DatasetInfo(name=name, classes=info.classes, parts=info.parts, source=source, counts=counts,
+                             extra={INTERNAL: _internal_note(dest)})
         (dest / "dataset.yaml").write_text(yaml.safe_dump(subset.to_yaml_dict(), sort_keys=False))
     return name
+
+
+def _internal_note(dest: Path) -> str:
+    out = dest.parent / dest.name.removesuffix(SUBSET_SUFFIX)
+    return (f"the training subset of `partcli pseudolabel --out {out}`, removed when that run finishes (rerun it to "
+            "finish, or delete this folder)")

@@ -23,7 +23,7 @@ from partcli.attacks.suite import SUITES
 from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
 from partcli.attacks.hygiene import HYGIENE_SUFFIX
-from partcli.evaluate.results_csv import RESULT_COLUMNS
+from partcli.evaluate.results_csv import RESULT_COLUMNS, malformed_note, read_results_file
 from partcli.robustness.suite import suites_of
 from partcli.sweep.summary import SummaryRow, is_summary_header, read_summary
 from partcli.train.run_files import METRIC_COLUMNS
@@ -243,22 +243,19 @@ def _read_config(path: Path, skipped: list[str]) -> dict[str, Any]:
 # -- results CSVs -----------------------------------------------------------------------------------------
 def _read_results(path: Path, skipped: list[str]) -> pd.DataFrame | None:
     try:
-        with path.open(newline="") as fh:
-            header = next(csv.reader(fh), [])
-    except (UnicodeDecodeError, csv.Error):
+        parsed = read_results_file(path)
+    except UnicodeDecodeError:
         skipped.append(f"{path}: unknown CSV kind (not text)")
         return None
+    header = parsed.header
     if tuple(header[:len(RESULT_COLUMNS)]) != RESULT_COLUMNS:
         shown = ", ".join(header[:6]) + (", …" if len(header) > 6 else "")
         skipped.append(f"{path}: unknown CSV kind (columns {shown or 'none'}); partcli reads the results CSVs of "
                        "attack, evaluate and robustness")
         return None
-    try:
-        frame = pd.read_csv(path, dtype={c: str for c in ("checkpoint", "dataset", "split", "suite", "attack")},
-                            keep_default_na=False, na_values={c: [""] for c in NUMERIC})
-    except (pd.errors.ParserError, UnicodeDecodeError):
-        skipped.append(f"{path}: malformed CSV (rows with the wrong number of cells)")
-        return None
+    if parsed.malformed:
+        skipped.append(malformed_note(path, parsed))
+    frame = pd.DataFrame([cells for _, cells in parsed.rows], columns=header, dtype=str)
     if frame.empty:
         skipped.append(f"{path}: no rows")
         return None

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from partcli.errors import PartcliError, writing
+from partcli.files import write_atomically
 
 CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
@@ -129,14 +128,8 @@ def _read(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A cache file, written atomically without an fsync: a file damaged by a power cut is made again (``_read``)."""
+    write_atomically(path, data, sync=False)
 
 
 def _sha1(path: Path) -> str:

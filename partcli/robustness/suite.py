@@ -10,6 +10,15 @@ shape-texture sets need every sample's part mask. Two folder sets add the paper'
 cannot make a suite's sets, a suite with a folder set runs that set alone (with a note) instead of refusing. Rows go
 to a results CSV in the style of ``attack``'s (``ROBUSTNESS_COLUMNS``), one per (checkpoint, dataset, split, suite,
 shift, severity).
+
+Under torchrun (``partcli.shards``) every rank loads the model and the split and makes the foreground and
+cue-conflict sets; the predictions on the clean split and on each set are shared out by batch (batch ``b`` of
+``batch_size`` images on rank ``b % world_size``, the stylized images made by that rank too), and the corruptions by
+(type, severity) pair, pair ``k`` in the order types × severities on rank ``k % world_size``, which makes (or reads
+from the cache) and predicts that pair's images: the cache names its files by split index, one folder per pair, so
+each file is written by one rank. Every image is made and predicted exactly as by a single process, so the rows
+are a single process's. The ImageNet-9 and Stylized-ImageNet folder sets run on rank 0 alone (the others wait);
+rank 0 alone writes the results CSV.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ from partcli.robustness.foreground import VARIANTS, foreground_variants, pair_in
 from partcli.robustness.imagenet9 import imagenet9_rows, load_imagenet9
 from partcli.robustness.shape_texture import cue_conflict_set, load_stylizer, shape_scores, stylize
 from partcli.robustness.stylized_folder import match_split, stylized_rows
+from partcli.shards import SINGLE, Shard, join_ranks
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -103,69 +113,84 @@ def run_robustness(ckpt: str | Path | None, data: str | Path, *, suite: str = "a
                    device: str = "cpu", cache: str | Path | None = None,
                    stylizer: str | Path | None = None, imagenet9: str | Path | None = None,
                    stylized: str | Path | None = None, model: str | Path | nn.Module | None = None,
-                   image_size: int | None = None) -> RobustnessResult:
+                   image_size: int | None = None, shard: Shard | None = None) -> RobustnessResult:
     """Python API of ``partcli robustness``: evaluate ``ckpt`` (or ``model``, any model: ``partcli.models.sources``,
     at ``image_size``, default 224) on the shifted sets of ``split`` and append the rows to ``out`` (if given).
     ``cache``: folder of the corrupted images (default ``<data>/.cache/corruptions``).
     ``imagenet9``: the ImageNet-9 Backgrounds Challenge release folder (adds ``in9/*`` rows to ``foreground``);
-    ``stylized``: a Stylized-ImageNet folder (adds a ``stylized-imagenet`` row to ``shape-texture``)."""
+    ``stylized``: a Stylized-ImageNet folder (adds a ``stylized-imagenet`` row to ``shape-texture``).
+    ``shard``: this rank's share under torchrun (default: joined from torchrun's environment; module docstring);
+    ``device`` is then this rank's (e.g. ``cuda:LOCAL_RANK``)."""
     from partcli.evaluate.evaluate import EXTERNAL_IMAGE_SIZE, load_for_dataset
     from partcli.models.sources import open_model
 
+    shard = shard or join_ranks(device)
     corruptions, severities = tuple(corruptions), tuple(severities)
-    suites = check_options(suite, corruptions, severities, seed, batch_size, device)
-    with_folders = check_folder_options(suites, {"foreground": imagenet9, "shape-texture": stylized})
-    if "corruptions" in suites:
-        require_library()
-    net = load_stylizer(stylizer) if stylizer is not None and "shape-texture" in suites else None
-    source = open_model(ckpt, model)
-    model, ds = load_for_dataset(source, data, split, image_size)
-    size = image_size or source.image_size or EXTERNAL_IMAGE_SIZE
-    if "corruptions" in suites and size < MIN_SIZE:
-        raise PartcliError(f"--suite corruptions: {source.name} works at {size} px; the ImageNet-C corruptions need "
-                           f"at least {MIN_SIZE} px")
-    ds.transform = eval_transform(size)  # the true part masks (no --seg-labels relabelling): they define the object
+    with shard.together():
+        suites = check_options(suite, corruptions, severities, seed, batch_size, device)
+    shard.agree({"--ckpt": ckpt, "--model": model, "--data": data, "--image-size": image_size, "--suite": suite,
+                 "--split": split, "--out": out, "--corruption": corruptions, "--severity": severities, "--seed": seed,
+                 "--batch-size": batch_size, "--cache": cache, "--stylizer": stylizer, "--imagenet9": imagenet9,
+                 "--stylized": stylized})
     notes: list[str] = []
-    in9 = stylized_matches = None
-    if imagenet9 is not None:
-        in9, in9_notes = load_imagenet9(imagenet9, ds.info.classes, data)
-        notes += in9_notes
-    if stylized is not None:
-        stylized_matches, stylized_notes = match_split(ds, stylized, data)
-        notes += stylized_notes
-    split_suites = _mask_suites_that_run(suites, _missing_masks(ds), NO_MASK_REMEDY, with_folders, notes)
+    with shard.together():  # the files every rank reads must be there on every node
+        with_folders = check_folder_options(suites, {"foreground": imagenet9, "shape-texture": stylized})
+        if "corruptions" in suites:
+            require_library()
+        net = load_stylizer(stylizer) if stylizer is not None and "shape-texture" in suites else None
+        source = open_model(ckpt, model)
+        model, ds = load_for_dataset(source, data, split, image_size)
+        size = image_size or source.image_size or EXTERNAL_IMAGE_SIZE
+        if "corruptions" in suites and size < MIN_SIZE:
+            raise PartcliError(f"--suite corruptions: {source.name} works at {size} px; the ImageNet-C corruptions "
+                               f"need at least {MIN_SIZE} px")
+        ds.transform = eval_transform(size)  # the true part masks (no --seg-labels relabelling): they define the object
+        in9 = stylized_matches = None
+        if imagenet9 is not None:
+            in9, in9_notes = load_imagenet9(imagenet9, ds.info.classes, data)
+            notes += in9_notes
+        if stylized is not None:
+            stylized_matches, stylized_notes = match_split(ds, stylized, data)
+            notes += stylized_notes
+        split_suites = _mask_suites_that_run(suites, _missing_masks(ds), NO_MASK_REMEDY, with_folders, notes)
     corruption_cache = None
-    if "corruptions" in suites:
-        corruption_cache = CorruptionCache(cache or Path(data) / ".cache" / "corruptions", data, split, size, seed)
-        check_writable(corruption_cache.folder / "key.json", "--cache")
-    if out is not None:
-        check_writable(out)
-    result = RobustnessResult([])
-    needs_masks = any(s in MASK_SUITES for s in split_suites)
-    if split_suites:
-        samples = load_split(ds, with_masks=needs_masks)
-        if needs_masks:
+    with shard.together():  # once every rank has what it reads: nothing is written when one of them lacks it
+        if "corruptions" in suites:  # every rank writes the images of its corruption pairs
+            corruption_cache = CorruptionCache(cache or Path(data) / ".cache" / "corruptions", data, split, size, seed)
+            check_writable(corruption_cache.folder / "key.json", "--cache")
+        if out is not None and shard.is_main:
+            check_writable(out)
+    shard.agree({"the checkpoint or model file (sha256)": source.fingerprint})
+    with shard.together():
+        needs_masks = any(s in MASK_SUITES for s in split_suites)
+        samples = load_split(ds, with_masks=needs_masks) if split_suites else None
+        if samples is not None and needs_masks:
             split_suites = _mask_suites_that_run(split_suites, _empty_objects(samples, ds, size), NO_OBJECT_REMEDY,
                                                  with_folders, notes)
-        if split_suites:
-            result = evaluate_shifts(model, samples, split_suites, corruptions=corruptions, severities=severities,
-                                     seed=seed, batch_size=batch_size, device=device, cache=corruption_cache,
-                                     stylizer=net, stylizer_source=stylizer)
+    result = RobustnessResult([])
+    if split_suites:
+        result = evaluate_shifts(model, samples, split_suites, corruptions=corruptions, severities=severities,
+                                 seed=seed, batch_size=batch_size, device=device, cache=corruption_cache,
+                                 stylizer=net, stylizer_source=stylizer, shard=shard)
     result.notes = notes + result.notes
     model = model.to(device).eval()
     predict = lambda images: predict_labels(model, images, batch_size, device)  # noqa: E731
-    folder_sets = []
-    if in9 is not None:
-        folder_sets.append(imagenet9_rows(predict, in9, size, seed, batch_size))
-    if stylized_matches is not None:
-        folder_sets.append(stylized_rows(predict, ds, stylized_matches, size, batch_size, stylized))
-    for rows, folder_notes in folder_sets:
+
+    def folder_sets() -> list[tuple[list[dict[str, Any]], list[str]]]:
+        sets = []
+        if in9 is not None:
+            sets.append(imagenet9_rows(predict, in9, size, seed, batch_size))
+        if stylized_matches is not None:
+            sets.append(stylized_rows(predict, ds, stylized_matches, size, batch_size, stylized))
+        return sets
+
+    for rows, folder_notes in shard.on_main(folder_sets):  # rank 0 reads the folders; every rank gets the rows
         result.rows += rows
         result.notes += folder_notes
     result.rows.sort(key=lambda row: suites.index(row["suite"]))  # stable: each suite's folder rows after its own
     for row in result.rows:
         row.update(checkpoint=source.name, dataset=str(data), split=split)
-    if out is not None:
+    if out is not None and shard.is_main:
         append_results(out, result.rows, ROBUSTNESS_COLUMNS)
     return result
 
@@ -185,25 +210,35 @@ def load_split(ds: PreparedDataset, with_masks: bool) -> ShiftSamples:
 def evaluate_shifts(model: nn.Module, samples: ShiftSamples, suites: tuple[str, ...], *,
                     corruptions: tuple[str, ...] = CORRUPTIONS, severities: tuple[int, ...] = SEVERITIES,
                     seed: int = 0, batch_size: int = 256, device: str = "cpu", cache: CorruptionCache | None = None,
-                    stylizer: Callable | None = None, stylizer_source: str | Path | None = None) -> RobustnessResult:
-    """The rows of ``suites`` for any module mapping N×3×S×S images in [0, 1] to logits (no file is read)."""
+                    stylizer: Callable | None = None, stylizer_source: str | Path | None = None,
+                    shard: Shard = SINGLE) -> RobustnessResult:
+    """The rows of ``suites`` for any module mapping N×3×S×S images in [0, 1] to logits (no file is read but the
+    cache's). ``shard``: this rank's share under torchrun (module docstring); every rank gets all the rows."""
     mask_suites = [s for s in suites if s in MASK_SUITES]
     if mask_suites and len(np.unique(samples.labels)) < 2:
         raise PartcliError(f"--suite {'/'.join(mask_suites)}: the split holds one class only; Mixed-Rand and cue "
                            "conflicts need samples of another class")
     model = model.to(device).eval()
-    predict = lambda images: predict_labels(model, images, batch_size, device)  # noqa: E731
+
+    def predict_made(n: int, make: Callable[[slice], np.ndarray]) -> np.ndarray:
+        """Predicted classes of n images made batch by batch (``make(batch slice)``), each batch by one rank."""
+        batches = [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+        return np.concatenate(shard.map(batches, lambda _, sl: predict_labels(model, make(sl), batch_size, device))
+                              or [np.zeros(0, dtype=np.int64)])
+
+    predict = lambda images: predict_made(len(images), images.__getitem__)  # noqa: E731
     start = time.perf_counter()
     clean = float((predict(samples.images) == samples.labels).mean())
     clean_seconds = time.perf_counter() - start
     base = {"n": len(samples.labels), "clean_acc": clean, "norm": None, "eps": None, "seed": seed}
     result = RobustnessResult([])
     if "corruptions" in suites:
-        result.rows += _corruption_rows(samples, predict, corruptions, severities, seed, cache, base)
+        on_this_rank = lambda images: predict_labels(model, images, batch_size, device)  # noqa: E731
+        result.rows += _corruption_rows(samples, on_this_rank, corruptions, severities, seed, cache, base, shard)
     if "foreground" in suites:
         result.rows += _foreground_rows(samples, predict, seed, base, result.notes)
     if "shape-texture" in suites:
-        result.rows += _shape_texture_rows(samples, predict, seed, base, stylizer, stylizer_source)
+        result.rows += _shape_texture_rows(samples, predict_made, seed, base, stylizer, stylizer_source)
     for row in result.rows:
         row["seconds"] += clean_seconds / len(result.rows)  # the shared clean pass, spread over the rows
     return result
@@ -228,18 +263,23 @@ def corruption_mean_name(corruptions: tuple[str, ...], severities: tuple[int, ..
 
 def _corruption_rows(samples: ShiftSamples, predict: Callable, corruptions: tuple[str, ...],
                      severities: tuple[int, ...], seed: int, cache: CorruptionCache | None,
-                     base: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for name, severity in track([(c, s) for c in corruptions for s in severities], "corruptions"):
+                     base: dict[str, Any], shard: Shard) -> list[dict[str, Any]]:
+    """One row per (type, severity) pair, each pair made and predicted (``predict``, on this rank) by one rank."""
+    pairs = [(c, s) for c in corruptions for s in severities]
+
+    def accuracy(_: int, pair: tuple[str, int]) -> tuple[float, float]:
+        name, severity = pair
         start = time.perf_counter()
         if cache is not None:
             images = cache.get(samples.images, name, severity)
         else:
             images = np.stack([corrupt_image(im, name, severity, corruption_seed(seed, i, name, severity))
                                for i, im in enumerate(samples.images)])
-        acc = float((predict(images) == samples.labels).mean())
-        rows.append({**base, "suite": "corruptions", "attack": f"{name}/{severity}", "severity": severity,
-                     "adv_acc": acc, "seconds": time.perf_counter() - start})
+        return float((predict(images) == samples.labels).mean()), time.perf_counter() - start
+
+    rows = [{**base, "suite": "corruptions", "attack": f"{name}/{severity}", "severity": severity, "adv_acc": acc,
+             "seconds": seconds}
+            for (name, severity), (acc, seconds) in zip(pairs, shard.map(pairs, accuracy, "corruptions"))]
     rows.append({**base, "suite": "corruptions", "attack": corruption_mean_name(corruptions, severities),
                  "adv_acc": float(np.mean([r["adv_acc"] for r in rows])), "seconds": 0.0})
     return rows
@@ -265,20 +305,21 @@ def _foreground_rows(samples: ShiftSamples, predict: Callable, seed: int, base: 
     return rows
 
 
-def _shape_texture_rows(samples: ShiftSamples, predict: Callable, seed: int, base: dict[str, Any],
+def _shape_texture_rows(samples: ShiftSamples, predict_made: Callable, seed: int, base: dict[str, Any],
                         stylizer: Callable | None, stylizer_source: str | Path | None) -> list[dict[str, Any]]:
+    """``predict_made(n, make)``: the predicted classes of n images that ``make(batch slice)`` makes."""
     start = time.perf_counter()
     conflicts, partner = cue_conflict_set(samples.images, samples.masks, samples.labels, seed)
     make_seconds = time.perf_counter() - start
     texture_labels = samples.labels[partner]
-    sets = {"cue-conflict": lambda: conflicts}
+    sets: dict[str, Callable[[slice], np.ndarray]] = {"cue-conflict": conflicts.__getitem__}
     if stylizer is not None:
-        sets["stylized"] = lambda: np.stack([stylize(stylizer, samples.images[i], samples.images[j], stylizer_source)
-                                             for i, j in enumerate(partner)])
+        sets["stylized"] = lambda sl: np.stack([stylize(stylizer, samples.images[i], samples.images[partner[i]],
+                                                        stylizer_source) for i in range(sl.start, sl.stop)])
     rows = []
     for name, make in sets.items():
         start = time.perf_counter()
-        shape_acc, bias = shape_scores(predict(make()), samples.labels, texture_labels)
+        shape_acc, bias = shape_scores(predict_made(len(partner), make), samples.labels, texture_labels)
         rows.append({**base, "suite": "shape-texture", "attack": name, "adv_acc": shape_acc, "shape_bias": bias,
                      "seconds": time.perf_counter() - start + (make_seconds if name == "cue-conflict" else 0.0)})
     return rows

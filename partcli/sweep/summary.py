@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from partcli.files import write_atomically
 
 LEADING = ("stage", "point", "run", "status")
 TRAILING = ("best_epoch", "val_clean_acc", "val_adv_acc", "picked")
@@ -43,19 +43,7 @@ def write_summary(path: Path, keys: list[str], rows: list[SummaryRow]) -> None:
         writer.writerow([r.stage, r.point, r.run, r.status, *(r.values.get(k, "") for k in keys),
                          _cell(r.best_epoch), _cell(r.val_clean_acc), _cell(r.val_adv_acc),
                          "" if r.picked is None else int(r.picked)])
-    write_atomically(path, text.getvalue())
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename: a reader (another ``--point`` job) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text.getvalue())  # a reader (another ``--point`` job) never sees half a file
 
 
 def is_summary_header(header: list[str]) -> bool:

@@ -28,6 +28,7 @@ from partcli.data.dataset import PreparedDataset, eval_transform, train_transfor
 from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError, writing
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
+from partcli.files import check_can_create
 from partcli.models.registry import ModelConfig, build_model_with_weights
 from partcli.progress import info, track, warn
 from partcli.runtime import autocast_factory, describe_runtime, loader_options, pick_device, resolve_workers
@@ -119,7 +120,9 @@ class Trainer:
             validate_config(cfg)
             cfg = with_absolute_paths(cfg)
             if self.dist.is_main:
-                prepare_output_dir(self.out, overwrite)
+                prepare_output_dir(self.out, overwrite, dataset=False)  # --overwrite removes only run files
+        if self.dist.is_main:  # refused now, before the set-up's info lines (the folder is made by fit)
+            check_can_create(self.out)
         self.cfg = cfg
         self.device = pick_device(cfg.device, self.dist.local_rank)
         self.workers = resolve_workers(cfg.workers, self.device)

@@ -1,4 +1,4 @@
-"""The files of a run folder (DESIGN §2) and how a resumed run brings them back into agreement.
+"""The files of a run folder and how a resumed run brings them back into agreement.
 
 Every epoch writes ``best.pt`` (when the epoch improved), then ``last.pt``, then its ``metrics.csv`` row, and
 each checkpoint also holds every metrics row so far. A kill at any point therefore leaves a folder that a
@@ -18,9 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,6 +27,7 @@ from partcli.checkpoint import RESUMABLE_VERSIONS, load_checkpoint, save_checkpo
 from partcli.config import names_library_weights, read_yaml_mapping
 from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
+from partcli.files import atomic_write
 from partcli.progress import info, warn
 from partcli.settings_history import with_added_settings
 from partcli.train.config import RESUMABLE, TrainConfig
@@ -37,7 +36,7 @@ METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "va
                   "val_fg_pixel_acc", "val_miou")
 VALIDATION_COLUMNS = ("val_clean_acc", "val_adv_acc", "val_pixel_acc", "val_fg_pixel_acc", "val_miou")
 RUN_FILES = ("config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt")
-CHECKPOINT_TEMP_FILES = (".last.pt.*.tmp", ".best.pt.*.tmp")  # save_checkpoint's temp names
+CHECKPOINT_TEMP_FILES = (".last.pt.*.tmp", ".best.pt.*.tmp")  # files.atomic_write's temp names
 PATH_FIELDS = ("data", "out", "init", "pretrained")
 
 
@@ -207,14 +206,8 @@ def _repair_best(checkpoints: Path, rows: list[dict[str, Any]], cfg: TrainConfig
 
 
 def _copy_atomically(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with src.open("rb") as source, atomic_write(dst) as target:
+        shutil.copyfileobj(source, target)
 
 
 def _remove_run_files(out: Path) -> None:

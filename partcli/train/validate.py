@@ -12,7 +12,7 @@ import dataclasses
 import math
 
 from partcli.attacks.config import BALL_CROSSING
-from partcli.config import check_choices
+from partcli.config import MAX_SEED, check_choices
 from partcli.errors import PartcliError
 from partcli.options import flag_name
 from partcli.train.config import TrainConfig
@@ -47,6 +47,9 @@ def validate_config(cfg: TrainConfig) -> None:
          f"3×{cfg.image_size}×{cfg.image_size} image in [0, 1]"),
         (cfg.beta >= 0, "--beta (TRADES) must not be negative"),
         (cfg.val_every >= 1, "--val-every must be at least 1"),
+        (cfg.pool >= 1, f"--pool {cfg.pool}: the pooled size must be at least 1"),
+        (0 <= cfg.seed <= MAX_SEED, f"--seed {cfg.seed}: must be an integer in [0, {MAX_SEED}]"),
+        (cfg.image_size <= 4096, f"--image-size {cfg.image_size}: at most 4096 pixels"),
         (cfg.val_steps is None or cfg.val_steps >= 0, "--val-steps must not be negative"),
         (cfg.val_step_size is None or 0 <= cfg.val_step_size <= (1 if cfg.norm == "Linf" else diagonal),
          "--val-step-size is on [0, 1] pixels: give a value in [0, 1] (e.g. 0.002)" if cfg.norm == "Linf" else
