@@ -50,6 +50,6 @@ table.columns = ["n", "clean acc", "PGD-20 acc (8/255)", "part mIoU"]
 print("\nTest split (%):\n" + table.round(1).to_string(na_rep="–"))
 PY
 
-# 4. one page of tables and figures from all of the above: Table 1, training curves, trade-off (README figure)
+# 4. one page of tables and figures from all of the above: Table 1, training curves, trade-off (the figure in docs/reports.md)
 partcli report "$OUT/results" "$OUT/runs" --out "$OUT/report"
 echo "report: $OUT/report/index.md"

@@ -7,6 +7,8 @@ entry follow.
 from __future__ import annotations
 
 import inspect
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -18,7 +20,7 @@ from partcli.config import MAX_SEED
 from partcli.errors import PartcliError
 from partcli.options import (ADVERSARY, DATA, RUN, RUNTIME, Choice, Device, Split, given_options, help_default,
                              spec_of, typer_parameters, with_parameters)
-from partcli.progress import console, error, plain, say, set_quiet
+from partcli.progress import error, interrupt_note, on_interrupt, plain, say, set_quiet, show
 from partcli.version import __version__
 
 # click's UsageError, the base of Typer's parsing errors; Typer ≥ 0.22 vendors click and exports only BadParameter
@@ -26,7 +28,7 @@ UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageE
 
 app = typer.Typer(help="Train and honestly evaluate adversarially robust part-based image classifiers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-prepare_app = typer.Typer(help="Turn a dataset into the prepared-dataset format (DESIGN §2).", no_args_is_help=True)
+prepare_app = typer.Typer(help="Turn a dataset into the prepared-dataset format (docs/formats.md, prepared dataset).", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
 import_app = typer.Typer(help="Turn model files written by other code into partcli checkpoints.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
@@ -69,13 +71,14 @@ class CityscapesProtocol(Choice):
 
 def _version(value: bool) -> None:
     if value:
-        say(f"partcli {__version__}")
+        print(f"partcli {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def _main(
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info lines (may also follow the "
+                                        "command).")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the partcli version and exit.", callback=_version,
                                           is_eager=True)] = False,
 ) -> None:
@@ -212,7 +215,8 @@ def _run_options(cls: type) -> list[inspect.Parameter]:
                           "win. Given before --help, its values show as the defaults.", rich_help_panel=RUN,
                           is_eager=True, callback=_config_defaults(cls))
     resume = typer.Option("--resume", help="Continue the run in --out from checkpoints/last.pt with its stored "
-                          "configuration; only --epochs (to extend), --workers and --device may change.",
+                          "configuration; only --epochs (to extend), --workers, --device, --log-interval and --logger "
+                          "may change.",
                           rich_help_panel=RUN)
     overwrite = typer.Option("--overwrite", help="Start the run afresh in a non-empty --out (its run files are "
                              "replaced; other files stay).", rich_help_panel=RUN)
@@ -249,6 +253,7 @@ def _training_command(pretrain: bool):
         from partcli.train.distributed import leave_distributed
         from partcli.train.loop import run_training
 
+        on_interrupt(lambda: _training_kept(Path(cfg.out), "pretrain" if pretrain else "train"))
         try:
             out = run_training(cfg, resume=resume, overwrite=overwrite, given=set(given))
         finally:
@@ -256,6 +261,18 @@ def _training_command(pretrain: bool):
         say(f"run written to {out}")
 
     return with_parameters(command, [*typer_parameters(TrainConfig, names), *_run_options(TrainConfig)])
+
+
+def _training_kept(out: Path, command: str) -> str:
+    """What an interrupted pretrain/train kept, and the command that continues it (under torchrun as it ran)."""
+    from partcli.train.run_files import last_epoch
+
+    epoch = last_epoch(out)
+    if epoch is None:
+        return "no epoch had finished, nothing was kept"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    launcher = f"torchrun --nproc_per_node {world} -m partcli" if world > 1 else "partcli"
+    return f"{out} keeps epoch {epoch} (checkpoints/last.pt); continue with: {launcher} {command} --out {out} --resume"
 
 
 app.command("pretrain", help="Clean training (paper Eq. 5): class labels plus part masks, best checkpoint by "
@@ -317,7 +334,7 @@ def sweep(
         table.add_row(str(p.point.index), str(p.point.stage + 1), *([plain(p.run.name)] if list_ else []),
                       *(plain(format_value(p.point.values[k])) if k in p.point.values else "" for k in state.keys),
                       p.status, _pct(p.val_clean_acc), _pct(p.val_adv_acc), "✓" if p.picked else "")
-    console.print(table)
+    show(table)
     for line in describe_picks(state):
         say(line)
     if not list_:
@@ -380,7 +397,7 @@ def evaluate(
         table.add_column(column, justify="right")
     table.add_row(str(result.n), _pct(result.clean_acc), _pct(result.pixel_acc), _pct(result.fg_pixel_acc),
                   _pct(result.miou), f"{result.seconds:.1f}")
-    console.print(table)
+    show(table, json_output)
     say(f"appended to {out}")
 
 
@@ -388,8 +405,14 @@ def _attack_command():
     from partcli.attacks.config import ATTACK_CSV, AttackConfig
 
     def command(ctx: typer.Context, data: Path, ckpt: Optional[Path] = None, model: Optional[str] = None,
-                image_size: Optional[int] = None, json_output: bool = False, out: Path = ATTACK_CSV,
-                **options: Any) -> None:
+                image_size: Optional[int] = None, json_output: bool = False, strict: bool = False,
+                out: Path = ATTACK_CSV, **options: Any) -> None:
+        from partcli.attacks.validate import validate_config
+
+        cfg = AttackConfig(**given_options(ctx, options, AttackConfig))
+        validate_config(cfg)  # before the heavy imports below, on every rank alike: a bad option is refused at once
+        if strict and not cfg.hygiene:
+            raise PartcliError("--strict fails the command on a failed hygiene check: drop --no-hygiene")
         from partcli.attacks.suite import eps_label, run_attack_suite
         from partcli.attacks.hygiene import format_checklist
         from partcli.progress import info
@@ -398,13 +421,12 @@ def _attack_command():
 
         try:  # under torchrun the ranks share the attacks; rank 0 alone writes and prints
             shard = join_ranks(options["device"])
-            with shard.together():
-                cfg = AttackConfig(**given_options(ctx, options, AttackConfig))
             result = run_attack_suite(ckpt, data, cfg, out, model=model, image_size=image_size, shard=shard)
         finally:
             leave_distributed()
+        failed = [c.name for c in result.checks if c.status == "warn"]
         if not shard.is_main:
-            return
+            raise typer.Exit(3 if strict and failed else 0)
         if json_output:
             _emit_json(result.rows, out, cfg.suite)
         table = Table(title=plain(f"{ckpt or model} on {data} [{cfg.split}], suite {cfg.suite}"))
@@ -415,12 +437,15 @@ def _attack_command():
             table.add_row(plain(row["attack"]), eps_label(row["eps"], row.get("norm", "Linf")), str(row["n"]), _pct(row.get("clean_acc")),
                           _pct(row.get("adv_acc")), _pct(row.get("clean_pixel_acc")), _pct(row.get("adv_pixel_acc")),
                           f"{row.get('seconds') or 0.0:.1f}")
-        console.print(table)
+        show(table, json_output)
         for note in result.notes:
             info(note)
         if result.checks:
-            console.print(format_checklist(result.checks))
+            show(format_checklist(result.checks), json_output)
         say(f"appended to {out}; per-sample outcomes in {result.samples_path}")
+        if strict and failed:
+            error(f"--strict: hygiene check(s) failed: {', '.join(failed)}")
+            raise typer.Exit(3)
 
     kw = inspect.Parameter.KEYWORD_ONLY
     files = [
@@ -431,6 +456,9 @@ def _attack_command():
         inspect.Parameter("image_size", kw, default=None, annotation=ModelSize),
     ]
     out = [inspect.Parameter("json_output", kw, default=False, annotation=Json),
+           inspect.Parameter("strict", kw, default=False, annotation=Annotated[bool, typer.Option(
+               "--strict", help="Exit with status 3 when a hygiene check fails (results are still written), e.g. "
+               "to fail a CI job.", rich_help_panel=RUN)]),
            inspect.Parameter("out", kw, default=ATTACK_CSV, annotation=Annotated[Path, typer.Option(
                help="Metrics CSV to append to; per-sample outcomes go beside it as <stem>.<suite>.<k>.samples.csv.",
                rich_help_panel=RUN)])]
@@ -446,13 +474,21 @@ def info_cmd(
     path: Annotated[Optional[Path], typer.Argument(help="A checkpoint file or a prepared dataset folder.")] = None,
     models: Annotated[bool, typer.Option("--models", help="List the architectures (--arch) and where --backbone "
                                          "names come from.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the checkpoint's or dataset's summary as one "
+                                              "JSON object (a checkpoint's whole configuration under 'config').")
+                           ] = False,
 ) -> None:
     """Print a checkpoint's or a prepared dataset's summary, or the architectures partcli builds."""
-    from partcli.summary import describe, describe_models
+    from partcli.summary import describe, describe_models, summarize
 
     if models == (path is not None):
         raise PartcliError("info: give a checkpoint or dataset PATH, or --models (not both)")
-    console.print(describe_models() if models else describe(path))
+    if json_output and models:
+        raise PartcliError("--json: give a checkpoint or dataset PATH (--models is a table only)")
+    if json_output:
+        print(json.dumps(summarize(path), sort_keys=True, default=str), flush=True)
+    else:
+        show(describe_models() if models else describe(path))
 
 
 def _pct(value: Optional[float]) -> str:
@@ -514,7 +550,7 @@ def robustness(
     if json_output:
         _emit_json(result.rows, out, "robustness")
     for table in robustness_tables(result, f"{ckpt or model} on {data} [{split.value}]"):
-        console.print(table)
+        show(table, json_output)
     for note in result.notes:
         info(note)
     say(f"appended to {out}")
@@ -528,6 +564,8 @@ def compare(
     attack: Annotated[Optional[list[str]], typer.Option(help="Keep rows whose attack matches this glob, repeatable (e.g. mean, 'mixed-*').")] = None,
     ref: Annotated[Optional[str], typer.Option(help="Group the p-values compare against  (default: the first in the CSV)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the summary as CSV (replaced if it exists).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON lines on stdout (one object "
+                                              "per row, the summary CSV's columns) instead of the table.")] = False,
 ) -> None:
     """Mean ± 95 % CI over seeds per group and Welch's t-test p-values, as in the paper's Tables 2-4."""
     from partcli.evaluate.compare import check_summary_out, compare_results, compare_table, write_summary
@@ -538,7 +576,11 @@ def compare(
     result = compare_results(csv, by, metric, attack, ref)
     if out is not None:  # written before anything is printed: a failed write is the command's only output
         write_summary(result.summary, out)
-    console.print(compare_table(result, metric))
+    if json_output:
+        records = result.summary.astype(object).where(result.summary.notna(), None).to_dict("records")
+        print("\n".join(json.dumps(r, sort_keys=True, default=str) for r in records), flush=True)
+    else:
+        show(compare_table(result, metric))
     for note in result.notes:
         info(note)
     if out is not None:
@@ -598,8 +640,9 @@ def report(
 
 def main() -> None:
     """Console-script entry point: one-line errors (exit code 2) for user mistakes, never a traceback."""
+    on_interrupt(None)
     try:
-        code = app(standalone_mode=False)
+        code = app(args=_quiet_first(sys.argv[1:]), standalone_mode=False)
     except PartcliError as exc:
         _fail(str(exc))
     except UsageError as exc:  # Typer's own parsing: a value of the wrong type, a missing or unknown option
@@ -611,9 +654,18 @@ def main() -> None:
         where = exc.filename or "a file"
         _fail(f"{where}: permission denied; check that this account may read (and for outputs, write) it")
     except KeyboardInterrupt:
-        error("interrupted")
-        sys.exit(130)
+        code = 130
+    if code == 130:  # Ctrl-C (Typer returns 130 for it without a word)
+        note = interrupt_note()
+        error("interrupted" + (f"; {note}" if note else ""))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _quiet_first(args: list[str]) -> list[str]:
+    """``-q``/``--quiet`` is an option of ``partcli`` itself; written after the command (``partcli train ... -q``)
+    it is moved before it."""
+    quiet = [a for a in args if a in ("-q", "--quiet")]
+    return [*quiet, *(a for a in args if a not in ("-q", "--quiet"))]
 
 
 def _fail(message: str) -> None:

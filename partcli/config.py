@@ -150,8 +150,11 @@ def check_value(field: dataclasses.Field, value: Any, where: str) -> Any:
 
 def check_choice(field: dataclasses.Field, value: Any, where: str) -> Any:
     spec = spec_of(field)
-    if spec is not None and spec.choices is not None and value not in {c.value for c in spec.choices}:
-        raise PartcliError(f"{where} {value!r}: expected one of {', '.join(c.value for c in spec.choices)}")
+    if spec is not None and spec.choices is not None:
+        allowed = {c.value for c in spec.choices}
+        for item in value if isinstance(value, (list, tuple)) else [value]:  # a repeatable option: each value
+            if item not in allowed:
+                raise PartcliError(f"{where} {item!r}: expected one of {', '.join(c.value for c in spec.choices)}")
     return value
 
 

@@ -1,4 +1,4 @@
-"""One definition per option (DESIGN §5): a configuration dataclass's field carries its option's help text,
+"""One definition per option: a configuration dataclass's field carries its option's help text,
 help panel and choices, and from it come the Typer parameters of the commands, the checks of a ``--config``
 YAML file and the ``config.yaml`` a run writes (``dataclasses.asdict``: field names and plain values).
 
@@ -117,7 +117,7 @@ def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[insp
                        else spec.choices(default))
         if isinstance(default, list):
             py_type = list[py_type]  # a repeatable option
-        if default is None and spec.shown is not None:
+        if default in (None, []) and spec.shown is not None:  # no default, or none of a repeatable option
             extra["show_default"] = spec.shown
         decls = [spec.flags] if spec.flags else [flag_name(field.name), *spec.aliases]
         # Typer reads help texts as Rich markup: escaped, a "[text]" in one is shown, not taken for a style

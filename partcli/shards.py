@@ -58,12 +58,16 @@ class Shard:
         """Every rank's ``obj``, in rank order (all ranks must call it)."""
         return self.exchange(obj) if self.enabled else [obj]
 
-    def map(self, items: Sequence[T], fn: Callable[[int, T], R], progress: str | None = None) -> list[R]:
+    def map(self, items: Sequence[T], fn: Callable[[int, T], R], progress: str | None = None,
+            every: int | None = None, status: Callable[[list[R]], str] | None = None) -> list[R]:
         """``[fn(k, items[k]) for every k]``: this rank computes the k with ``k % world_size == rank``, and every
-        rank gets all the results. ``progress``: the description of a progress bar over this rank's units."""
+        rank gets all the results. ``progress``: the description of the progress over this rank's units
+        (``progress.track``: a line every ``every`` units off a terminal), with ``status(results so far)``."""
         mine = range(self.rank, len(items), self.world_size)
-        units = track(mine, progress) if progress else mine
-        local = [(k, fn(k, items[k])) for k in units]
+        local: list[tuple[int, R]] = []
+        shown = (lambda: status([result for _, result in local])) if status else None
+        for k in track(mine, progress, every=every, status=shown) if progress else mine:
+            local.append((k, fn(k, items[k])))
         if not self.enabled:
             return [result for _, result in local]
         results = dict(pair for part in self.gather(local) for pair in part)

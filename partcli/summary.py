@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.table import Table
 
 from partcli.checkpoint import load_checkpoint
-from partcli.data.contract import SPLITS, check_split_files, read_dataset_info, read_split, refuse_internal
+from partcli.data.contract import (SPLITS, DatasetInfo, check_split_files, read_dataset_info, read_split,
+                                   refuse_internal)
 from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig, build_model, model_catalogue
 from partcli.progress import plain
@@ -20,6 +22,25 @@ def describe(path: str | Path) -> Table:
     if path.is_file():
         return describe_checkpoint(path)
     raise PartcliError(f"{path}: no such file or folder; give a checkpoint (.pt) or a prepared dataset folder")
+
+
+def summarize(path: str | Path) -> dict[str, Any]:
+    """``info --json``: a checkpoint's versions, epoch, best metric, provenance and whole configuration (``config``:
+    model, train, dataset), or a prepared dataset's description (classes, parts, counts, source)."""
+    path = Path(path)
+    if path.is_dir():
+        info = _checked_dataset(path)
+        return {"kind": "dataset", "path": str(path), "name": info.name, "format_version": info.format_version,
+                "classes": list(info.classes), "parts": [{"name": p.name, "class": p.cls} for p in info.parts],
+                "counts": info.counts, "source": info.source}
+    if not path.is_file():
+        describe(path)  # the one-line error
+    state = load_checkpoint(path)
+    return {"kind": "checkpoint", "path": str(path), "format_version": state["format_version"],
+            "partcli_version": state["partcli_version"], "epoch": state.get("epoch"),
+            "best_metric": state.get("best_metric"),
+            "parameters": count_parameters(ModelConfig.from_dict(state["config"]["model"])),
+            "provenance": state.get("provenance"), "config": state["config"]}
 
 
 def describe_checkpoint(path: Path) -> Table:
@@ -59,10 +80,7 @@ def count_parameters(cfg: ModelConfig) -> int:
 
 def describe_dataset(path: Path) -> Table:
     """The dataset's classes, parts and counts, after checking every split and the headers of all its files."""
-    info = read_dataset_info(path)
-    refuse_internal(path, info)
-    for split in SPLITS:
-        check_split_files(path, read_split(path, split, info))
+    info = _checked_dataset(path)
     table = Table(title=plain(f"prepared dataset {path} ({info.name}, format {info.format_version})"))
     table.add_column("class")
     table.add_column("parts")
@@ -74,6 +92,15 @@ def describe_dataset(path: Path) -> Table:
         table.add_row(plain(cls), plain(parts), *[str(info.counts[s].get(cls, 0)) for s in splits])
     table.caption = plain("source: " + ", ".join(f"{k}={v}" for k, v in info.source.items()))
     return table
+
+
+def _checked_dataset(path: Path) -> DatasetInfo:
+    """The dataset's description, after checking every split and the headers of all its files."""
+    info = read_dataset_info(path)
+    refuse_internal(path, info)
+    for split in SPLITS:
+        check_split_files(path, read_split(path, split, info))
+    return info
 
 
 def describe_models() -> Table:

@@ -1,4 +1,4 @@
-"""The contract every dataset preparer keeps (DESIGN §2), as one test case that each tests/test_prepare_*.py
+"""The contract every dataset preparer keeps (docs/formats.md, prepared dataset), as one test case that each tests/test_prepare_*.py
 reuses, as torchvision's ``datasets_utils.DatasetTestCase`` does for its datasets.
 
 A subclass named ``Test...`` sets ``prepare`` (the preparer's Python API), ``options`` (keyword arguments that keep

@@ -1,4 +1,4 @@
-"""The AutoAttack wrapper: App. B's few-class switch with the standard settings, STACK.md's target-class fix
+"""The AutoAttack wrapper: App. B's few-class switch with the standard settings, the target-class fix for fewer than 10 classes (C − 1 targets)
 (which attacks run, with which settings, on exactly known models), equality with a direct pyautoattack call,
 RNG hygiene and resumption."""
 from __future__ import annotations

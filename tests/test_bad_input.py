@@ -1,4 +1,4 @@
-"""Bad input (DESIGN §2, §5): one-line errors naming the file or option, exit code 2, no traceback, and no
+"""Bad input (docs/formats.md; docs/design.md, house rules): one-line errors naming the file or option, exit code 2, no traceback, and no
 half-written output folder."""
 from __future__ import annotations
 

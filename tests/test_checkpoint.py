@@ -1,4 +1,4 @@
-"""Checkpoints (DESIGN §2): versioned, atomic, ``weights_only``-loadable; anything else refused in one line."""
+"""Checkpoints (docs/formats.md): versioned, atomic, ``weights_only``-loadable; anything else refused in one line."""
 from __future__ import annotations
 
 import os

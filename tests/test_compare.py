@@ -69,9 +69,10 @@ def test_compare_groups_by_a_checkpoint_property(results, tmp_path, capsys, monk
     monkeypatch.setattr(sys, "argv", ["partcli", "compare", str(results), "--by", "arch", "--out", str(summary_csv)])
     with pytest.raises(SystemExit) as exit_info:
         main()
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 0, err
-    assert "82.0 ± 5.0 (3)" in err and "72.0 ± 3.4 (4)" in err and "0.0019" in err
+    printed = capsys.readouterr()
+    assert exit_info.value.code == 0, printed.err
+    table = printed.out  # a result: on stdout
+    assert "82.0 ± 5.0 (3)" in table and "72.0 ± 3.4 (4)" in table and "0.0019" in table
     summary = pd.read_csv(summary_csv)
     mean = summary[summary["attack"] == "mean"].set_index("group")
     assert list(mean.index) == ["resnet", "bbox"]  # file order; the first is the reference

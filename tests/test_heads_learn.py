@@ -2,7 +2,7 @@
 
 Soft masks = α·one-hot(part mask) + N(0, 1) noise with α = 0.5: after the softmax the masks of different
 samples barely differ. Heads without normalisation across samples lose all their hidden ReLUs here under
-SGD (lr 0.1, momentum 0.9) and stay at ln C (paper's code: BatchNorm in every head; DESIGN §3).
+SGD (lr 0.1, momentum 0.9) and stay at ln C (paper's code: BatchNorm in every head).
 """
 from __future__ import annotations
 

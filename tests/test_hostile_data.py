@@ -160,3 +160,81 @@ def test_a_prepared_dataset_follows_the_umask(tmp_path, umask, folder_mode, file
     assert (out / "images").stat().st_mode & 0o777 == folder_mode
     assert (out / "dataset.yaml").stat().st_mode & 0o777 == file_mode
     assert (out / "train.csv").stat().st_mode & 0o777 == file_mode
+
+
+def bad_outs(tmp_path: Path) -> dict[str, Path]:
+    """Results files rows cannot be appended to: a folder, a CSV with other columns, a place inside a file."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "a-file").write_text("not a folder")
+    return {"a folder": tmp_path / "folder", "exists with other columns": tmp_path / "other.csv",
+            "cannot write there": tmp_path / "a-file" / "results.csv"}
+
+
+@pytest.mark.parametrize("command", ["attack", "robustness"])
+def test_a_bad_results_file_is_refused_before_the_model_is_loaded(command, data, tmp_path):
+    """`attack --out FOLDER` ran the whole attack (device line, progress bars) before refusing: the checkpoint given
+    here does not exist, so only a --out checked first is named."""
+    missing = tmp_path / "missing.pt"
+    for reason, out in bad_outs(tmp_path).items():
+        one_line(run_cli(command, "--data", data, "--ckpt", missing, "--device", "cpu", "--out", out), "--out",
+                 reason)
+    assert not any((tmp_path / "folder").iterdir())
+    assert (tmp_path / "other.csv").read_text() == "a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("command", ["pretrain", "train"])
+def test_training_reports_an_unwritable_out_before_the_device_line(command, data, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    one_line(run_cli(command, "--data", data, "--out", blocker / "run", "--arch", "resnet", "--epochs", 1,
+                     "--device", "cpu"), f"--out {blocker / 'run'}", "cannot write there")
+
+
+@pytest.mark.parametrize("option, value", [("--eps", "8/0"), ("--steps", "0"), ("--batch-size", "0"),
+                                           ("--step-size", "0"), ("--seed", str(2**40))])
+def test_attack_options_are_refused_before_torch_is_imported(option, value, tmp_path):
+    """`attack --eps 8/0` took up to a minute to refuse under load: the check ran after torch, timm and AutoAttack
+    were imported."""
+    code = ("import sys\nfrom partcli.cli import main\n"
+            f"sys.argv = ['partcli', 'attack', '--data', {str(tmp_path)!r}, '--ckpt', {str(tmp_path / 'c.pt')!r}, "
+            f"{option!r}, {value!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code, 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert done.stdout.strip() == "exit 2 False", done.stdout + done.stderr
+    assert done.stderr.startswith(f"error: {option}") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_file_that_is_not_an_exported_program_is_one_line_without_torchs_log(data, tmp_path, capfd):
+    """torch.export.load logs a 19-line traceback before it raises on a pickle or a foreign zip archive."""
+    import pickle
+
+    import torch
+
+    pickled, foreign = tmp_path / "stylizer.pkl", tmp_path / "weights.pt2"
+    pickled.write_bytes(pickle.dumps({"not": "a program"}))
+    torch.save({"w": torch.zeros(2)}, foreign)
+    runs = {pickled: ["robustness", "--data", data, "--ckpt", tmp_path / "missing.pt", "--suite", "shape-texture",
+                      "--device", "cpu", "--out", tmp_path / "r.csv", "--stylizer", pickled],
+            foreign: ["evaluate", "--data", data, "--model", foreign, "--device", "cpu", "--out", tmp_path / "e.csv"]}
+    for path, args in runs.items():
+        one_line(run_cli(*args), str(path), "not a torch.export program")
+        captured = capfd.readouterr().err  # what torch's logger wrote to the process's stderr
+        assert "torch/export" not in captured and "Traceback" not in captured, captured
+    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "e.csv").exists()
+
+
+def test_a_bad_results_file_stops_every_rank_together(data, tmp_path):
+    """Under torchrun rank 0 alone checks --out; the other ranks stop with its line instead of waiting for it."""
+    from test_sharded_eval import on_threads
+
+    from partcli.attacks.suite import run_attack_suite
+    from partcli.errors import PartcliError
+    from partcli.robustness.suite import run_robustness
+
+    out, missing = bad_outs(tmp_path)["a folder"], tmp_path / "missing.pt"
+    for run in (lambda shard: run_attack_suite(missing, data, out=out, shard=shard, suite="pgd", device="cpu"),
+                lambda shard: run_robustness(missing, data, out=out, suite="foreground", shard=shard)):
+        failures = on_threads(2, run)
+        assert all(isinstance(f, PartcliError) for f in failures), failures
+        assert str(failures[0]) == str(failures[1]) and str(failures[0]).startswith(f"--out {out}: a folder")

@@ -372,7 +372,7 @@ def test_cli_round_trip_then_load_evaluate_and_info(tmp_path, synthetic_data, im
     evaluated = run_cli("evaluate", "--ckpt", out, "--data", synthetic_data, "--image-size", "32", "--device", "cpu",
                         "--out", tmp_path / "evaluate.csv")
     assert evaluated.code == 0, evaluated.output
-    assert "imported from" in run_cli("info", out).err
+    assert "imported from" in run_cli("info", out).out
     again = run_cli("import", "adv-part-model", src, "--out", out, "--data", synthetic_data)
     assert again.code == 2 and "--overwrite" in again.err
     assert run_cli("import", "adv-part-model", src, "--out", out, "--data", synthetic_data, "--overwrite").code == 0

@@ -1,4 +1,4 @@
-"""Tiny problems actually learned through the real training loop (DESIGN §5: a model that runs is not one that learns)."""
+"""Tiny problems actually learned through the real training loop (a model that runs is not one that learns)."""
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,4 @@
-"""Model construction (DESIGN §3): output shapes of every arch and option, the pixel head's math, sizes."""
+"""Model construction: output shapes of every arch and option, the pixel head's math, sizes."""
 from __future__ import annotations
 
 import pytest
@@ -124,7 +124,7 @@ def test_model_config_round_trip():
     assert set(PART_ARCHS) == {"downsampled", "bbox", "twohead", "pixel"}
 
 
-SEGMENTER_R50_41 = 26_687_865  # smp DeepLabv3+ / ResNet-50 with 41 output channels (STACK.md)
+SEGMENTER_R50_41 = 26_687_865  # smp DeepLabv3+ / ResNet-50 with 41 output channels (the paper's 26.7M)
 
 
 def head_params(arch: str, k: int, c: int, pool: int = 4) -> int:

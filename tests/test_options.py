@@ -146,10 +146,12 @@ ODD = "a[b]c[/b][bold]d"
 
 
 def run_cli(capsys, monkeypatch, *args) -> tuple[int, str]:
+    """(exit code, stdout + stderr)."""
     monkeypatch.setattr(sys, "argv", ["partcli", *map(str, args)])
     with pytest.raises(SystemExit) as exit_info:
         main()
-    return exit_info.value.code, capsys.readouterr().err
+    printed = capsys.readouterr()
+    return exit_info.value.code, printed.out + printed.err
 
 
 def test_paths_with_brackets_are_printed_as_they_are(tmp_path, capsys, monkeypatch):

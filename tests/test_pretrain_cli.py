@@ -20,7 +20,7 @@ from partcli.models.registry import ModelConfig, build_model
 from partcli.train.config import TrainConfig
 from partcli.version import __version__
 
-# DESIGN §2, spelled out here so that a change to the code's constants cannot silently change the contract.
+# docs/formats.md (prepared dataset), spelled out here so that a change to the code's constants cannot silently change the contract.
 METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
                    "val_fg_pixel_acc", "val_miou"]
 RESULTS_COLUMNS = ["checkpoint", "dataset", "split", "suite", "attack", "norm", "eps", "n", "clean_acc", "adv_acc",
@@ -121,13 +121,15 @@ def test_evaluate_appends_rows(run, tiny_data, tmp_path):
     assert "clean acc" in first.output  # --quiet hides progress, not the result table
     invoke("evaluate", "--ckpt", ckpt, "--data", tiny_data, "--out", out, "--split", "val")
     header, rows = read_csv(out)
-    assert header == RESULTS_COLUMNS == list(RESULT_COLUMNS)
+    assert header == [*RESULTS_COLUMNS, "fg_pixel_acc", "miou"] and RESULTS_COLUMNS == list(RESULT_COLUMNS)
     assert [r["split"] for r in rows] == ["test", "val"]
     row = rows[0]
     assert row["checkpoint"] == str(ckpt) and row["dataset"] == str(tiny_data)
     assert row["n"] == "5" and row["suite"] == "clean" and row["partcli_version"] == __version__
     assert 0.0 <= float(row["clean_acc"]) <= 1.0 and 0.0 <= float(row["clean_pixel_acc"]) <= 1.0
     assert row["adv_acc"] == "" and row["adv_pixel_acc"] == ""
+    assert 0.0 <= float(row["fg_pixel_acc"]) <= 1.0 and 0.0 <= float(row["miou"]) <= 1.0  # a part model's segmenter
+    assert f"{100 * float(row['miou']):.1f}%" in first.out  # the figure the table printed
 
 
 def test_info_on_checkpoint(run):

@@ -249,7 +249,7 @@ def test_list_shows_points_and_status_and_writes_nothing(synthetic_data, tmp_pat
     result = run_cli(*cli_args(synthetic_data, out, *STAGES, "--list"))
     assert result.code == 0, result.output
     assert not out.exists()
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.err.splitlines() if line.startswith("│")]
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.out.splitlines() if line.startswith("│")]
     assert rows == [["0", "1", "s1-p0-lr=0.1", "0.1", "", "todo", "–", "–", ""],
                     ["1", "1", "s1-p1-lr=0.05", "0.05", "", "todo", "–", "–", ""],
                     ["2", "2", "s2-p2-wd=0.0001", "", "0.0001", "todo", "–", "–", ""],

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from partcli.errors import PartcliError, writing
+from partcli.progress import info
 from partcli.shards import SINGLE, Shard
 
 STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -158,7 +159,10 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
                                                                   batch_size=batch_size)
                         return y_adv.cpu() == y[batch].cpu(), warned
 
-                    for batch, (flags, warned) in zip(batches, shard.map(batches, run, attack)):
+                    info(f"AutoAttack {attack}: {len(survivors)} of {len(y)} samples still robust, "
+                         f"{len(batches)} batch(es)")
+                    done_batches = shard.map(batches, run, f"AutoAttack {attack}", every=1, status=_robust_so_far)
+                    for batch, (flags, warned) in zip(batches, done_batches):
                         robust[batch] = flags
                         notes.extend(w for w in warned if w not in notes)
                 done.append(attack)
@@ -176,6 +180,12 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
 
 
 AUTOATTACK_LOGGER = "auto-attack"  # pyautoattack's logging.getLogger name
+
+
+def _robust_so_far(results: list[tuple[torch.Tensor, list[str]]]) -> str:
+    """A progress line's status: of the survivors this rank has attacked so far, how many are still robust."""
+    robust = sum(int(flags.sum()) for flags, _ in results)
+    return f"{robust}/{sum(len(flags) for flags, _ in results)} still robust"
 
 
 def state_path_for(out: str | Path, key: dict[str, Any]) -> Path:

@@ -46,6 +46,7 @@ class Strategy(Choice):
 
 SUITES = tuple(s.value for s in Suite)
 SWEEP_ATTACKS = tuple(a.value for a in SweepAttack)  # Table 10 reports AutoAttack
+STRATEGIES = tuple(s.value for s in Strategy)  # the two-stage attack's stage-1 target choices
 NORMS = tuple(n.value for n in Norm)
 LINF_EPS = 8 / 255  # the paper's radius
 LINF_STEP_SIZE = 0.001  # App. B

@@ -34,25 +34,25 @@ import torch
 from torch import nn
 
 from partcli.attacks.autoattack_runner import autoattack_plan, run_autoattack, state_path_at_radius, state_path_for
-from partcli.attacks.config import ATTACK_CSV, BALL_CROSSING, NORMS, SUITES, SWEEP_ATTACKS, AttackConfig
+from partcli.attacks.config import ATTACK_CSV, BALL_CROSSING, SUITES, AttackConfig
 from partcli.attacks.hygiene import (Check, check_input_dependence, check_radii, checklist_path, run_hygiene,
                                      write_checklist)
 from partcli.attacks.outcomes import (FINGERPRINT_DIGITS, SampleOutcomes, on_earlier_set, outcomes_path,
                                       read_outcomes, write_outcomes)
 from partcli.attacks.pgd import craft_adversarial, frozen_eval
 from partcli.attacks.samples import AttackSamples, MaskPool, load_samples, select_indices
-from partcli.attacks.seg_attacks import (STRATEGIES, choose_targets, correct_pixels, reference_masks,
+from partcli.attacks.seg_attacks import (choose_targets, correct_pixels, reference_masks,
                                          seg_single_attack, segmenter_attack, two_stage_attack)
+from partcli.attacks.validate import SEG_SUITES, validate_config
 from partcli.config import check_value
 from partcli.data.dataset import PreparedDataset
-from partcli.errors import PartcliError, check_writable
-from partcli.evaluate.results_csv import append_results
+from partcli.errors import PartcliError
+from partcli.evaluate.results_csv import append_results, check_results_file
 from partcli.options import flag_name
-from partcli.progress import info, warn
+from partcli.progress import info, on_interrupt, warn
 from partcli.runtime import pick_device
 from partcli.shards import SINGLE, Shard, join_ranks, tensor_digest
 
-SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
 SWEEP_EPS = (8 / 255, 16 / 255, 24 / 255, 32 / 255)  # Table 10
 SWEEP_EPS_L2 = (0.25, 0.5, 1.0, 2.0)  # for 3×32×32 images; ``sweep_radii`` scales them to other sizes
 L2_SWEEP_DIMS = 3 * 32 * 32
@@ -98,9 +98,12 @@ def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfi
     from partcli.models.sources import open_model
 
     shard = shard or join_ranks(options.get("device") or (cfg.device if cfg else "auto"))
-    with shard.together():
+    with shard.together():  # before the model is loaded and anything is printed
         cfg = attack_config(cfg, options)
         validate_config(cfg)
+        device = pick_device(cfg.device, shard.local_rank)
+        if out is not None and shard.is_main:  # the folder is made only when the rows are written
+            check_results_file(out)
     shard.agree({"--ckpt": ckpt, "--model": model, "--data": data, "--image-size": image_size, "--out": out,
                  **{flag_name(k): v for k, v in dataclasses.asdict(cfg).items()}})
     with shard.together():  # the files every rank reads must be there on every node
@@ -115,10 +118,6 @@ def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfi
             raise PartcliError(f"--survivors-of {survivors_of}: no sample survived its attacks; robust accuracy "
                                f"over its {len(earlier.index)} samples is already 0")
         samples = load_samples(ds, indices)
-        device = pick_device(cfg.device, shard.local_rank)
-    with shard.together():  # once every rank has what it reads: nothing is written when one of them lacks it
-        if out is not None and shard.is_main:
-            check_writable(out)
     shard.agree({"the checkpoint or model file (sha256)": source.fingerprint})
     where = str(Path(source.name).resolve()) if source.state is not None else source.fingerprint  # resume key
     key = {"checkpoint": where, "data": str(Path(data).resolve()), "split": cfg.split,
@@ -126,6 +125,7 @@ def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfi
     if cfg.norm != "Linf":  # ℓ∞ keys stay those of the state files written before --norm
         key["norm"] = cfg.norm
     state_path = state_path_for(out, key) if out is not None else None
+    on_interrupt(lambda: _kept(state_path))
     ranks = f" on each of {shard.world_size} ranks" if shard.enabled else ""
     info(f"device {device}" + (" (auto)" if cfg.device == "auto" else "") + ranks)
     result = attack_model(model, samples, cfg, num_classes=ds.info.num_classes, pool=MaskPool.from_dataset(ds),
@@ -162,38 +162,6 @@ def attack_config(cfg: AttackConfig | None, options: dict[str, Any]) -> AttackCo
     if checked.get("norm", base.norm) != base.norm:  # a radius of the other norm does not carry over
         checked.setdefault("eps", None)
     return dataclasses.replace(base, **checked)
-
-
-def validate_config(cfg: AttackConfig) -> None:
-    if cfg.suite not in SUITES:
-        raise PartcliError(f"--suite {cfg.suite!r}: expected one of {', '.join(SUITES)}")
-    if cfg.sweep_attack not in SWEEP_ATTACKS:
-        raise PartcliError(f"--sweep-attack {cfg.sweep_attack!r}: expected one of {', '.join(SWEEP_ATTACKS)}")
-    if cfg.norm not in NORMS:
-        raise PartcliError(f"--norm {cfg.norm!r}: expected one of {', '.join(NORMS)}")
-    if cfg.norm == "L2" and cfg.suite in SEG_SUITES:
-        raise PartcliError(f"--suite {cfg.suite}: the segmenter-guided attacks are ℓ∞ only; with --norm L2 use "
-                           "autoattack, pgd, eps-sweep or all")
-    bad = [s for s in cfg.strategies if s not in STRATEGIES]
-    if bad or not cfg.strategies:
-        raise PartcliError(f"--strategy {', '.join(bad) or '(none)'}: expected some of {', '.join(STRATEGIES)}")
-    if cfg.norm == "Linf" and not 0 < cfg.eps <= 1:
-        raise PartcliError(f"--eps {cfg.eps:g}: expected an ℓ∞ radius in (0, 1], e.g. 8/255")
-    if cfg.norm == "L2" and not 0 < cfg.eps < math.inf:
-        raise PartcliError(f"--eps {cfg.eps:g}: expected a positive ℓ2 radius, e.g. 0.5")
-    if not 0 <= cfg.attack_cseg <= 1:
-        raise PartcliError(f"--attack-cseg {cfg.attack_cseg:g}: expected a weight in [0, 1]")
-    for option, value in (("--n", cfg.n), ("--batch-size", cfg.batch_size), ("--restarts", cfg.restarts),
-                          ("--steps", cfg.steps)):
-        if value is not None and value < 1:
-            raise PartcliError(f"{option} {value}: expected a positive integer")
-    if cfg.step_size is not None and cfg.step_size <= 0:
-        raise PartcliError(f"--step-size {cfg.step_size:g}: expected a positive number")
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise PartcliError(f"--device {cfg.device}: no CUDA device is available; use --device cpu")
-    if cfg.survivors_of is not None and cfg.n is not None:
-        raise PartcliError(f"--n {cfg.n}: not with --survivors-of, which attacks every survivor so that its rows can "
-                           "report over the earlier run's samples; drop --n")
 
 
 def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *, num_classes: int,
@@ -548,3 +516,12 @@ SUITE_ATTACKS: dict[str, Callable[[_Runner], list[_Attack]]] = {
     "segmenter": _Runner.segmenter_suite,
     "eps-sweep": _Runner.eps_sweep_suite,
 }
+
+
+def _kept(state_path: Path | None) -> str:
+    """What an interrupted ``attack`` kept: AutoAttack's finished attacks (its state files), or nothing."""
+    kept = sorted(state_path.parent.glob(f"{state_path.stem}*.json")) if state_path is not None else []
+    if not kept:
+        return "no results row was written"
+    return (f"AutoAttack's finished attacks are kept in {', '.join(map(str, kept))}; the same command continues "
+            "after them")

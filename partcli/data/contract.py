@@ -1,4 +1,4 @@
-"""The prepared-dataset contract (DESIGN §2): reading, validating and writing its folder.
+"""The prepared-dataset contract (docs/formats.md, prepared dataset): reading, validating and writing its folder.
 
 A prepared dataset is a folder holding ``dataset.yaml``, ``train.csv``/``val.csv``/``test.csv`` and the
 images and masks they reference by relative path. Writers build it in a temporary sibling folder and
@@ -93,7 +93,7 @@ class DatasetInfo:
 
 
 def mask_dtype(num_parts: int) -> type:
-    """uint8 masks while part ids fit (K < 255), uint16 beyond (DESIGN §2)."""
+    """uint8 masks while part ids fit (K < 255), uint16 beyond (docs/formats.md)."""
     return np.uint8 if num_parts < 255 else np.uint16
 
 

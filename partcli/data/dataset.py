@@ -1,4 +1,4 @@
-"""``PreparedDataset``: a torch Dataset over one split of a prepared dataset (DESIGN §2)."""
+"""``PreparedDataset``: a torch Dataset over one split of a prepared dataset (docs/formats.md)."""
 from __future__ import annotations
 
 from dataclasses import replace

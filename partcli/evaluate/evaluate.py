@@ -15,11 +15,13 @@ from partcli.data.contract import read_dataset_info, refuse_internal
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.data.seg_labels import seg_channels, with_relabel
 from partcli.errors import PartcliError
-from partcli.evaluate.results_csv import append_results, check_results_file
+from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results, check_results_file
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.models.sources import ModelSource, check_logits, open_model
 from partcli.progress import info, track
 from partcli.runtime import describe_runtime, loader_options, pick_device, resolve_workers
+
+EVALUATE_COLUMNS = (*RESULT_COLUMNS, "fg_pixel_acc", "miou")  # the segmenter's foreground pixel accuracy and mIoU
 
 
 @dataclass
@@ -119,7 +121,7 @@ def evaluate_checkpoint(ckpt: str | Path | None, data: str | Path, split: str = 
     """
     check_eval_options(batch_size, device, image_size, workers)
     if out is not None:  # before the model is loaded; its folder is made only when the row is written
-        check_results_file(out)
+        check_results_file(out, EVALUATE_COLUMNS)
     source = open_model(ckpt, model)
     model, ds = load_for_dataset(source, data, split, image_size)
     chosen = pick_device(device)
@@ -128,7 +130,8 @@ def evaluate_checkpoint(ckpt: str | Path | None, data: str | Path, split: str = 
     info("evaluated on " + describe_runtime(device, chosen, workers, n_workers))
     result.row = {"checkpoint": source.name, "dataset": str(data), "split": split, "suite": "clean",
                   "attack": "none", "eps": 0.0, "n": result.n, "clean_acc": result.clean_acc, "adv_acc": None,
-                  "clean_pixel_acc": result.pixel_acc, "adv_pixel_acc": None, "seconds": result.seconds}
+                  "clean_pixel_acc": result.pixel_acc, "adv_pixel_acc": None, "seconds": result.seconds,
+                  "fg_pixel_acc": result.fg_pixel_acc, "miou": result.miou}
     if out is not None:
-        append_results(out, [result.row])
+        append_results(out, [result.row], EVALUATE_COLUMNS)
     return result

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from filelock import FileLock
 
 from partcli.errors import PartcliError, writing
-from partcli.files import check_can_create
+from partcli.files import check_can_create, write_atomically
 from partcli.progress import info
 from partcli.version import __version__
 
@@ -89,7 +89,12 @@ def check_results_file(path: str | Path, columns: tuple[str, ...] = RESULT_COLUM
     check_can_create(path, option)
     if path.is_file():
         with writing(path, option):
-            _before_rows(path, path.read_bytes(), columns, option)
+            existing = path.read_bytes()
+            earlier = _earlier_columns(existing, columns)
+            if earlier is None:
+                _before_rows(path, existing, _written_columns(existing, columns), option)
+            else:  # a file of earlier columns is widened when appended to
+                _check_widenable(path, earlier, option)
 
 
 def append_results(path: str | Path, rows: list[dict[str, Any]],
@@ -105,8 +110,53 @@ def append_results(path: str | Path, rows: list[dict[str, Any]],
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(path.with_name(path.name + ".lock")):
             existing = path.read_bytes() if path.exists() else b""
-            text = _before_rows(path, existing, columns, "--out") + _rows_text(rows, columns)
+            earlier = _earlier_columns(existing, columns)
+            if earlier is not None:
+                existing = _widen(path, earlier, columns)
+            written = _written_columns(existing, columns)
+            text = _before_rows(path, existing, written, "--out") + _rows_text(rows, written)
             _append_bytes(path, text.encode("utf-8"))
+
+
+def _check_widenable(path: Path, parsed: ResultsText, option: str) -> None:
+    if parsed.last_line is not None and parsed.last_line in parsed.malformed:
+        raise PartcliError(f"{option} {path}: its last row (line {parsed.last_line}) is cut off or malformed (not "
+                           f"{len(parsed.header)} cells); move the file aside or delete its last line")
+    if parsed.malformed:
+        raise PartcliError(f"{option} {path}: new columns must be added to it, but line(s) "
+                           f"{', '.join(map(str, parsed.malformed[:SHOWN_LINES]))} are malformed; move the file aside "
+                           "or mend them")
+
+
+def _written_columns(existing: bytes, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The file's header when it holds ``columns`` first and then more (``evaluate``'s file, given an attack's rows,
+    whose extra cells stay empty), else ``columns``."""
+    header = tuple(next(csv.reader(io.StringIO(existing.decode("utf-8", errors="replace"), newline="")), []))
+    return header if len(header) > len(columns) and header[:len(columns)] == columns else columns
+
+
+def _earlier_columns(existing: bytes, columns: tuple[str, ...]) -> ResultsText | None:
+    """The parsed file when it is a well-formed CSV whose header is the first of ``columns`` (written before columns
+    were added, e.g. ``evaluate``'s miou), else None."""
+    try:
+        parsed = parse_results(existing.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+    header = tuple(parsed.header)
+    ok = header and len(header) < len(columns) and columns[:len(header)] == header
+    return parsed if ok else None
+
+
+def _widen(path: Path, parsed: ResultsText, columns: tuple[str, ...]) -> bytes:
+    """Rewrite ``path`` (atomically) with all of ``columns``, the new cells of its rows empty; its new bytes. A file
+    with a malformed row is refused (rewriting would drop it)."""
+    _check_widenable(path, parsed, "--out")
+    padding = [""] * (len(columns) - len(parsed.header))
+    data = _csv_lines([list(columns), *(cells + padding for _, cells in parsed.rows)]).encode("utf-8")
+    write_atomically(path, data)
+    info(f"{path}: added the column(s) {', '.join(columns[len(parsed.header):])} (empty in its {len(parsed.rows)} "
+         "earlier row(s))")
+    return data
 
 
 def _refuse_folder(path: Path, option: str) -> None:

@@ -15,8 +15,10 @@ Any other file, in particular a pickle, is refused without being unpickled: load
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import logging
 import sys
 import warnings
 import zipfile
@@ -178,13 +180,37 @@ def _module(module: nn.Module) -> ModelSource:
 
 
 def _exported_program(path: Path) -> ModelSource:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.export.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file raises many types
-        raise PartcliError(f"--model {path}: not a torch.export program ({_describe(exc)})") from None
+    program = load_exported_program(path, "--model")
     return ModelSource(ExternalModel(program.module(), False), str(path), "--model", file_sha256(path))
+
+
+def load_exported_program(path: str | Path, option: str, hint: str = "") -> Any:
+    """``torch.export.load(path)``, or one line naming ``option`` and the file (followed by ``hint``) when it is not
+    an exported program. torch logs a whole traceback as warnings before it raises on such a file: that log is
+    silenced, and a file that is not even a zip archive (a pickle) is refused without calling torch."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise PartcliError(f"{option} {path}: not a torch.export program (not a zip archive: a pickle or another "
+                           f"format){hint}")
+    try:
+        with warnings.catch_warnings(), _quiet_logger("torch.export"):
+            warnings.simplefilter("ignore")
+            return torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file raises many types
+        raise PartcliError(f"{option} {path}: not a torch.export program (a zip archive torch.export.load refused: "
+                           f"{type(exc).__name__}){hint}") from None
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Nothing below CRITICAL from the logger ``name`` and its children while the block runs."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _torchscript(path: Path) -> ModelSource:

@@ -1,6 +1,6 @@
 """Write the pseudo-labelled dataset: parent's images by reference, kept GT masks, predicted masks.
 
-Layout of ``--out`` (a prepared dataset, DESIGN §2):
+Layout of ``--out`` (a prepared dataset, docs/formats.md):
 
 - ``train.csv``/``val.csv``/``test.csv``: the parent's rows in the parent's order (then the ``--unlabelled``
   images). Image paths point at the parent's (and the unlabelled folder's) files relative to ``--out``

@@ -1,4 +1,4 @@
-"""The configuration of ``partcli pseudolabel`` (one typed dataclass, DESIGN §5; each field an option's one
+"""The configuration of ``partcli pseudolabel`` (one typed dataclass; each field an option's one
 definition, ``partcli.options``)."""
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from partcli.config import parse_pretrained, parse_workers
 from partcli.options import DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Device, option
+from partcli.tracking import Logger, parse_loggers
 
 
 @dataclass
@@ -32,3 +33,7 @@ class PseudoLabelConfig:
     device: str = option("auto", "auto (CUDA when available), cpu or cuda.", panel=RUNTIME, choices=Device)
     workers: int | str = option("auto", "DataLoader worker processes: a number, or auto (on CUDA the CPU count, "
                                 "capped at 8; 0 on the CPU).", panel=RUNTIME, parse=parse_workers)
+    logger: list[str] = option(help="Experiment tracker of the segmenter's training, repeatable: tensorboard, wandb "
+                               "(offline) or mlflow (a local file store), as `train --logger`; its files are in the "
+                               "segmenter's run folder. Each needs its library: pip install 'partcli[NAME]'.",
+                               panel=RUN, choices=Logger, parse=parse_loggers, shown="none", default_factory=list)

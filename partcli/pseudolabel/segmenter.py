@@ -23,7 +23,7 @@ from partcli.train.loop import run_training
 SEGMENTER_ARCH = "pixel"
 # Settings that do not change what a run computes; a run differing only in these is reused. The training data is
 # compared by the subset's name (a digest of its rows, recorded in the checkpoint), not by where it was written.
-UNCOMPARED = ("out", "device", "workers", "data")
+UNCOMPARED = ("out", "device", "workers", "data", "logger")
 
 
 def segmenter_config(cfg: PseudoLabelConfig, run_dir: Path, data_dir: Path) -> TrainConfig:
@@ -35,6 +35,7 @@ def segmenter_config(cfg: PseudoLabelConfig, run_dir: Path, data_dir: Path) -> T
         batch_size=cfg.batch_size, lr=cfg.lr, image_size=cfg.image_size, workers=cfg.workers, seed=cfg.seed,
         device=cfg.device, cseg=1.0, adv="none", seg_frac=1.0,  # every subset sample keeps its mask
         seg_loss_norm="labelled",  # only the masked samples teach a segmenter: their loss keeps its full weight
+        logger=list(cfg.logger),
     )
 
 

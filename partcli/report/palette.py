@@ -1,6 +1,6 @@
 """The one colour scheme of every partcli figure: a part id always has the same colour, whatever the dataset.
 
-Part ids follow the prepared-dataset contract (DESIGN §2): 0 is background (black), 1..K are parts. A part's
+Part ids follow the prepared-dataset contract (docs/formats.md): 0 is background (black), 1..K are parts. A part's
 colour depends on its id alone, not on K, so figures of different checkpoints and datasets agree. The colours
 are a farthest-point sequence over an RGB grid: id p gets the grid colour farthest from black, grey, white and
 ids 1..p-1, so any first K ids are well apart (40 ids, as Part-ImageNet has, stay more than 0.2 apart in RGB).

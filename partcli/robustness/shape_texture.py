@@ -30,6 +30,7 @@ import torch
 from scipy import ndimage
 
 from partcli.errors import PartcliError
+from partcli.models.sources import load_exported_program
 from partcli.robustness.foreground import only_bg, pair_indices
 
 
@@ -94,11 +95,8 @@ def load_stylizer(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise PartcliError(f"--stylizer {path}: file not found")
-    try:
-        return torch.export.load(str(path)).module()
-    except Exception as exc:  # noqa: BLE001 - any unreadable file makes torch.export.load raise its own type
-        raise PartcliError(f"--stylizer {path}: not a torch.export program ({exc.__class__.__name__}); save one "
-                           "with torch.export.save(torch.export.export(net, (content, style)), PATH)") from None
+    return load_exported_program(path, "--stylizer", "; save one with torch.export.save(torch.export.export(net, "
+                                 "(content, style)), PATH)").module()
 
 
 def stylize(stylizer, content: np.ndarray, style: np.ndarray, source: str | Path) -> np.ndarray:

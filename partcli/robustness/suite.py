@@ -33,7 +33,7 @@ from torch import nn
 
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.errors import PartcliError, check_writable
-from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results
+from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results, check_results_file
 from partcli.progress import track
 from partcli.robustness.corruptions import (CORRUPTIONS, MIN_SIZE, SEVERITIES, CorruptionCache, check_corruptions,
                                             corrupt_image, corruption_seed, require_library)
@@ -126,8 +126,10 @@ def run_robustness(ckpt: str | Path | None, data: str | Path, *, suite: str = "a
 
     shard = shard or join_ranks(device)
     corruptions, severities = tuple(corruptions), tuple(severities)
-    with shard.together():
+    with shard.together():  # before the model is loaded and anything is printed
         suites = check_options(suite, corruptions, severities, seed, batch_size, device)
+        if out is not None and shard.is_main:  # the folder is made only when the rows are written
+            check_results_file(out, ROBUSTNESS_COLUMNS)
     shard.agree({"--ckpt": ckpt, "--model": model, "--data": data, "--image-size": image_size, "--suite": suite,
                  "--split": split, "--out": out, "--corruption": corruptions, "--severity": severities, "--seed": seed,
                  "--batch-size": batch_size, "--cache": cache, "--stylizer": stylizer, "--imagenet9": imagenet9,
@@ -158,8 +160,6 @@ def run_robustness(ckpt: str | Path | None, data: str | Path, *, suite: str = "a
         if "corruptions" in suites:  # every rank writes the images of its corruption pairs
             corruption_cache = CorruptionCache(cache or Path(data) / ".cache" / "corruptions", data, split, size, seed)
             check_writable(corruption_cache.folder / "key.json", "--cache")
-        if out is not None and shard.is_main:
-            check_writable(out)
     shard.agree({"the checkpoint or model file (sha256)": source.fingerprint})
     with shard.together():
         needs_masks = any(s in MASK_SUITES for s in split_suites)

@@ -1,4 +1,4 @@
-"""The training configuration shared by ``pretrain`` and ``train`` (one typed dataclass, DESIGN §5).
+"""The training configuration shared by ``pretrain`` and ``train`` (one typed dataclass).
 
 Each field is an option's one definition (``partcli.options.option``): its name, type, default, help text, help
 panel and choices. To add an option, add a field here; ``pretrain``/``train`` grow the option, ``--config`` files
@@ -13,6 +13,7 @@ from partcli.attacks.config import Norm
 from partcli.config import parse_fraction, parse_pretrained, parse_workers
 from partcli.errors import PartcliError
 from partcli.options import ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Choice, Device, option
+from partcli.tracking import Logger, parse_loggers
 
 
 class Arch(Choice):
@@ -84,7 +85,7 @@ OPTIMIZERS = tuple(o.value for o in Optim)
 SEG_LOSS_NORMS = tuple(n.value for n in SegLossNorm)
 TRAIN_ONLY = ("init",)  # with the Adversary panel: options of `train`, not of `pretrain`
 # Options that a resumed run takes from the command line; any other must equal the stored configuration.
-RESUMABLE = ("out", "data", "epochs", "workers", "device")
+RESUMABLE = ("out", "data", "epochs", "workers", "device", "log_interval", "logger")
 
 
 def parse_replanned(value: object, option: str) -> list[list[int]]:
@@ -153,6 +154,9 @@ class TrainConfig:
                                  flags="--channels-last/--no-channels-last")
     sync_bn: bool = option(False, "Under torchrun on CUDA, synchronise BatchNorm statistics across the GPUs "
                            "(SyncBatchNorm, the paper's code).", panel=RUNTIME, flags="--sync-bn/--no-sync-bn")
+    log_interval: int = option(50, "Off a terminal (a log file, SLURM): a progress line every this many steps (and "
+                               "at least every minute) with the running loss, accuracy, lr, images/s and the run's "
+                               "ETA; on a terminal, progress bars.", panel=RUNTIME)
     cseg: float = option(0.5, "Segmentation-loss weight c_seg (Eqs. 5, 8, 10).", panel=OPTIMISATION)
     seg_only_epochs: int = option(0, "First epochs train the segmenter alone (segmentation loss only, clean "
                                   "inputs), then the whole model. From a from-scratch segmenter give about half "
@@ -182,6 +186,12 @@ class TrainConfig:
                                    shown="--steps")
     val_step_size: float | None = option(None, "PGD step size for validation (the paper's code: 0.002).",
                                          panel=ADVERSARY, parse=parse_fraction, shown="--step-size")
+    logger: list[str] = option(help="Experiment tracker to log to, repeatable: tensorboard (<out>/tensorboard), "
+                               "wandb (offline, <out>/wandb; upload with `wandb sync`) or mlflow (a local file "
+                               "store, <out>/mlruns): scalars every --log-interval steps and every epoch, the "
+                               "configuration and, for part models, a figure of predicted masks per epoch. Each "
+                               "needs its library: pip install 'partcli[NAME]'.", panel=RUN, choices=Logger,
+                               parse=parse_loggers, shown="none", default_factory=list)
     val_every: int = option(1, "Validate, and update best.pt, every N epochs (the paper's code: 2); the last epoch "
                             "is always validated.", panel=RUN)
     best_rule: str = option("max-adv", "best.pt of an adversarial run: max-adv (highest PGD validation accuracy) or "

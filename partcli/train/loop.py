@@ -5,7 +5,8 @@ and augmentation from them (``train.loader``), so a run resumed after epoch k re
 uninterrupted run would (bit-identical weights on the CPU), whatever ``--workers`` either used.
 
 Around the loop, in their own modules: the device, AMP and worker choice (``partcli.runtime``), option checks
-(``train.validate``), the run folder's files and metrics CSV (``train.run_files``).
+(``train.validate``), the run folder's files and metrics CSV (``train.run_files``), the ``--logger`` experiment
+trackers (``partcli.tracking``, rank 0 only).
 """
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ from partcli.errors import PartcliError, writing
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.files import check_can_create
 from partcli.models.registry import ModelConfig, build_model_with_weights
-from partcli.progress import info, track, warn
+from partcli.progress import RunProgress, info, run_progress, track, warn
+from partcli.report.visualize import mask_names
 from partcli.runtime import autocast_factory, describe_runtime, loader_options, pick_device, resolve_workers
+from partcli.tracking import Trackers, check_logger_folders
+from partcli.tracking.masks import validation_masks_figure
 from partcli.train.config import TrainConfig
 from partcli.train.distributed import (all_sum, all_sum_tensor, broadcast_buffers, init_distributed,
                                        raise_if_any_rank_failed, synchronise_batchnorm)
@@ -39,8 +43,9 @@ from partcli.train.loader import EpochSampler, SeededItems
 from partcli.train.losses import SegLossFn, centroid_loss, seg_loss
 from partcli.train.optim import build_optimizer, build_scheduler, load_scheduler_state
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
-from partcli.train.run_files import (VALIDATION_COLUMNS, _remove_run_files, describe_epoch, restore_run_files,
-                                     resume_point, selection_metric, validates, with_absolute_paths, write_epoch)
+from partcli.train.run_files import (METRIC_COLUMNS, VALIDATION_COLUMNS, _remove_run_files, describe_epoch,
+                                     restore_run_files, resume_point, selection_metric, validates, with_absolute_paths,
+                                     write_epoch)
 from partcli.train.step import training_loss
 from partcli.train.validate import from_scratch_hint, random_backbone_hint, validate_config
 from partcli.version import __version__
@@ -86,6 +91,8 @@ class Trainer:
                  given: Iterable[str] | None = None):
         self.dist = init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
         self.out = Path(cfg.out)
+        self.run_progress = RunProgress(0, lambda status: None)  # fit's, while it runs
+        self.trackers = Trackers()  # --logger's, opened by fit on rank 0
         # Under torchrun every rank reaches the first collective (DDP's weight broadcast) or none does: a rank
         # whose set-up fails (rank 0 alone checks --out) would otherwise leave the others waiting for ever.
         failure = None
@@ -123,6 +130,7 @@ class Trainer:
                 prepare_output_dir(self.out, overwrite, dataset=False)  # --overwrite removes only run files
         if self.dist.is_main:  # refused now, before the set-up's info lines (the folder is made by fit)
             check_can_create(self.out)
+            check_logger_folders(self.out, cfg.logger)
         self.cfg = cfg
         self.device = pick_device(cfg.device, self.dist.local_rank)
         self.workers = resolve_workers(cfg.workers, self.device)
@@ -244,33 +252,43 @@ class Trainer:
                 (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
                 write_config(self.out / "config.yaml", self.cfg, {"partcli_version": __version__})
         try:
+            if self.dist.is_main and self.cfg.logger:
+                self.trackers = Trackers.open(self.cfg.logger, self.out, self._global_step(self.epoch + 1, 0))
+                self.trackers.log_config(self.out / "config.yaml")
             self._fit_epochs()
         except BaseException:
+            self.trackers.close(failed=True)
             if self.dist.is_main and fresh and not (self.out / "checkpoints" / "last.pt").exists():
                 with contextlib.suppress(OSError):  # e.g. a read-only file system: the first error is the one to show
                     _remove_run_files(self.out)  # nothing resumable was written: leave no half-written run folder
             raise
+        self.trackers.close()
         return self.out
 
     def _fit_epochs(self) -> None:
-        for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
-            start = time.perf_counter()
-            seed_everything(self._epoch_seed(epoch))
-            lr = self.optimizer.param_groups[0]["lr"]
-            train_loss, train_acc = self._train_epoch(epoch)
-            broadcast_buffers(self.model, self.dist)
-            val = self.validate() if validates(epoch, self.cfg) else dict.fromkeys(VALIDATION_COLUMNS)
-            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, **val,
-                   "seconds": time.perf_counter() - start}
-            metric = selection_metric(row, self.cfg)
-            self.epoch = epoch
-            if self.dist.is_main:
-                improved = metric > self.best_metric
-                self.best_metric = max(self.best_metric, metric)
-                self.metrics.append(row)
-                with writing(self.out):
-                    write_epoch(self.out, self._state(), row, improved)
-                info(describe_epoch(row))
+        with run_progress("run", (self.cfg.epochs - self.epoch) * len(self.train_loader)) as self.run_progress:
+            for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
+                self._fit_epoch(epoch)
+
+    def _fit_epoch(self, epoch: int) -> None:
+        start = time.perf_counter()
+        seed_everything(self._epoch_seed(epoch))
+        lr = self.optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = self._train_epoch(epoch)
+        broadcast_buffers(self.model, self.dist)
+        val = self.validate() if validates(epoch, self.cfg) else dict.fromkeys(VALIDATION_COLUMNS)
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, **val,
+               "seconds": time.perf_counter() - start}
+        metric = selection_metric(row, self.cfg)
+        self.epoch = epoch
+        if self.dist.is_main:
+            improved = metric > self.best_metric
+            self.best_metric = max(self.best_metric, metric)
+            self.metrics.append(row)
+            with writing(self.out):
+                write_epoch(self.out, self._state(), row, improved)
+            info(describe_epoch(row))
+            self._track_epoch(row)
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         self.net.train()
@@ -278,7 +296,14 @@ class Trainer:
         # --seg-only-epochs: a segmenter-first stage (clean inputs, segmentation loss only), then joint training
         step_cfg = dataclasses.replace(self.cfg, cseg=1.0, adv="none") if epoch <= self.cfg.seg_only_epochs else self.cfg
         self.train_order.set_epoch(epoch)
-        for step, (x, masks, y, _) in enumerate(track(self.train_loader, f"epoch {epoch}/{self.cfg.epochs}"), 1):
+        start = time.perf_counter()
+
+        def status() -> str:  # the running figures of this process's share, as a log line shows them
+            rate = seen / max(time.perf_counter() - start, 1e-9)
+            return (f"loss {total_loss / max(seen, 1):.4f} acc {correct / max(seen, 1):.1%} "
+                    f"lr {self.optimizer.param_groups[0]['lr']:.3g} {rate:.1f} img/s | {self.run_progress.describe()}")
+        steps = track(self.train_loader, f"epoch {epoch}/{self.cfg.epochs}", every=self.cfg.log_interval, status=status)
+        for step, (x, masks, y, _) in enumerate(steps, 1):
             x, masks, y = self._to_device(x), masks.to(self.device), y.to(self.device)
             loss, logits = training_loss(self.net, self.model, x, y, masks, step_cfg, self.autocast, self.seg_fn)
             self._stop_unless_finite(loss, epoch, step)
@@ -286,12 +311,40 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            step_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
             self.scheduler.step()
             total_loss += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
+            self.run_progress.step()
+            if self.trackers and step % self.cfg.log_interval == 0:
+                self._track_step(self._global_step(epoch, step), step_lr, total_loss / seen, correct / seen,
+                                 seen / max(time.perf_counter() - start, 1e-9))
         total_loss, correct, seen = all_sum([total_loss, correct, seen], self.dist, self._reduce_device())
         return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    def _global_step(self, epoch: int, step: int) -> int:
+        """The trackers' x axis: optimiser steps since the run began (``step`` of ``epoch``, from 1)."""
+        return (epoch - 1) * len(self.train_loader) + step
+
+    def _track_step(self, global_step: int, lr: float, loss: float, acc: float, rate: float) -> None:
+        """Give the trackers the running loss and accuracy of the epoch so far (rank 0's share), the step's learning
+        rate and the images per second of all ranks together."""
+        self.trackers.log_scalars({"step/loss": loss, "step/acc": acc, "step/lr": lr,
+                                   "step/images_per_s": rate * self.dist.world_size}, global_step)
+
+    def _track_epoch(self, row: dict[str, Any]) -> None:
+        """Give the trackers an epoch's metrics.csv row and, from a part model, its masks figure (rank 0)."""
+        if not self.trackers:
+            return
+        step = self._global_step(row["epoch"], len(self.train_loader))
+        self.trackers.log_scalars({f"epoch/{name}": row[name] for name in METRIC_COLUMNS}, step)
+        if getattr(self.model, "has_segmenter", False):
+            self.model.eval()
+            names = mask_names({"dataset": {"seg_labels": self.cfg.seg_labels}}, self.data_info)
+            figure = validation_masks_figure(self.model, self.val_set, list(self.data_info.classes), names,
+                                             self.device, self.autocast, f"{self.out.name}, epoch {row['epoch']}")
+            self.trackers.log_figure("masks", figure, step)
 
     def _stop_unless_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
         """A NaN or infinite loss ends the run before it reaches the weights; the last checkpoint stays good."""

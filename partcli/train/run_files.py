@@ -35,7 +35,8 @@ from partcli.train.config import RESUMABLE, TrainConfig
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
                   "val_fg_pixel_acc", "val_miou")
 VALIDATION_COLUMNS = ("val_clean_acc", "val_adv_acc", "val_pixel_acc", "val_fg_pixel_acc", "val_miou")
-RUN_FILES = ("config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt")
+RUN_FILES = ("config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt",
+             "trackers.yaml")  # --logger's tracker run ids (partcli.tracking): a fresh run starts new ones
 CHECKPOINT_TEMP_FILES = (".last.pt.*.tmp", ".best.pt.*.tmp")  # files.atomic_write's temp names
 PATH_FIELDS = ("data", "out", "init", "pretrained")
 
@@ -93,7 +94,8 @@ def resumed_config(stored: TrainConfig, cfg: TrainConfig, given: set[str], epoch
 
     ``--epochs`` extends (or shortens) the run past ``epoch_reached``: the change is recorded in ``replanned``, so
     the cosine schedule of the remaining epochs is planned over the new total (``optim.WarmupCosine``).
-    ``--workers`` and ``--device`` change where the run computes, not what; ``--data`` is a dataset that moved.
+    ``--workers``, ``--device`` and ``--log-interval`` change where the run computes or what it prints, not what it
+    computes; ``--data`` is a dataset that moved.
     """
     for field in dataclasses.fields(TrainConfig):
         name = field.name
@@ -102,8 +104,9 @@ def resumed_config(stored: TrainConfig, cfg: TrainConfig, given: set[str], epoch
         flag = "--" + name.replace("_", "-")
         raise PartcliError(f"{flag} {getattr(cfg, name)}: the run in {stored.out} was made with {flag} "
                            f"{getattr(stored, name)}, and --resume continues its configuration (only "
-                           "--epochs, --workers and --device may change); drop the option, or start a new run")
-    changes: dict[str, Any] = {name: getattr(cfg, name) for name in ("workers", "device", "data")
+                           "--epochs, --workers, --device, --log-interval and --logger may change); drop the option, "
+                           "or start a new run")
+    changes: dict[str, Any] = {name: getattr(cfg, name) for name in ("workers", "device", "data", "log_interval")
                                if name in given and getattr(cfg, name)}
     if "epochs" in given and cfg.epochs != stored.epochs:
         if cfg.epochs <= epoch_reached:
@@ -252,6 +255,17 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(_cells(row))
+
+
+def last_epoch(out: Path) -> int | None:
+    """The last epoch a run folder keeps (``checkpoints/last.pt``, as its ``metrics.csv`` rows say; a row missing
+    after a kill is restored by ``--resume``), or None when none finished."""
+    if not (out / "checkpoints" / "last.pt").is_file():
+        return None
+    try:
+        return max((int(row["epoch"]) for row in _read_metrics(out / "metrics.csv", 10 ** 9)), default=None)
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _read_metrics(path: Path, last_epoch: int) -> list[dict[str, Any]]:

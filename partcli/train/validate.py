@@ -15,6 +15,7 @@ from partcli.attacks.config import BALL_CROSSING
 from partcli.config import MAX_SEED, check_choices
 from partcli.errors import PartcliError
 from partcli.options import flag_name
+from partcli.tracking import check_loggers_installed
 from partcli.train.config import TrainConfig
 
 
@@ -47,6 +48,7 @@ def validate_config(cfg: TrainConfig) -> None:
          f"3×{cfg.image_size}×{cfg.image_size} image in [0, 1]"),
         (cfg.beta >= 0, "--beta (TRADES) must not be negative"),
         (cfg.val_every >= 1, "--val-every must be at least 1"),
+        (cfg.log_interval >= 1, f"--log-interval {cfg.log_interval}: must be at least 1 step"),
         (cfg.pool >= 1, f"--pool {cfg.pool}: the pooled size must be at least 1"),
         (0 <= cfg.seed <= MAX_SEED, f"--seed {cfg.seed}: must be an integer in [0, {MAX_SEED}]"),
         (cfg.image_size <= 4096, f"--image-size {cfg.image_size}: at most 4096 pixels"),
@@ -67,6 +69,7 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.arch == "resnet" and cfg.seg_labels != "part":
         raise PartcliError(f"--seg-labels {cfg.seg_labels}: the resnet baseline uses no segmentation labels; "
                            "choose a part model with --arch or leave --seg-labels at part")
+    check_loggers_installed(cfg.logger)
 
 
 def _require_l2_budget(cfg: TrainConfig) -> None:
