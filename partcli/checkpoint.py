@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,88 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(payload, fh)
 
 
+RESUME_KEYS = ("optimizer", "scheduler", "scaler", "epoch", "rng", "best_metric", "metrics")
+
+
+@dataclass(frozen=True)
+class DatasetDescription:
+    """``config.dataset``: the dataset the model was trained on; None where an older or imported file does not say."""
+
+    name: str | None = None
+    classes: list[str] | None = None
+    parts: list[dict[str, str]] | None = None  # {"name", "class"}, in part-id order
+    image_size: int | None = None  # the training resolution
+    seg_labels: str | None = None  # --seg-labels, the label kind of the segmenter; ``label_kind`` gives its default
+
+    @property
+    def label_kind(self) -> str:
+        return self.seg_labels or "part"
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "DatasetDescription":
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint file as one object (docs/formats.md "Checkpoint"): what rebuilds the model, how it was trained, on
+    what, its weights and, for a run's checkpoints, the state that ``--resume`` continues from. ``from_state`` reads
+    the stored dict of any readable format version (upgraded to today's settings); ``to_state`` writes it back."""
+
+    model_config: ModelConfig
+    weights: Any  # the model's state dict (``load_weights`` refuses one that does not fit)
+    train: dict[str, Any] = field(default_factory=dict)  # the run's training configuration (config.yaml's keys)
+    dataset: DatasetDescription = field(default_factory=DatasetDescription)
+    epoch: int | None = None  # the last finished epoch
+    best_metric: float | None = None  # the selection metric of best.pt so far
+    metrics: list[dict[str, Any]] | None = None  # the metrics.csv rows up to ``epoch``
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None  # empty unless --amp fp16 on CUDA
+    rng: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None  # only in checkpoints made by ``partcli import``
+    format_version: int | None = None  # the file's, as read (None: not written yet)
+    partcli_version: str | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Checkpoint":
+        """Load a partcli checkpoint safely (``weights_only=True``) on the CPU; refuse what is not one in one line."""
+        return cls.from_state(_read(Path(path)), path)
+
+    @classmethod
+    def from_state(cls, state: Any, source: str | Path = "checkpoint") -> "Checkpoint":
+        """The checkpoint a stored dict describes: its format version checked, older versions' configurations given
+        the settings added since (``upgrade_config``); ``source`` names the file in messages."""
+        config = _checked(state, source)["config"]
+        return cls(model_config=ModelConfig.from_dict(config["model"]), weights=state["model"],
+                   train=dict(config.get("train") or {}), dataset=DatasetDescription.from_dict(config.get("dataset") or {}),
+                   provenance=state.get("provenance"), format_version=state["format_version"],
+                   partcli_version=state.get("partcli_version"), **{k: state.get(k) for k in RESUME_KEYS})
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The stored ``config``: its ``model``, ``train`` and ``dataset`` sections as plain dicts (empty ones left
+        out), for looking a setting up by name (``compare --by``, ``info --json``)."""
+        config = {"model": self.model_config.to_dict(), "train": dict(self.train), "dataset": self.dataset.to_dict()}
+        return {k: v for k, v in config.items() if v or k == "model"}
+
+    def to_state(self) -> dict[str, Any]:
+        """The dict ``save_checkpoint`` writes (entries that are None left out)."""
+        state = {"format_version": self.format_version, "partcli_version": self.partcli_version,
+                 "config": self.config, "model": self.weights,
+                 "provenance": self.provenance, **{k: getattr(self, k) for k in RESUME_KEYS}}
+        return {k: v for k, v in state.items() if v is not None}
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a partcli checkpoint safely (``weights_only=True``) on the CPU and check its format version."""
-    path = Path(path)
+    """``Checkpoint.load(path)`` as the stored dict (for scripts that read its entries)."""
+    return Checkpoint.load(path).to_state()
+
+
+def _read(path: Path) -> Any:
     if path.is_dir():
         raise PartcliError(f"{path}: a folder, not a checkpoint file (e.g. give RUN/checkpoints/best.pt)")
     if not path.is_file():
@@ -39,21 +119,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():  # e.g. a plain pickle's "Detected pickle protocol 4": refused in one line below
             warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - arbitrary bytes make torch.load raise almost any type
         raise PartcliError(f"{path}: not a partcli checkpoint (cannot be loaded safely: {exc.__class__.__name__})") from None
+
+
+def _checked(state: Any, source: str | Path) -> dict[str, Any]:
+    """``state`` if it is a checkpoint this partcli reads, upgraded; else the one-line refusal."""
     if not isinstance(state, dict) or "format_version" not in state or "model" not in state:
-        raise PartcliError(f"{path}: not a partcli checkpoint (no format_version/model entries)")
+        raise PartcliError(f"{source}: not a partcli checkpoint (no format_version/model entries)")
     if state["format_version"] not in READABLE_VERSIONS:
         raise PartcliError(
-            f"{path}: checkpoint format_version {state['format_version']!r} is unknown to partcli {__version__} "
+            f"{source}: checkpoint format_version {state['format_version']!r} is unknown to partcli {__version__} "
             f"(reads {', '.join(map(str, READABLE_VERSIONS))}); upgrade partcli to load it"
         )
     config = state.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise PartcliError(f"{path}: not a partcli checkpoint (no model configuration)")
+        raise PartcliError(f"{source}: not a partcli checkpoint (no model configuration)")
     if state["format_version"] == 1 and config["model"].get("arch") != "resnet":
-        raise PartcliError(f"{path}: a format-1 part model, whose classifier head (no BatchNorm) partcli "
+        raise PartcliError(f"{source}: a format-1 part model, whose classifier head (no BatchNorm) partcli "
                            f"{__version__} no longer builds; retrain it with this version")
     return upgrade_config(state)
 
@@ -69,10 +153,10 @@ def upgrade_config(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def model_from_checkpoint(state: dict[str, Any], source: str | Path = "checkpoint") -> nn.Module:
-    """Rebuild the model described in a loaded checkpoint and fill in its weights (``source`` names the file)."""
-    model = build_model(ModelConfig.from_dict(state["config"]["model"]))
-    load_weights(model, state["model"], source)
+def model_from_checkpoint(ckpt: Checkpoint, source: str | Path = "checkpoint") -> nn.Module:
+    """Rebuild the model a checkpoint describes and fill in its weights (``source`` names the file)."""
+    model = build_model(ckpt.model_config)
+    load_weights(model, ckpt.weights, source)
     return model
 
 
@@ -94,5 +178,5 @@ def load_weights(model: nn.Module, weights: Any, source: str | Path) -> None:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Public API: a ready, eval-mode model that maps N×3×H×W images in [0, 1] to class logits."""
-    model = model_from_checkpoint(load_checkpoint(path), path)
+    model = model_from_checkpoint(Checkpoint.load(path), path)
     return model.to(device).eval()

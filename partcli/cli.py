@@ -18,7 +18,8 @@ from rich.table import Table
 
 from partcli.config import MAX_SEED
 from partcli.errors import PartcliError
-from partcli.options import (ADVERSARY, DATA, RUN, RUNTIME, Choice, Device, Split, given_options, help_default,
+from partcli.help import HelpGroup
+from partcli.options import (ADVERSARY, DATA, MODEL, SEARCH, SHIFTS, SUMMARY, RUN, RUNTIME, Choice, Device, FigureFormat, Split, given_options, help_default,
                              spec_of, typer_parameters, with_parameters)
 from partcli.progress import error, interrupt_note, on_interrupt, plain, say, set_quiet, show
 from partcli.version import __version__
@@ -27,19 +28,21 @@ from partcli.version import __version__
 UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 app = typer.Typer(help="Train and honestly evaluate adversarially robust part-based image classifiers.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-prepare_app = typer.Typer(help="Turn a dataset into the prepared-dataset format (docs/formats.md, prepared dataset).", no_args_is_help=True)
+                  cls=HelpGroup, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+prepare_app = typer.Typer(help="Turn a dataset into the prepared-dataset format (docs/formats.md, prepared dataset).",
+                          cls=HelpGroup, no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
-import_app = typer.Typer(help="Turn model files written by other code into partcli checkpoints.", no_args_is_help=True)
+import_app = typer.Typer(help="Turn model files written by other code into partcli checkpoints.", cls=HelpGroup,
+                         no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
-Out = Annotated[Path, typer.Option("--out", help="Output folder (must not exist or be empty).")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the prepared dataset in a non-empty --out "
+Out = Annotated[Path, typer.Option("--out", help="Output folder (must not exist or be empty).", rich_help_panel=RUN)]
+Overwrite = Annotated[bool, typer.Option("--overwrite", rich_help_panel=RUN, help="Replace the prepared dataset in a non-empty --out "
                                          "(a folder that holds other files is refused, not emptied).")]
-Seed = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED,
+Seed = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, rich_help_panel=RUN,
                                    help="Seed for every random choice (0 to 2^32 − 1); same seed, same result.")]
-Src = Annotated[Path, typer.Option("--src", help="Folder holding the official download.")]
-Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first undecodable image instead of skipping it.")]
+Src = Annotated[Path, typer.Option("--src", rich_help_panel=DATA, help="Folder holding the official download.")]
+Strict = Annotated[bool, typer.Option("--strict", rich_help_panel=DATA, help="Stop at the first undecodable image instead of skipping it.")]
 
 
 Ckpt = Annotated[Optional[Path], typer.Option("--ckpt", help="A partcli checkpoint (.pt); or give --model.",
@@ -69,6 +72,24 @@ class CityscapesProtocol(Choice):
     TEXT = "text"
 
 
+class RobustnessSuite(Choice):  # partcli.robustness.suite.SUITES
+    CORRUPTIONS = "corruptions"
+    FOREGROUND = "foreground"
+    SHAPE_TEXTURE = "shape-texture"
+    ALL = "all"
+
+
+class VisualAttack(Choice):  # partcli.report.visualize.ATTACKS
+    PGD = "pgd"
+    AUTOATTACK = "autoattack"
+
+
+class KnownDataset(Choice):  # partcli.interop.dataset_names.KNOWN_DATASETS
+    PART_IMAGENET = "part-imagenet"
+    CITYSCAPES = "cityscapes"
+    PASCAL_PART = "pascal-part"
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"partcli {__version__}")
@@ -89,8 +110,8 @@ def _main(
 @prepare_app.command("synthetic")
 def prepare_synthetic_cmd(
     out: Out,
-    n: Annotated[int, typer.Option(help="Number of images (at most 1,000,000).")] = 3000,
-    image_size: Annotated[int, typer.Option(help="Side of the square images in pixels (16 to 2048).")] = 64,
+    n: Annotated[int, typer.Option(rich_help_panel=DATA, help="Number of images (at most 1,000,000).")] = 3000,
+    image_size: Annotated[int, typer.Option(rich_help_panel=DATA, help="Side of the square images in pixels (16 to 2048).")] = 64,
     seed: Seed = 0,
     overwrite: Overwrite = False,
 ) -> None:
@@ -104,7 +125,7 @@ def prepare_synthetic_cmd(
 def prepare_part_imagenet_cmd(
     src: Src, out: Out, seed: Seed = 0, strict: Strict = False, overwrite: Overwrite = False,
     protocol: Annotated[OverlapProtocol, typer.Option(
-        help="Where the release is ambiguous. authors: as the paper's data (annotations painted in json order, "
+        rich_help_panel=DATA, help="Where the release is ambiguous. authors: as the paper's data (annotations painted in json order, "
              "later over earlier; those of json area 0 skipped; an image with parts of several classes gives one "
              "sample per class; parts in the json's category order). largest-first: partcli's earlier rule "
              "(largest annotation painted first; a mixed image labelled with its largest-area class only; parts "
@@ -121,18 +142,18 @@ def prepare_part_imagenet_cmd(
 def prepare_cityscapes_cmd(
     src: Src, out: Out,
     protocol: Annotated[CityscapesProtocol, typer.Option(
-        help="Which objects and crops. authors: as the paper's data (29,728 samples on the full release): "
+        rich_help_panel=DATA, help="Which objects and crops. authors: as the paper's data (29,728 samples on the full release): "
              "instance 0 of a category skipped, a crowd is one object, occluded when one category of the other "
              "class covers over half as many box pixels as the object's category, square crop shifted at random, "
              "mask with every human's and vehicle's parts. text: as the paper's App. A describes it: every "
              "instance, centred square, only the instance's parts.")] = CityscapesProtocol.AUTHORS,
-    min_area: Annotated[int, typer.Option(help="Skip objects with fewer pixels.")] = 1000,
+    min_area: Annotated[int, typer.Option(rich_help_panel=DATA, help="Skip objects with fewer pixels.")] = 1000,
     pad: Annotated[Optional[float], typer.Option(
-        help="Crop padding as a fraction of the object's side. authors: int(pad*side) on each side and a random "
+        rich_help_panel=DATA, help="Crop padding as a fraction of the object's side. authors: int(pad*side) on each side and a random "
              "shift of up to 2*pad of the crop; text: 0 to pad extra, centred.",
         show_default="0.2 with authors, 0.1 with text")] = None,
     seed: Seed = 0,
-    workers: Annotated[Optional[int], typer.Option(help="Processes cropping the images.", show_default="all cores")] = None,
+    workers: Annotated[Optional[int], typer.Option(rich_help_panel=RUNTIME, help="Processes cropping the images.", show_default="all cores")] = None,
     strict: Strict = False, overwrite: Overwrite = False,
 ) -> None:
     """Cityscapes + Cityscapes-Panoptic-Parts: human vs vehicle crops with 9 parts."""
@@ -147,7 +168,7 @@ def prepare_cityscapes_cmd(
 def prepare_pascal_part_cmd(
     src: Src, out: Out, seed: Seed = 0, strict: Strict = False, overwrite: Overwrite = False,
     protocol: Annotated[OverlapProtocol, typer.Option(
-        help="Which part keeps a pixel where parts overlap. authors: as the paper's data (the largest object's "
+        rich_help_panel=DATA, help="Which part keeps a pixel where parts overlap. authors: as the paper's data (the largest object's "
              "parts first, then the other objects' in annotation order; within an object tail > wing > body, "
              "head > legs > body, wheel > window > body; the first part on a pixel keeps it; part names in no "
              "group stay background). largest-first: partcli's earlier rule (objects largest first, parts in "
@@ -170,22 +191,22 @@ def _report_dataset(info, out: Path) -> None:
 def import_adv_part_model_cmd(
     src: Annotated[Path, typer.Argument(help="A checkpoint of the paper authors' code (.pt/.pth), e.g. one of their "
                                              "released Table 1 models.")],
-    out: Annotated[Path, typer.Option("--out", help="partcli checkpoint to write (.pt).")],
-    data: Annotated[Optional[Path], typer.Option(help="Prepared dataset whose classes and parts name the model's "
+    out: Annotated[Path, typer.Option("--out", rich_help_panel=RUN, help="partcli checkpoint to write (.pt).")],
+    data: Annotated[Optional[Path], typer.Option(rich_help_panel=DATA, help="Prepared dataset whose classes and parts name the model's "
                                                       "(their counts must match).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="part-imagenet, cityscapes or pascal-part: take that "
+    dataset: Annotated[Optional[KnownDataset], typer.Option(rich_help_panel=DATA, help="part-imagenet, cityscapes or pascal-part: take that "
                                                         "dataset's classes and parts.",
                                                    show_default="the file's args.dataset, else the one dataset with "
                                                                 "the model's counts")] = None,
-    experiment: Annotated[Optional[str], typer.Option(help="The authors' --experiment string (e.g. "
+    experiment: Annotated[Optional[str], typer.Option(rich_help_panel=MODEL, help="The authors' --experiment string (e.g. "
                                                            "part-wbbox-norm_img-semi), for a file without its args.")]
     = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", rich_help_panel=RUN, help="Replace an existing --out.")] = False,
 ) -> None:
     """The paper authors' bounding-box, downsampled or ResNet model as a partcli checkpoint (no pickled code run)."""
     from partcli.interop.import_checkpoint import import_adv_part_model
 
-    r = import_adv_part_model(src, out, data=data, dataset=dataset, experiment=experiment, overwrite=overwrite)
+    r = import_adv_part_model(src, out, data=data, dataset=None if dataset is None else dataset.value, experiment=experiment, overwrite=overwrite)
     m = r.recognised
     labels = "" if m.channels is None else f", {m.channels} {m.seg_labels} labels"
     say(f"wrote {r.out}: {m.arch} model ({m.backbone}, {m.num_classes} classes{labels}) from {src}, the authors' "
@@ -260,7 +281,7 @@ def _training_command(pretrain: bool):
             leave_distributed()
         say(f"run written to {out}")
 
-    return with_parameters(command, [*typer_parameters(TrainConfig, names), *_run_options(TrainConfig)])
+    return with_parameters(command, lambda: [*typer_parameters(TrainConfig, names), *_run_options(TrainConfig)])
 
 
 def _training_kept(out: Path, command: str) -> str:
@@ -277,8 +298,9 @@ def _training_kept(out: Path, command: str) -> str:
 
 app.command("pretrain", help="Clean training (paper Eq. 5): class labels plus part masks, best checkpoint by "
             "validation accuracy.")(_training_command(pretrain=True))
-app.command("train", help="Adversarial training: PGD (Eqs. 8–9) or TRADES (Eqs. 10–11); best checkpoint by PGD "
-            "validation accuracy.")(_training_command(pretrain=False))
+app.command("train", help="Adversarial training with --adv pgd (Eqs. 8–9) or trades (Eqs. 10–11); best checkpoint "
+            "by PGD validation accuracy. --adv defaults to none: clean training, as pretrain, that may start from "
+            "--init.")(_training_command(pretrain=False))
 
 
 @app.command("sweep")
@@ -289,25 +311,25 @@ def sweep(
                                                 "point.", rich_help_panel=RUN)] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file of training options shared by every point (as "
                                                    "train's --config).", rich_help_panel=RUN)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE: fix a training option for every "
+    set_: Annotated[Optional[list[str]], typer.Option("--set", rich_help_panel=SEARCH, help="KEY=VALUE: fix a training option for every "
                                                       "point, e.g. --set adv=pgd; repeatable.")] = None,
-    grid: Annotated[Optional[list[str]], typer.Option(help="KEY=V1,V2,...: sweep an option; the --grid options "
+    grid: Annotated[Optional[list[str]], typer.Option(rich_help_panel=SEARCH, help="KEY=V1,V2,...: sweep an option; the --grid options "
                                                       "make one stage, their cartesian product; repeatable.")] = None,
-    stage: Annotated[Optional[list[str]], typer.Option(help="\"K=V1,V2 K2=...\": one stage (a cartesian product), "
+    stage: Annotated[Optional[list[str]], typer.Option(rich_help_panel=SEARCH, help="\"K=V1,V2 K2=...\": one stage (a cartesian product), "
                                                        "repeatable, in order; each starts from the values picked "
                                                        "in the stages before it.")] = None,
-    pick: Annotated[Optional[list[str]], typer.Option(help="Pick rule: adv (best val adversarial accuracy; clean "
+    pick: Annotated[Optional[list[str]], typer.Option(rich_help_panel=SEARCH, help="Pick rule: adv (best val adversarial accuracy; clean "
                                                       "runs: clean), clean-at-adv (best val clean accuracy among "
                                                       "val adversarial accuracy ≥ --target-adv − --margin) or none "
                                                       "(last stage only); one for all stages, or one per stage.",
                                                       show_default="adv")] = None,
-    target_adv: Annotated[Optional[str], typer.Option(help="clean-at-adv: the validation adversarial accuracy to "
+    target_adv: Annotated[Optional[str], typer.Option(rich_help_panel=SEARCH, help="clean-at-adv: the validation adversarial accuracy to "
                                                       "match, as a fraction (e.g. the baseline's 0.42).")] = None,
-    margin: Annotated[str, typer.Option(help="clean-at-adv: how far below --target-adv a point may be, as a "
+    margin: Annotated[str, typer.Option(rich_help_panel=SEARCH, help="clean-at-adv: how far below --target-adv a point may be, as a "
                                         "fraction.")] = "0.01",
-    list_: Annotated[bool, typer.Option("--list", help="Print the points, their run folders and status "
+    list_: Annotated[bool, typer.Option("--list", rich_help_panel=RUN, help="Print the points, their run folders and status "
                                         "(done, partial, todo); run nothing.")] = False,
-    point: Annotated[Optional[int], typer.Option(help="Run only this point (numbered as --list shows), e.g. one "
+    point: Annotated[Optional[int], typer.Option(rich_help_panel=RUN, help="Run only this point (numbered as --list shows), e.g. one "
                                                  "cluster job per point of a stage.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Accept a changed sweep definition in --out (run "
                                             "folders of changed points are still refused).",
@@ -472,9 +494,9 @@ app.command("attack", help="Measure robustness: AutoAttack, PGD, segmenter-guide
 @app.command("info")
 def info_cmd(
     path: Annotated[Optional[Path], typer.Argument(help="A checkpoint file or a prepared dataset folder.")] = None,
-    models: Annotated[bool, typer.Option("--models", help="List the architectures (--arch) and where --backbone "
+    models: Annotated[bool, typer.Option("--models", rich_help_panel=RUN, help="List the architectures (--arch) and where --backbone "
                                          "names come from.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the checkpoint's or dataset's summary as one "
+    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=RUN, help="Print the checkpoint's or dataset's summary as one "
                                               "JSON object (a checkpoint's whole configuration under 'config').")
                            ] = False,
 ) -> None:
@@ -508,23 +530,23 @@ def _emit_json(rows: list[dict[str, Any]], out: Path, kind: str) -> None:
 # ---------------------------------------------------------------------------------------------- robustness
 @app.command()
 def robustness(
-    data: Annotated[Path, typer.Option(help="Prepared dataset the model was trained for (its masks make the foreground and shape-texture sets).")],
+    data: Annotated[Path, typer.Option(rich_help_panel=DATA, help="Prepared dataset the model was trained for (its masks make the foreground and shape-texture sets).")],
     ckpt: Ckpt = None,
     model: AnyModel = None,
     image_size: ModelSize = None,
     json_output: Json = False,
-    suite: Annotated[str, typer.Option(help="corruptions, foreground, shape-texture or all.")] = "all",
-    split: Annotated[Split, typer.Option(help="Split to shift.")] = Split.TEST,
-    out: Annotated[Path, typer.Option(help="Results CSV to append to (attack's columns + severity, shape_bias, bg_gap, seed).")] = Path("results/robustness.csv"),
-    corruption: Annotated[Optional[list[str]], typer.Option(help="Corruption type, repeatable  (default: the 15 ImageNet-C types)")] = None,
-    severity: Annotated[Optional[list[int]], typer.Option(help="Corruption severity 1-5, repeatable  (default: 1 to 5)")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the corruptions and of the background and texture pairings.")] = 0,
-    cache: Annotated[Optional[Path], typer.Option(help="Folder of the cached corrupted images  (default: DATA/.cache/corruptions)")] = None,
-    stylizer: Annotated[Optional[Path], typer.Option(help="A torch.export program (content, style) -> stylized image, each 1x3xSxS in [0, 1]: adds a 'stylized' shape-texture set.")] = None,
-    imagenet9: Annotated[Optional[Path], typer.Option(help="ImageNet-9 Backgrounds Challenge release folder (<variant>/val/<NN_class>/): adds its in9/* rows to --suite foreground (IN-9 dog, bird, reptile, fish as the dataset's Quadruped, Bird, Reptile, Fish).")] = None,
-    stylized: Annotated[Optional[Path], typer.Option(help="Stylized-ImageNet folder (<wnid>/<stem>.JPEG, optionally under train/ or val/): adds a stylized-imagenet row to --suite shape-texture for the split's samples with the same file stem.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
-    device: Annotated[Device, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = Device.AUTO,
+    suite: Annotated[RobustnessSuite, typer.Option(rich_help_panel=SHIFTS, help="corruptions, foreground, shape-texture or all.")] = RobustnessSuite.ALL,
+    split: Annotated[Split, typer.Option(rich_help_panel=DATA, help="Split to shift.")] = Split.TEST,
+    out: Annotated[Path, typer.Option(rich_help_panel=RUN, help="Results CSV to append to (attack's columns + severity, shape_bias, bg_gap, seed).")] = Path("results/robustness.csv"),
+    corruption: Annotated[Optional[list[str]], typer.Option(rich_help_panel=SHIFTS, help="Corruption type, repeatable.", show_default="the 15 ImageNet-C types")] = None,
+    severity: Annotated[Optional[list[int]], typer.Option(rich_help_panel=SHIFTS, help="Corruption severity 1-5, repeatable.", show_default="1 to 5")] = None,
+    seed: Annotated[int, typer.Option(rich_help_panel=RUN, help="Seed of the corruptions and of the background and texture pairings.")] = 0,
+    cache: Annotated[Optional[Path], typer.Option(rich_help_panel=RUNTIME, help="Folder of the cached corrupted images.", show_default="DATA/.cache/corruptions")] = None,
+    stylizer: Annotated[Optional[Path], typer.Option(rich_help_panel=SHIFTS, help="A torch.export program (content, style) -> stylized image, each 1x3xSxS in [0, 1]: adds a 'stylized' shape-texture set.")] = None,
+    imagenet9: Annotated[Optional[Path], typer.Option(rich_help_panel=SHIFTS, help="ImageNet-9 Backgrounds Challenge release folder (<variant>/val/<NN_class>/): adds its in9/* rows to --suite foreground (IN-9 dog, bird, reptile, fish as the dataset's Quadruped, Bird, Reptile, Fish).")] = None,
+    stylized: Annotated[Optional[Path], typer.Option(rich_help_panel=SHIFTS, help="Stylized-ImageNet folder (<wnid>/<stem>.JPEG, optionally under train/ or val/): adds a stylized-imagenet row to --suite shape-texture for the split's samples with the same file stem.")] = None,
+    batch_size: Annotated[int, typer.Option(rich_help_panel=RUNTIME, help="Images per forward pass.")] = 256,
+    device: Annotated[Device, typer.Option(rich_help_panel=RUNTIME, help="auto (CUDA when available), cpu or cuda.")] = Device.AUTO,
 ) -> None:
     """Non-adversarial robustness (paper §5.1): corruptions, foreground/background, shape vs texture."""
     from partcli.progress import info
@@ -538,7 +560,7 @@ def robustness(
         shard = join_ranks(device.value)
         with shard.together():
             picked = str(pick_device(device.value, shard.local_rank))
-        result = run_robustness(ckpt, data, suite=suite, split=split.value, out=out,
+        result = run_robustness(ckpt, data, suite=suite.value, split=split.value, out=out,
                                 corruptions=corruption or CORRUPTIONS, severities=severity or SEVERITIES, seed=seed,
                                 batch_size=batch_size, device=picked, cache=cache, stylizer=stylizer,
                                 imagenet9=imagenet9, stylized=stylized, model=model, image_size=image_size,
@@ -559,12 +581,12 @@ def robustness(
 @app.command()
 def compare(
     csv: Annotated[list[Path], typer.Argument(help="Results CSV(s) of evaluate, attack or robustness.")],
-    by: Annotated[str, typer.Option(help="Checkpoint property to group by (arch, adv, seg-labels, seg-frac, backbone, ...) or a CSV column.")] = "arch",
-    metric: Annotated[str, typer.Option(help="acc (the row's accuracy under its attack or shift; clean for evaluate rows) or a CSV column, e.g. clean_acc, shape_bias, bg_gap.")] = "acc",
-    attack: Annotated[Optional[list[str]], typer.Option(help="Keep rows whose attack matches this glob, repeatable (e.g. mean, 'mixed-*').")] = None,
-    ref: Annotated[Optional[str], typer.Option(help="Group the p-values compare against  (default: the first in the CSV)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Also write the summary as CSV (replaced if it exists).")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON lines on stdout (one object "
+    by: Annotated[str, typer.Option(rich_help_panel=SUMMARY, help="Checkpoint property to group by (arch, adv, seg-labels, seg-frac, backbone, ...) or a CSV column.")] = "arch",
+    metric: Annotated[str, typer.Option(rich_help_panel=SUMMARY, help="acc (the row's accuracy under its attack or shift; clean for evaluate rows) or a CSV column, e.g. clean_acc, shape_bias, bg_gap.")] = "acc",
+    attack: Annotated[Optional[list[str]], typer.Option(rich_help_panel=SUMMARY, help="Keep rows whose attack matches this glob, repeatable (e.g. mean, 'mixed-*').")] = None,
+    ref: Annotated[Optional[str], typer.Option(rich_help_panel=SUMMARY, help="Group the p-values compare against.", show_default="the first in the CSV")] = None,
+    out: Annotated[Optional[Path], typer.Option(rich_help_panel=RUN, help="Also write the summary as CSV (replaced if it exists).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=RUN, help="Print the summary as JSON lines on stdout (one object "
                                               "per row, the summary CSV's columns) instead of the table.")] = False,
 ) -> None:
     """Mean ± 95 % CI over seeds per group and Welch's t-test p-values, as in the paper's Tables 2-4."""
@@ -590,21 +612,22 @@ def compare(
 # ---------------------------------------------------------------------------------------------- pictures, reports
 @app.command()
 def visualize(
-    data: Annotated[Path, typer.Option(help="Prepared dataset the model was trained for.")],
+    data: Annotated[Path, typer.Option(rich_help_panel=DATA, help="Prepared dataset the model was trained for.")],
     ckpt: Ckpt = None,
     model: AnyModel = None,
     image_size: ModelSize = None,
-    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("fig/masks.png"),
-    split: Annotated[Split, typer.Option(help="Split to draw from.")] = Split.TEST,
-    n: Annotated[int, typer.Option("--n", "--n-samples", help="Samples (rows), drawn with --seed and kept in split "
+    out: Annotated[Optional[Path], typer.Option(rich_help_panel=RUN, help="Figure file to write; its extension (.png, .pdf, .svg) is the format.", show_default="fig/masks.<format>")] = None,
+    fmt: Annotated[Optional[FigureFormat], typer.Option("--format", rich_help_panel=RUN, help="File format when --out is not given (png: 200 dpi).", show_default="png, or --out's extension")] = None,
+    split: Annotated[Split, typer.Option(rich_help_panel=DATA, help="Split to draw from.")] = Split.TEST,
+    n: Annotated[int, typer.Option("--n", "--n-samples", rich_help_panel=DATA, help="Samples (rows), drawn with --seed and kept in split "
                                    "order (--n-samples: the same, the spelling torchrun passes on).")] = 8,
     seed: Seed = 0,
-    attack: Annotated[Optional[str], typer.Option(help="Also attack each sample: pgd (partcli's PGD) or autoattack (the real AutoAttack, App. B settings).")] = None,
-    eps: Annotated[str, typer.Option(help="ℓ∞ radius of --attack on [0, 1] pixels: a number or a fraction.")] = "8/255",
-    steps: Annotated[int, typer.Option(help="PGD steps of --attack pgd.")] = 20,
-    step_size: Annotated[str, typer.Option(help="PGD step size of --attack pgd: a number or fraction.")] = "2/255",
-    batch_size: Annotated[int, typer.Option(help="Samples per forward pass and attack batch.")] = 32,
-    device: Annotated[Device, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = Device.AUTO,
+    attack: Annotated[Optional[VisualAttack], typer.Option(rich_help_panel=ADVERSARY, help="Also attack each sample: pgd (partcli's PGD) or autoattack (the real AutoAttack, App. B settings).")] = None,
+    eps: Annotated[str, typer.Option(rich_help_panel=ADVERSARY, help="ℓ∞ radius of --attack on [0, 1] pixels: a number or a fraction.")] = "8/255",
+    steps: Annotated[int, typer.Option(rich_help_panel=ADVERSARY, help="PGD steps of --attack pgd.")] = 20,
+    step_size: Annotated[str, typer.Option(rich_help_panel=ADVERSARY, help="PGD step size of --attack pgd: a number or fraction.")] = "2/255",
+    batch_size: Annotated[int, typer.Option(rich_help_panel=RUNTIME, help="Samples per forward pass and attack batch.")] = 32,
+    device: Annotated[Device, typer.Option(rich_help_panel=RUNTIME, help="auto (CUDA when available), cpu or cuda.")] = Device.AUTO,
 ) -> None:
     """Draw images with their true and predicted part masks (and under --attack), part colours fixed per id."""
     from partcli.progress import info
@@ -612,9 +635,9 @@ def visualize(
 
     from partcli.runtime import pick_device
 
-    result = draw(ckpt, data, out, split=split.value, n=n, seed=seed, attack=attack, eps=eps, steps=steps,
+    result = draw(ckpt, data, out, split=split.value, n=n, seed=seed, attack=None if attack is None else attack.value, eps=eps, steps=steps,
                   step_size=step_size, device=str(pick_device(device.value)), batch_size=batch_size, model=model,
-                  image_size=image_size)
+                  image_size=image_size, fmt=None if fmt is None else fmt.value)
     for note in result.notes:
         info(note)
     adv = "" if result.adv_correct is None else f", {result.adv_correct} under --attack {attack}"
@@ -624,18 +647,20 @@ def visualize(
 @app.command()
 def report(
     paths: Annotated[list[Path], typer.Argument(help="Run folders, results CSVs (attack, evaluate, robustness), or folders holding them (searched recursively).")],
-    out: Annotated[Path, typer.Option(help="Folder to write index.md and its PNGs into; a previous report there is replaced.")] = Path("report"),
-    split: Annotated[Split, typer.Option(help="Split of the results that Table 1, the trade-off, the ε sweep and the robustness tables show.")] = Split.TEST,
-    eps: Annotated[str, typer.Option(help="ℓ∞ radius of Table 1 and the trade-off plot: a number or a fraction.")] = "8/255",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out that holds no partcli report.")] = False,
+    out: Annotated[Path, typer.Option(rich_help_panel=RUN, help="Folder to write index.md and its PNGs into; a previous report there is replaced.")] = Path("report"),
+    split: Annotated[Split, typer.Option(rich_help_panel=DATA, help="Split of the results that Table 1, the trade-off, the ε sweep and the robustness tables show.")] = Split.TEST,
+    eps: Annotated[str, typer.Option(rich_help_panel=ADVERSARY, help="ℓ∞ radius of Table 1 and the trade-off plot: a number or a fraction.")] = "8/255",
+    overwrite: Annotated[bool, typer.Option("--overwrite", rich_help_panel=RUN, help="Write into a non-empty --out that holds no partcli report.")] = False,
+    fmt: Annotated[FigureFormat, typer.Option("--format", rich_help_panel=RUN, help="File format of the figures index.md links (png: 200 dpi); index.html embeds PNGs whatever it is.")] = FigureFormat.PNG,
 ) -> None:
     """One page of tables and plots: Table 1 (mean ± CI over seeds), trade-off, ε sweep, robustness, hygiene, curves."""
     from partcli.report.report import build_report
 
-    result = build_report(paths, out, split=split.value, eps=eps, overwrite=overwrite)
+    result = build_report(paths, out, split=split.value, eps=eps, overwrite=overwrite, fmt=fmt.value)
     figures = sum(len(s.figures) for s in result.sections)
-    say(f"wrote {result.out / 'index.md'} and {figures} figure(s); {len(result.skipped)} thing(s) skipped "
-        "(listed in the report)")
+    tables = sorted({name for s in result.sections for name in s.files})
+    say(f"wrote {result.out / 'index.md'}, index.html, {figures} {fmt.value.upper()} figure(s)"
+        + "".join(f", {name}" for name in tables) + f"; {len(result.skipped)} thing(s) skipped (listed in the report)")
 
 
 def main() -> None:

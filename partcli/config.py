@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 
 from partcli.errors import PartcliError
-from partcli.options import flag_name, spec_of
+from partcli.options import choices_of, flag_name, spec_of
 from partcli.settings_history import with_added_settings
 
 C = TypeVar("C")
@@ -150,11 +150,12 @@ def check_value(field: dataclasses.Field, value: Any, where: str) -> Any:
 
 def check_choice(field: dataclasses.Field, value: Any, where: str) -> Any:
     spec = spec_of(field)
-    if spec is not None and spec.choices is not None:
-        allowed = {c.value for c in spec.choices}
+    choices = None if spec is None else choices_of(spec)
+    if choices is not None:
+        allowed = {c.value for c in choices}
         for item in value if isinstance(value, (list, tuple)) else [value]:  # a repeatable option: each value
             if item not in allowed:
-                raise PartcliError(f"{where} {item!r}: expected one of {', '.join(c.value for c in spec.choices)}")
+                raise PartcliError(f"{where} {item!r}: expected one of {', '.join(c.value for c in choices)}")
     return value
 
 

@@ -23,6 +23,8 @@ from rich.markup import escape
 
 # Help panels, in the order --help shows them.
 DATA, MODEL, OPTIMISATION, ADVERSARY, RUNTIME, RUN = "Data", "Model", "Optimisation", "Adversary", "Runtime", "Run"
+# Panels of options that only one command has (robustness, sweep, compare).
+SHIFTS, SEARCH, SUMMARY = "Shifts", "Search", "Summary"
 
 # click's parameter sources, by name (Typer ≥ 0.22 vendors click and does not export ParameterSource).
 _GIVEN_SOURCES = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
@@ -47,13 +49,19 @@ class Split(Choice):
     TEST = "test"
 
 
+class FigureFormat(Choice):
+    PNG = "png"
+    PDF = "pdf"
+    SVG = "svg"
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """How a configuration field appears on the command line; the field itself holds name, type and default."""
 
-    help: str
+    help: str | Callable[[], str]  # a function: the text is built when the command is (from a registry's entries)
     panel: str
-    choices: type[Enum] | None = None
+    choices: type[Enum] | Callable[[], type[Enum]] | None = None  # a function: a registry's current entries
     flags: str | None = None  # "--yes/--no" names of a boolean flag (default: --name)
     aliases: tuple[str, ...] = ()  # further names of the option (e.g. one that torchrun's own parser leaves alone)
     parse: Callable[[Any, str], Any] | None = None  # (text or YAML value, option name) -> value
@@ -71,6 +79,16 @@ def option(default: Any = MISSING, help: str = "", *, panel: str, default_factor
 
 def spec_of(field: dataclasses.Field) -> OptionSpec | None:
     return field.metadata.get("option")
+
+
+def choices_of(spec: OptionSpec) -> type[Enum] | None:
+    """The option's ``Choice`` enum as of now (one that a registry fills is built anew each time)."""
+    choices = spec.choices
+    return choices if choices is None or isinstance(choices, type) else choices()
+
+
+def help_of(spec: OptionSpec) -> str:
+    return spec.help if isinstance(spec.help, str) else spec.help()
 
 
 def flag_name(name: str) -> str:
@@ -102,26 +120,28 @@ def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[insp
             continue
         spec = spec_of(field)
         default = field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
-        default = None if default == "" else default  # "": no default (--data, --out: the command asks for them)
+        required = default == ""  # no default (--data, --out): the command asks for them (they may come from --config)
+        default = None if required else default
         extra: dict[str, Any] = {}
-        if spec.choices is not None:
-            py_type: Any = spec.choices
+        choices = choices_of(spec)
+        if choices is not None:
+            py_type: Any = choices
         elif spec.path:
             py_type = Path
         elif spec.parse is not None:
             py_type, default = str, spec.shown if spec.shown is not None else default
         else:
             py_type = {"int": int, "float": float, "bool": bool}.get(_base_kind(field.type), str)
-        if spec.choices is not None and default is not None:
-            default = ([spec.choices(d) for d in default] if isinstance(default, (list, tuple))
-                       else spec.choices(default))
+        if choices is not None and default is not None:
+            default = [choices(d) for d in default] if isinstance(default, (list, tuple)) else choices(default)
         if isinstance(default, list):
             py_type = list[py_type]  # a repeatable option
         if default in (None, []) and spec.shown is not None:  # no default, or none of a repeatable option
             extra["show_default"] = spec.shown
         decls = [spec.flags] if spec.flags else [flag_name(field.name), *spec.aliases]
         # Typer reads help texts as Rich markup: escaped, a "[text]" in one is shown, not taken for a style
-        info = typer.Option(*decls, help=escape(spec.help), rich_help_panel=spec.panel, **extra)
+        info = typer.Option(*decls, help=escape(help_of(spec) + (" [required]" if required else "")),
+                            rich_help_panel=spec.panel, **extra)
         annotation = Annotated[Optional[py_type] if default is None else py_type, info]
         params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=annotation))
@@ -135,12 +155,38 @@ def help_default(value: Any) -> Any:
     return value
 
 
-def with_parameters(function: Callable, params: list[inspect.Parameter]) -> Callable:
-    """Give ``function`` (which takes ``ctx`` and ``**options``) the signature Typer reads its options from."""
+def with_parameters(function: Callable,
+                    params: list[inspect.Parameter] | Callable[[], list[inspect.Parameter]]) -> Callable:
+    """Give ``function`` (which takes ``ctx`` and ``**options``) the signature Typer reads its options from; with
+    ``params`` a function, a ``RebuiltCommand``."""
+    if callable(params):
+        return RebuiltCommand(function, params)
     context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     function.__signature__ = inspect.Signature([context, *params])  # type: ignore[attr-defined]
     function.__annotations__ = {p.name: p.annotation for p in [context, *params]}
     return function
+
+
+class RebuiltCommand:
+    """A command whose signature is built from ``params()`` each time Typer reads it (each run of the CLI), so options
+    whose choices or help come from a registry (``--seg-labels``) show the entries registered after import."""
+
+    def __init__(self, function: Callable, params: Callable[[], list[inspect.Parameter]]):
+        self.function, self.params = function, params
+        self.__name__, self.__qualname__, self.__doc__ = function.__name__, function.__qualname__, function.__doc__
+        self.__module__ = function.__module__
+
+    def __call__(self, **options: Any) -> Any:
+        return self.function(**options)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        return inspect.Signature([context, *self.params()])
+
+    @property
+    def __annotations__(self) -> dict[str, Any]:  # type: ignore[override]
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
 
 
 def given_options(ctx: typer.Context, values: dict[str, Any], cls: type | None = None) -> dict[str, Any]:

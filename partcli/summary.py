@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from rich.table import Table
 
-from partcli.checkpoint import load_checkpoint
+from partcli.checkpoint import Checkpoint
 from partcli.data.contract import (SPLITS, DatasetInfo, check_split_files, read_dataset_info, read_split,
                                    refuse_internal)
 from partcli.errors import PartcliError
@@ -35,32 +35,30 @@ def summarize(path: str | Path) -> dict[str, Any]:
                 "counts": info.counts, "source": info.source}
     if not path.is_file():
         describe(path)  # the one-line error
-    state = load_checkpoint(path)
-    return {"kind": "checkpoint", "path": str(path), "format_version": state["format_version"],
-            "partcli_version": state["partcli_version"], "epoch": state.get("epoch"),
-            "best_metric": state.get("best_metric"),
-            "parameters": count_parameters(ModelConfig.from_dict(state["config"]["model"])),
-            "provenance": state.get("provenance"), "config": state["config"]}
+    ckpt = Checkpoint.load(path)
+    return {"kind": "checkpoint", "path": str(path), "format_version": ckpt.format_version,
+            "partcli_version": ckpt.partcli_version, "epoch": ckpt.epoch, "best_metric": ckpt.best_metric,
+            "parameters": count_parameters(ckpt.model_config), "provenance": ckpt.provenance, "config": ckpt.config}
 
 
 def describe_checkpoint(path: Path) -> Table:
-    state = load_checkpoint(path)
-    model, train, data = state["config"]["model"], state["config"].get("train", {}), state["config"].get("dataset", {})
-    n_params = count_parameters(ModelConfig.from_dict(model))
+    ckpt = Checkpoint.load(path)
+    model, train, data = ckpt.model_config, ckpt.train, ckpt.dataset
+    n_params = count_parameters(model)
     table = Table(title=plain(f"checkpoint {path}"), show_header=False)
-    origin = state.get("provenance")  # written by `partcli import`: the file, its hash, what it was recognised as
+    origin = ckpt.provenance  # written by `partcli import`: the file, its hash, what it was recognised as
     imported = [("imported from", f"{origin.get('source')} (sha256 {str(origin.get('sha256'))[:12]}…, "
                  f"{origin.get('importer')} experiment {origin.get('experiment')!r}, {origin.get('naming')} keys)")
                 ] if isinstance(origin, dict) else []
     rows = [
-        ("format_version", state["format_version"]), ("partcli_version", state["partcli_version"]),
-        ("arch", model.get("arch")), ("backbone", model.get("backbone")), ("classes", model.get("num_classes")),
-        ("parts (K)", model.get("num_parts")), ("parameters", f"{n_params:,}"),
-        *([("bbox score", model.get("bbox_score"))] if model.get("arch") == "bbox" else []),
+        ("format_version", ckpt.format_version), ("partcli_version", ckpt.partcli_version),
+        ("arch", model.arch), ("backbone", model.backbone), ("classes", model.num_classes),
+        ("parts (K)", model.num_parts), ("parameters", f"{n_params:,}"),
+        *([("bbox score", model.bbox_score)] if model.arch == "bbox" else []),
         ("initial weights", train.get("init") or train.get("pretrained") or "random"),
-        ("dataset", data.get("name", "?")), ("image size", data.get("image_size", "?")),
-        ("training", train.get("adv", "?")), ("epoch", state.get("epoch")),
-        ("best metric", state.get("best_metric")),
+        ("dataset", data.name or "?"), ("image size", data.image_size or "?"),
+        ("training", train.get("adv", "?")), ("epoch", ckpt.epoch),
+        ("best metric", ckpt.best_metric),
         *imported,
     ]
     for key, value in rows:

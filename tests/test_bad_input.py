@@ -564,7 +564,8 @@ def test_resume_refuses_an_option_that_differs_from_the_run(good, tmp_path, caps
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 # ------------------------------------------------------------------------------ visualize and report
-@pytest.mark.parametrize("option, value", [("--out", "fig.jpg"), ("--n", "0"), ("--n", "5"), ("--attack", "fgsm"),
+@pytest.mark.parametrize("option, value", [("--out", "fig.jpg"), ("--out", "fig.gif"), ("--format", "gif"),
+                                           ("--format", "pdf"), ("--n", "0"), ("--n", "5"), ("--attack", "fgsm"),
                                            ("--eps", "2"), ("--steps", "0"), ("--batch-size", "0"),
                                            ("--split", "nope")])
 def test_bad_visualize_option(option, value, good, good_checkpoint, tmp_path, capsys, monkeypatch):
@@ -581,7 +582,7 @@ def test_report_refuses_missing_empty_or_unrelated_folders(tmp_path, capsys, mon
     out = tmp_path / "report"
     assert_user_error(*cli(capsys, monkeypatch, "report", tmp_path / "nowhere", "--out", out),
                       str(tmp_path / "nowhere"), "no such file or folder")
-    for option, value in (("--split", "testing"), ("--eps", "8"), ("--eps", "x")):
+    for option, value in (("--split", "testing"), ("--eps", "8"), ("--eps", "x"), ("--format", "gif")):
         assert_user_error(*cli(capsys, monkeypatch, "report", tmp_path, "--out", out, option, value), option, value)
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -637,7 +638,7 @@ def test_report_refuses_a_foreign_out_folder(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
     code, err = cli(capsys, monkeypatch, "report", tmp_path / "runs", "--out", out, "--overwrite")
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["curves-a.png", "index.md", "thesis.tex"]
+    assert sorted(p.name for p in out.iterdir()) == ["curves-a.png", "index.html", "index.md", "thesis.tex"]
 
 # ------------------------------------------------------------------------------ robustness and compare
 @pytest.mark.parametrize("option, value", [("--suite", "weather"), ("--corruption", "rain"), ("--severity", 0),

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
+from partcli.checkpoint import (CHECKPOINT_VERSION, Checkpoint, DatasetDescription, load_checkpoint, load_model,
+                                model_from_checkpoint, save_checkpoint)
 from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig, build_model
 from partcli.version import __version__
@@ -43,7 +44,7 @@ def test_load_model_rebuilds_an_eval_mode_model_with_the_same_outputs(saved):
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-5)
     assert loaded(x).shape == (2, 2)
-    rebuilt = model_from_checkpoint(load_checkpoint(path))
+    rebuilt = model_from_checkpoint(Checkpoint.load(path))
     assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(), model.state_dict().values()))
 
 
@@ -115,3 +116,48 @@ def test_format_1_baselines_load_and_format_1_part_models_are_refused(tmp_path):
     old_part = _write(tmp_path / "bbox.pt", {"format_version": 1, "config": {"model": CFG.to_dict()}, "model": {}})
     with pytest.raises(PartcliError, match="format-1 part model.*retrain"):
         load_checkpoint(old_part)
+
+
+# ------------------------------------------------------------------------------------- the Checkpoint object
+def test_checkpoint_object_round_trips_a_training_runs_file(bbox_checkpoint):
+    """``from_state`` then ``to_state`` gives back the stored dict of a run's checkpoint, entry for entry."""
+    raw = torch.load(bbox_checkpoint, map_location="cpu", weights_only=True)
+    ckpt = Checkpoint.from_state(torch.load(bbox_checkpoint, map_location="cpu", weights_only=True), bbox_checkpoint)
+    assert ckpt.format_version == CHECKPOINT_VERSION and ckpt.model_config.arch == "bbox"
+    assert ckpt.dataset.name == "synthetic" and ckpt.dataset.label_kind == "part" and ckpt.epoch >= 1
+    assert ckpt.optimizer is not None and ckpt.rng is not None and len(ckpt.metrics) == ckpt.epoch
+    state = ckpt.to_state()
+    assert state.keys() == raw.keys() and state["config"] == raw["config"]
+    for key in raw:
+        if key not in ("model", "optimizer", "rng"):  # tensors: compared below
+            assert state[key] == raw[key], key
+    assert all(torch.equal(state["model"][k], raw["model"][k]) for k in raw["model"])
+
+
+def test_every_earlier_format_loads_through_checkpoint_with_its_upgrades(tmp_path):
+    """Format 1: baselines load, part models are refused; format 2: bbox models keep their probability score."""
+    rn_cfg = ModelConfig(arch="resnet", backbone="resnet18", num_classes=2)
+    rn = _write(tmp_path / "rn.pt", {"format_version": 1, "config": {"model": rn_cfg.to_dict()},
+                                     "model": build_model(rn_cfg).state_dict()})
+    old_rn = Checkpoint.load(rn)
+    assert old_rn.format_version == 1 and old_rn.model_config == rn_cfg and old_rn.dataset == DatasetDescription()
+    assert old_rn.dataset.label_kind == "part" and old_rn.epoch is None and old_rn.train == {}
+    model_from_checkpoint(old_rn)  # the weights fit
+    part = _write(tmp_path / "bbox1.pt", {"format_version": 1, "config": {"model": CFG.to_dict()}, "model": {}})
+    with pytest.raises(PartcliError, match="format-1 part model.*retrain"):
+        Checkpoint.load(part)
+    doc = {k: v for k, v in CFG.to_dict().items() if k != "bbox_score"}
+    two = Checkpoint.load(_write(tmp_path / "bbox2.pt", {"format_version": 2, "model": {}, "config": {
+        "model": doc, "train": {"arch": "bbox"}, "dataset": {"name": "d", "image_size": 32}}}))
+    assert two.format_version == 2 and two.model_config.bbox_score == "prob" and two.train["bbox_score"] == "prob"
+    assert two.dataset == DatasetDescription(name="d", image_size=32)
+    assert two.to_state()["config"]["dataset"] == {"name": "d", "image_size": 32}
+
+
+def test_checkpoint_from_the_future_or_not_a_checkpoint_is_refused_in_one_line(tmp_path):
+    future = {"format_version": CHECKPOINT_VERSION + 1, "model": {}, "config": {"model": {}}}
+    with pytest.raises(PartcliError, match=f"new.pt: checkpoint format_version {CHECKPOINT_VERSION + 1} is unknown"
+                                           ".*upgrade partcli"):
+        Checkpoint.from_state(future, "new.pt")
+    with pytest.raises(PartcliError, match="not a partcli checkpoint"):
+        Checkpoint.from_state({"weights": torch.zeros(1)}, "x.pt")

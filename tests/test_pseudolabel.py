@@ -319,7 +319,9 @@ def test_a_segmenter_run_written_before_a_new_setting_existed_is_still_the_same_
 
     tcfg = segmenter_config(PseudoLabelConfig(data=str(tmp_path), out=str(tmp_path / "o")), tmp_path / "seg",
                             tmp_path / "subset")
-    older = {"train": {k: v for k, v in dataclasses.asdict(tcfg).items() if k != "replanned"},
-             "dataset": {"name": "subset"}}
-    assert _differences({"config": older}, tcfg, "subset") == ""
-    assert "epochs: 50 -> 3" in _differences({"config": older}, dataclasses.replace(tcfg, epochs=3), "subset")
+    from types import SimpleNamespace
+
+    older = SimpleNamespace(train={k: v for k, v in dataclasses.asdict(tcfg).items() if k != "replanned"},
+                            dataset=SimpleNamespace(name="subset"))  # what _differences reads of a Checkpoint
+    assert _differences(older, tcfg, "subset") == ""
+    assert "epochs: 50 -> 3" in _differences(older, dataclasses.replace(tcfg, epochs=3), "subset")

@@ -147,10 +147,45 @@ def test_rerunning_replaces_the_previous_report(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "report"
     make_run(runs, "a").rename(tmp_path / "a")
     build_report([tmp_path / "a"], out)
-    assert sorted(p.name for p in out.iterdir()) == ["curves-a.png", "index.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["curves-a.png", "index.html", "index.md"]
     make_run(runs, "b")
-    build_report([runs], out)  # the same --out again: the previous report's figures go, no --overwrite needed
-    assert sorted(p.name for p in out.iterdir()) == ["curves-b.png", "index.md"]
+    build_report([runs], out, fmt="svg")  # the same --out again: the previous report's files go, no --overwrite
+    assert sorted(p.name for p in out.iterdir()) == ["curves-b.svg", "index.html", "index.md"]
+
+
+def test_pdf_figures_an_html_page_and_latex_tables(tmp_path):
+    """--format pdf: the figures as PDFs linked from index.md; index.html holds the tables and the figures inline;
+    table1.tex and robustness.tex are booktabs tables of the same rows, names escaped for LaTeX."""
+    runs = tmp_path / "runs"
+    rn, trades = make_run(runs, "rn-pgd", arch="resnet", adv="pgd"), make_run(runs, "bbox-trades", adv="trades")
+    append_results(tmp_path / "attacks.csv", rows_for(rn, 0.8, aa=0.3, pgd=0.32) + rows_for(trades, 0.7, aa=0.35))
+    append_results(tmp_path / "robustness.csv", shift_rows(rn, 0.64, {"fog": [0.6, 0.4]}, {
+        "only-fg": 0.2, "only-bg": 0.34, "mixed-same": 0.5, "mixed-rand": 0.52}, (0.24, 0.343)), ROBUSTNESS_COLUMNS)
+    out = tmp_path / "report"
+    result = build_report([tmp_path], out, fmt="pdf")
+    names = {name.removesuffix(".png") for s in result.sections for name in s.figures}
+    assert names == {"tradeoff", "corruptions-synth", "curves-runs-rn-pgd", "curves-runs-bbox-trades"}
+    index = (out / "index.md").read_text()
+    for name in names:
+        assert (out / f"{name}.pdf").read_bytes().startswith(b"%PDF") and f"]({name}.pdf)" in index
+        assert not (out / f"{name}.png").exists()
+    page = (out / "index.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(names) and ".pdf" not in page.split("<body>")[1]
+    assert "<table>" in page and "<td>resnet18 baseline, PGD</td>" in page and "<td>80.0</td>" in page
+    table1 = (out / "table1.tex").read_text()
+    assert [r"\toprule", r"\midrule", r"\bottomrule"] == [line for line in table1.splitlines() if "rule" in line]
+    assert r"resnet18 baseline, PGD & rn-pgd & 1 & 80.0 & 30.0 & 32.0 \\" in table1
+    assert r"bounding-box part model (resnet18), TRADES $\beta$=0.5 & bbox-trades & 1 & 70.0 & 35.0 & -- \\" in table1
+    robustness = (out / "robustness.tex").read_text()
+    assert r"\toprule" in robustness and r"resnet18 baseline, PGD & rn-pgd & 1 & 64.0 & 50.0 & 20.0" in robustness
+    assert "](table1.tex)" in index and "](robustness.tex)" in index
+
+
+def test_latex_escapes_special_characters():
+    from partcli.report.latex import escape
+
+    assert escape(r"a_b & 50% #1 {x} $y ~z^ \ ± –") == (r"a\_b \& 50\% \#1 \{x\} \$y \textasciitilde{}z"
+                                                        r"\textasciicircum{} \textbackslash{} $\pm$ --")
 
 
 def test_models_named_alike_are_told_apart_and_best_and_last_are_not_seeds(tmp_path):
@@ -229,6 +264,7 @@ def test_robustness_tables_equal_the_csv(tmp_path):
                      for line in ax.get_lines()) for ax in panels]
     assert curves == [[((0, 1, 2), (53.0, 45.0, 25.0)), ((0, 1, 2), (64.0, 50.0, 30.0))],  # bbox: mean of its seeds
                       [((0, 1, 2), (53.0, 49.0, 35.0)), ((0, 1, 2), (64.0, 60.0, 40.0))]]  # severity 0: clean
+    assert [len(ax.collections) for ax in panels] == [1, 1]  # a CI band for bbox's two seeds, none for resnet's one
 
 
 def test_report_of_a_real_robustness_run(bbox_checkpoint, synthetic_data, tmp_path):

@@ -17,7 +17,7 @@ import yaml
 
 from helpers import attack_samples, tiny_conv
 from partcli.attacks.suite import AttackConfig, attack_model
-from partcli.checkpoint import load_checkpoint, save_checkpoint
+from partcli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
 from partcli.progress import is_quiet, set_quiet
@@ -140,13 +140,13 @@ def test_missing_best_pt_and_stale_temp_files_are_repaired_on_resume(setup, monk
         assert torch.equal(best["model"][name], full_best["model"][name]), name
 
 
-def _fake_run(out: Path, scores: list[float]) -> dict:
+def _fake_run(out: Path, scores: list[float]) -> Checkpoint:
     """A run folder holding only last.pt, after len(scores) epochs with these validation accuracies."""
     rows = [{"epoch": e, "lr": 0.1, "train_loss": 1.0, "train_acc": 0.5, "val_clean_acc": acc, "val_adv_acc": None,
              "val_pixel_acc": None, "seconds": 1.0} for e, acc in enumerate(scores, 1)]
     state = {"config": {"model": {}}, "model": {}, "epoch": len(scores), "metrics": rows}
     save_checkpoint(out / "checkpoints" / "last.pt", state)
-    return state
+    return Checkpoint.load(out / "checkpoints" / "last.pt")
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_resume_recreates_best_pt_from_last_pt_only_when_last_is_the_best(tmp_pa
     assert "warning:" in err and "best epoch (1, metric 0.5) are gone" in err
 
     state = _fake_run(tmp_path / "outdated", [0.3, 0.5])
-    save_checkpoint(tmp_path / "outdated" / "checkpoints" / "best.pt", {**state, "epoch": 1})
+    save_checkpoint(tmp_path / "outdated" / "checkpoints" / "best.pt", {**state.to_state(), "epoch": 1})
     restore_run_files(tmp_path / "outdated", state, TrainConfig())
     assert load_checkpoint(tmp_path / "outdated" / "checkpoints" / "best.pt")["epoch"] == 2
 

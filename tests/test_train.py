@@ -13,7 +13,7 @@ from conftest import TINY
 from hand_labels import object_masks_by_hand, pixel_acc_by_hand
 from helpers import tiny_cnn, tiny_part_model
 from partcli.attacks.pgd import frozen_eval, pgd_linf
-from partcli.checkpoint import load_checkpoint, model_from_checkpoint
+from partcli.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.data.seg_labels import box_masks, mask_centroids, object_masks
 from partcli.data.synthetic import prepare_synthetic
@@ -220,7 +220,7 @@ def test_object_labels_train_a_class_channel_segmenter_that_rebuilds(synthetic_d
     assert state["config"]["model"]["num_parts"] == 5
     assert state["config"]["model"]["part_to_class"] == [0, 1, 2, 3, 4]
     assert state["config"]["dataset"]["seg_labels"] == "object"
-    model = model_from_checkpoint(state).eval()
+    model = model_from_checkpoint(Checkpoint.from_state(state)).eval()
     with torch.no_grad():
         logits, seg = model(torch.rand(2, 3, 32, 32), return_seg=True)
     assert logits.shape == (2, 5) and seg.shape == (2, 6, 32, 32)

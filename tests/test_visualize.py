@@ -9,18 +9,21 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import run_cli
 from partcli.attacks.pgd import pgd_linf
 from partcli.checkpoint import save_checkpoint
 from partcli.data.contract import DatasetWriter, Part
 from partcli.models.registry import ModelConfig, build_model
+from partcli.report.figure_files import PNG_DPI
 from partcli.report.masks_figure import CELL_INCHES, MaskRow, masks_figure
 from partcli.report.palette import BACKGROUND, colourise, palette, part_colour
 from partcli.report.visualize import visualize
 
 
 def _width(columns: int) -> int:
-    """Pixel width of a figure with this many columns (saved at 100 dpi)."""
-    return round((CELL_INCHES * columns + 0.2) * 100)
+    """Pixel width of a figure with this many columns (saved at 200 dpi)."""
+    assert PNG_DPI >= 200
+    return round((CELL_INCHES * columns + 0.2) * PNG_DPI)
 
 
 def _png(path: Path) -> Image.Image:
@@ -70,7 +73,7 @@ def test_visualize_with_pgd_writes_the_figure(bbox_checkpoint, synthetic_data, t
     out = tmp_path / "fig" / "masks.png"
     result = visualize(bbox_checkpoint, synthetic_data, out, n=3, attack="pgd", steps=2, seed=1, batch_size=2)
     assert result.out == out and result.n == 3 and result.notes == []
-    assert _png(out).size[0] == _width(5)  # image, true parts, predicted parts, PGD image, parts under PGD
+    assert _png(out).size[0] == _width(6)  # image, true and predicted parts, PGD image, perturbation, parts under PGD
     # the adversarial predictions are those of partcli's PGD, batch by batch, its generator seeded by --seed
     from partcli.attacks.suite import load_samples, select_indices
     from partcli.evaluate.evaluate import load_for_dataset
@@ -98,6 +101,33 @@ def test_the_visualize_command(bbox_checkpoint, synthetic_data, tmp_path, capsys
     assert _png(out).size[0] == _width(3)  # image, true parts, predicted parts
 
 
+def test_visualize_writes_pdf_and_svg(bbox_checkpoint, synthetic_data, tmp_path, monkeypatch):
+    """--out's extension is the format; --format alone names fig/masks.<format> in the working directory."""
+    from partcli.options import FigureFormat
+    from partcli.report.figure_files import FORMATS
+
+    assert tuple(f.value for f in FigureFormat) == FORMATS  # the CLI's choices are the formats the code writes
+    result = visualize(bbox_checkpoint, synthetic_data, tmp_path / "masks.pdf", n=1)
+    assert result.out.read_bytes().startswith(b"%PDF") and result.out.stat().st_size > 1000
+    monkeypatch.chdir(tmp_path)
+    cli = run_cli("visualize", "--ckpt", bbox_checkpoint, "--data", synthetic_data, "--n", "1", "--format", "svg")
+    assert cli.code == 0, cli.err
+    svg = (tmp_path / "fig" / "masks.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert "bounding-box part model (resnet18)" in svg  # the title names the model, not the checkpoint's path
+
+
+def test_right_and_wrong_are_marked_by_text_and_line_style_as_well_as_colour():
+    rng = np.random.default_rng(0)
+    rows = [MaskRow(image=rng.random((8, 8, 3)), label=0, pred=0), MaskRow(image=rng.random((8, 8, 3)), label=0, pred=1)]
+    fig = masks_figure(rows, ["cat", "dog"], [])
+    right, wrong = (np.array(fig.axes).reshape(2, -1)[r][0] for r in (0, 1))
+    assert right.get_xlabel().endswith("✓ pred: cat") and wrong.get_xlabel().endswith("✗ pred: dog")
+    assert right.spines["top"].get_linestyle() == "-" and wrong.spines["top"].get_linestyle() != "-"
+    assert right.xaxis.label.get_color() != wrong.xaxis.label.get_color()
+    assert min(t.get_fontsize() for t in fig.findobj(lambda a: hasattr(a, "get_fontsize"))) >= 9
+
+
 def test_visualize_with_autoattack(bbox_checkpoint, synthetic_data, tmp_path):
     out = tmp_path / "aa.png"
     result = visualize(bbox_checkpoint, synthetic_data, out, n=2, attack="autoattack", eps=16 / 255,
@@ -117,7 +147,7 @@ def test_visualize_a_resnet_draws_images_and_predictions_only(synthetic_data, tm
     result = visualize(ckpt, synthetic_data, tmp_path / "rn.png", n=2, attack="pgd", steps=1)
     assert any("without a part segmenter" in note and "images and predictions only" in note for note in result.notes)
     assert result.adv_correct is not None
-    assert _png(tmp_path / "rn.png").size[0] == _width(3)  # image, true parts, PGD image: no predicted parts
+    assert _png(tmp_path / "rn.png").size[0] == _width(4)  # image, true parts, PGD image, perturbation: no predicted parts
 
 
 def test_visualize_a_dataset_without_masks(tmp_path):
@@ -136,3 +166,19 @@ def test_visualize_a_dataset_without_masks(tmp_path):
     assert any("none of the 2 samples drawn has a part mask" in note for note in result.notes)
     assert result.n == 2
     _png(tmp_path / "nomask.png")
+
+
+def test_the_perturbation_panel_amplifies_the_difference_around_grey():
+    from partcli.report.masks_figure import MaskRow, amplified, masks_figure
+
+    image = np.full((4, 4, 3), 0.5)
+    delta = np.zeros((4, 4, 3))
+    delta[0, 0, 0], delta[1, 1, 1] = 2 / 255, -4 / 255
+    shown = amplified(delta)
+    assert shown[1, 1, 1] == pytest.approx(0.0) and shown[0, 0, 0] == pytest.approx(0.75)  # the peak reaches 0
+    assert shown[2, 2, 2] == pytest.approx(0.5) and np.all(amplified(np.zeros_like(delta)) == 0.5)
+    row = MaskRow(image=image, label=0, pred=0, true_mask=None, pred_mask=None, adv_image=image + delta, adv_pred=1)
+    fig = masks_figure([row], ["a", "b"], ["a/x"], attack_name="PGD-2")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["image", "PGD-2 image", "perturbation (amplified)"]
+    assert np.allclose(np.asarray(fig.axes[2].images[0].get_array()), shown)

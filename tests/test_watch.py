@@ -151,3 +151,17 @@ def test_strict_exits_3_when_a_hygiene_check_fails_and_autoattack_reports_progre
         if f"AutoAttack {attack}:" in aa.err:  # an attack runs while some sample is robust
             assert re.search(rf"^{STAMP} AutoAttack {attack} 1/\d+ .* ETA .* \| \d+/\d+ still robust$", aa.err, re.M)
     assert "AutoAttack apgd-ce:" in aa.err, aa.err
+
+
+def test_a_model_given_images_larger_than_the_datasets_says_so_and_one_that_fails_is_refused(tiny_data, tmp_path):
+    (tmp_path / "flat.py").write_text("import torch\n\n\ndef build():\n    return torch.nn.Sequential("
+                                      "torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5))\n")
+    model = f"{tmp_path / 'flat.py'}:build"
+    failed = run_cli("evaluate", "--model", model, "--data", tiny_data, "--out", tmp_path / "e.csv")
+    assert failed.code == 2 and not (tmp_path / "e.csv").exists()
+    assert failed.err.splitlines()[0].startswith("note: --image-size 224 upsamples the test images of ")
+    assert "(their shorter side is about 32 px); the model sees them 7.0× enlarged (224: the default" in failed.err
+    assert failed.err.splitlines()[-1].startswith(f"error: --model {model}: fails on 2 images of 3×224×224 "
+                                                  "(RuntimeError: mat1 and mat2 shapes cannot be multiplied")
+    at_size = run_cli("evaluate", "--model", model, "--data", tiny_data, "--image-size", 32, "--out", tmp_path / "e.csv")
+    assert at_size.code == 0 and "upsamples" not in at_size.err, at_size.output

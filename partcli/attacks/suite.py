@@ -119,7 +119,7 @@ def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfi
                                f"over its {len(earlier.index)} samples is already 0")
         samples = load_samples(ds, indices)
     shard.agree({"the checkpoint or model file (sha256)": source.fingerprint})
-    where = str(Path(source.name).resolve()) if source.state is not None else source.fingerprint  # resume key
+    where = str(Path(source.name).resolve()) if source.checkpoint is not None else source.fingerprint  # resume key
     key = {"checkpoint": where, "data": str(Path(data).resolve()), "split": cfg.split,
            "eps": cfg.eps, "seed": cfg.seed, "samples": hashlib.sha1(json.dumps(indices).encode()).hexdigest()}
     if cfg.norm != "Linf":  # ℓ∞ keys stay those of the state files written before --norm

@@ -11,8 +11,8 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from partcli.data.contract import (DatasetInfo, Sample, check_split_files, load_image, load_mask, read_dataset_info,
-                                   read_split)
+from partcli.data.contract import (DatasetInfo, Sample, check_split_files, load_image, load_mask, open_image,
+                                   read_dataset_info, read_split)
 
 IGNORE_INDEX = -1  # mask value of samples without a part label; the seg loss ignores it
 
@@ -94,3 +94,20 @@ class PreparedDataset(Dataset):
             image, mask = self.transform(image, mask)
         image = v2.functional.to_dtype(image, torch.float32, scale=True).as_subclass(torch.Tensor)
         return image, mask.as_subclass(torch.Tensor).long(), sample.label, has_mask
+
+
+SIZE_SAMPLES = 32  # images whose headers give a split's typical size
+
+
+def upsampling_note(ds: PreparedDataset, image_size: int) -> str | None:
+    """A note when ``image_size`` is larger than the split's images (the median shorter side of its first
+    ``SIZE_SAMPLES`` images, from their headers): the model then sees them upsampled, e.g. 32-px images at 224."""
+    sides = []
+    for sample in ds.samples[:SIZE_SAMPLES]:
+        with open_image(ds.root / sample.image, "image") as image:
+            sides.append(min(image.size))
+    if not sides or image_size <= sorted(sides)[len(sides) // 2]:
+        return None
+    median = sorted(sides)[len(sides) // 2]
+    return (f"note: --image-size {image_size} upsamples the {ds.split} images of {ds.root} (their shorter side is "
+            f"about {median} px); the model sees them {image_size / median:.1f}× enlarged")

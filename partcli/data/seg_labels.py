@@ -1,6 +1,6 @@
 """Cheaper segmentation labels derived from part masks (paper §5.4, App. D.4–D.5), as pure mask functions.
 
-``--seg-labels`` picks what the segmenter is trained on:
+``--seg-labels`` picks what the segmenter is trained on (each kind registered in ``partcli.data.label_kinds``):
 
 - ``part``: the part masks as they are (K + 1 channels).
 - ``object``: parts merged per class (App. D.5): C + 1 channels, id = class index + 1.
@@ -20,8 +20,6 @@ import torch
 from torchvision import tv_tensors
 
 from partcli.data.dataset import IGNORE_INDEX
-
-MaskFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def object_masks(mask: torch.Tensor, part_to_class: list[int]) -> torch.Tensor:
@@ -72,32 +70,10 @@ def mass_centroids(mass: torch.Tensor) -> torch.Tensor:
     return torch.stack([c_row, c_col], dim=2)
 
 
-def relabel_fn(kind: str, part_to_class: list[int]) -> MaskFn | None:
-    """The mask transform of a ``--seg-labels`` kind; None when the part masks are used as they are."""
-    if kind == "object":
-        return lambda mask: object_masks(mask, part_to_class)
-    if kind == "box":
-        return box_masks
-    return None
-
-
-def seg_channels(kind: str, num_classes: int, part_to_class: list[int]) -> tuple[int, list[int]]:
-    """What the segmenter predicts for a kind: (number of non-background channels, their class indices)."""
-    if kind == "object":
-        return num_classes, list(range(num_classes))
-    return len(part_to_class), list(part_to_class)
-
-
-def with_relabel(kind: str, part_to_class: list[int], transform: Callable | None) -> Callable | None:
-    """``transform`` preceded by the ``kind``'s mask transform (on the full-size mask); unchanged when none."""
-    fn = relabel_fn(kind, part_to_class)
-    return transform if fn is None else RelabelThen(fn, transform)
-
-
 class RelabelThen:
     """A dataset transform: relabel the (full-size) mask with ``fn``, then apply ``then`` to image and mask."""
 
-    def __init__(self, fn: MaskFn, then: Callable | None):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], then: Callable | None):
         self.fn = fn
         self.then = then
 

@@ -184,7 +184,7 @@ def write_summary(summary: pd.DataFrame, path: str | Path) -> None:
 
 def _checkpoint_configs(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Each named checkpoint's configuration, read once (paths as written in the CSV, relative to here)."""
-    from partcli.checkpoint import load_checkpoint
+    from partcli.checkpoint import Checkpoint
 
     configs = {}
     for ckpt, source, line in zip(frame["checkpoint"], frame["_source"], frame["_line"]):
@@ -193,7 +193,7 @@ def _checkpoint_configs(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
         if not Path(ckpt).is_file():
             raise PartcliError(f"{source}:{line}: checkpoint {ckpt!r} not found; compare reads the checkpoints a CSV "
                                "names (run it from the folder the CSV was written in)")
-        configs[ckpt] = load_checkpoint(ckpt)["config"]
+        configs[ckpt] = Checkpoint.load(ckpt).config
     return configs
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from partcli.checkpoint import load_checkpoint, model_from_checkpoint
+from partcli.checkpoint import Checkpoint, model_from_checkpoint
 from partcli.config import parse_workers
 from partcli.data.contract import read_dataset_info, refuse_internal
-from partcli.data.dataset import PreparedDataset, eval_transform
-from partcli.data.seg_labels import seg_channels, with_relabel
+from partcli.data.dataset import PreparedDataset, eval_transform, upsampling_note
+from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError
 from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results, check_results_file
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
@@ -39,41 +39,45 @@ EXTERNAL_IMAGE_SIZE = 224  # the resolution of a --model that does not say (Robu
 
 
 def load_for_dataset(ckpt: str | Path | ModelSource, data: str | Path, split: str, image_size: int | None = None,
-                     state: dict[str, Any] | None = None):
+                     checkpoint: Checkpoint | None = None):
     """Load a model (a checkpoint path, or a ``ModelSource``) and a split it can be evaluated on; refuse a class/part
     mismatch. A partcli checkpoint works at its training size; another model at ``image_size`` (default 224).
 
-    ``state``: the checkpoint already loaded by the caller (it is then not read again).
+    ``checkpoint``: the checkpoint already loaded by the caller (it is then not read again).
     """
     source = ckpt if isinstance(ckpt, ModelSource) else None
-    if source is not None and source.state is None:
+    if source is not None and source.checkpoint is None:
         return _load_external(source, data, split, image_size)
     if source is not None:
-        state, ckpt = source.state, source.name
-    if state is None:
-        state = load_checkpoint(ckpt)
-    dataset_cfg = state["config"].get("dataset", {})
-    size = image_size or int(dataset_cfg.get("image_size", 224))
+        checkpoint, ckpt = source.checkpoint, source.name
+    if checkpoint is None:
+        checkpoint = Checkpoint.load(ckpt)
+    size = image_size or checkpoint.dataset.image_size or 224
     refuse_internal(data, read_dataset_info(data))
-    ds = PreparedDataset(data, split, eval_transform(size))
-    model_cfg = state["config"]["model"]
-    if model_cfg["num_classes"] != ds.info.num_classes:
-        raise PartcliError(f"--ckpt {ckpt}: model has {model_cfg['num_classes']} classes but {data} has "
+    ds = PreparedDataset(data, split, eval_transform(int(size)))
+    model_cfg = checkpoint.model_config
+    if model_cfg.num_classes != ds.info.num_classes:
+        raise PartcliError(f"--ckpt {ckpt}: model has {model_cfg.num_classes} classes but {data} has "
                            f"{ds.info.num_classes}; evaluate it on the dataset it was trained for")
-    kind = dataset_cfg.get("seg_labels", "part")  # what the segmenter was trained to predict (--seg-labels)
-    expected = seg_channels(kind, ds.info.num_classes, ds.info.part_to_class())[0]
-    if model_cfg["arch"] != "resnet" and model_cfg["num_parts"] != expected:
-        raise PartcliError(f"--ckpt {ckpt}: model predicts {model_cfg['num_parts']} {kind} labels but {data} has "
+    # what the segmenter was trained to predict (--seg-labels)
+    kind = label_kind(checkpoint.dataset.label_kind, f"--ckpt {ckpt}: --seg-labels")
+    expected = kind.channels(ds.info.num_classes, ds.info.part_to_class())[0]
+    if model_cfg.arch != "resnet" and model_cfg.num_parts != expected:
+        raise PartcliError(f"--ckpt {ckpt}: model predicts {model_cfg.num_parts} {kind.name} labels but {data} has "
                            f"{expected}")
-    ds.transform = with_relabel(kind, ds.info.part_to_class(), ds.transform)  # object/box: their own labels
-    model = source.model if source is not None else model_from_checkpoint(state, f"--ckpt {ckpt}").eval()
+    ds.transform = kind.transform(ds.info.part_to_class(), ds.transform)  # object/box: their own labels
+    model = source.model if source is not None else model_from_checkpoint(checkpoint, f"--ckpt {ckpt}").eval()
     return model, ds
 
 
 def _load_external(source: ModelSource, data: str | Path, split: str, image_size: int | None):
     """A ``--model`` and the split at ``image_size``; its output is checked on two samples (N×C logits)."""
     refuse_internal(data, read_dataset_info(data))
-    ds = PreparedDataset(data, split, eval_transform(image_size or EXTERNAL_IMAGE_SIZE))
+    size = image_size or EXTERNAL_IMAGE_SIZE
+    ds = PreparedDataset(data, split, eval_transform(size))
+    note = upsampling_note(ds, size)
+    if note:
+        info(note + ("" if image_size else " (224: the default for --model; --image-size sets it)"))
     x = torch.stack([ds[i][0] for i in range(min(2, len(ds)))])
     check_logits(source, x, ds.info.num_classes)
     return source.model, ds

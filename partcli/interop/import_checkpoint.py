@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from partcli.checkpoint import save_checkpoint
-from partcli.data.seg_labels import seg_channels
+from partcli.checkpoint import Checkpoint, DatasetDescription, save_checkpoint
+from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError, check_writable, writing
 from partcli.files import file_sha256
 from partcli.interop.adv_part_model import Layout, Recognised, args_from_keys, fill_model, recognise, split_layout
@@ -61,17 +61,14 @@ def import_adv_part_model(src: str | Path, out: str | Path, data: str | Path | N
     model = build_model(cfg)
     fill_model(model, layout, cfg.arch, str(src))
     train = train_config(recognised, args if recognised_from == "args" else None)
-    state = {
-        "model": model.state_dict(),
-        "config": {"model": cfg.to_dict(), "train": train,
-                   "dataset": {"name": names.name, "classes": list(names.classes),
-                               "parts": [{"name": p.name, "class": p.cls} for p in names.parts],
-                               "image_size": IMAGE_SIZE, "seg_labels": recognised.seg_labels}},
-        "epoch": _number(extra.get("epoch"), int),
-        "provenance": provenance(src, layout, recognised, recognised_from, names, args, extra),
-    }
+    dataset = DatasetDescription(name=names.name, classes=list(names.classes),
+                                 parts=[{"name": p.name, "class": p.cls} for p in names.parts], image_size=IMAGE_SIZE,
+                                 seg_labels=recognised.seg_labels)
+    imported = Checkpoint(model_config=cfg, weights=model.state_dict(), train=train, dataset=dataset,
+                          epoch=_number(extra.get("epoch"), int),
+                          provenance=provenance(src, layout, recognised, recognised_from, names, args, extra))
     with writing(out):
-        save_checkpoint(out, state)
+        save_checkpoint(out, imported.to_state())
     return ImportResult(out, recognised, layout.naming, recognised_from, names, len(layout.entries))
 
 
@@ -132,7 +129,7 @@ def _names(rec: Recognised, given: DatasetNames | None, authors_name: Any, src: 
             raise PartcliError(f"{src}: cannot tell the dataset of its {rec.num_classes} classes"
                                f"{'' if parts is None else f' and {parts} parts'}; give --data or --dataset")
         given = replace(given, origin=f"{given.name} (the one dataset of its counts)")
-    labels = len(given.classes) if rec.seg_labels == "object" else len(given.parts)
+    labels = label_kind(rec.seg_labels).channels(len(given.classes), given.part_to_class())[0]
     if len(given.classes) != rec.num_classes or (rec.channels is not None and rec.channels != labels):
         model = f"{rec.num_classes} classes" + (f", {rec.channels} {rec.seg_labels} labels" if rec.channels else "")
         raise PartcliError(f"{src}: its model has {model} but {given.origin} has {len(given.classes)} classes, "
@@ -142,7 +139,7 @@ def _names(rec: Recognised, given: DatasetNames | None, authors_name: Any, src: 
 
 def model_config(rec: Recognised, names: DatasetNames) -> ModelConfig:
     """partcli's configuration of the recognised model (a baseline lists the dataset's parts, as training does)."""
-    num_parts, part_to_class = seg_channels(rec.seg_labels, len(names.classes), names.part_to_class())
+    num_parts, part_to_class = label_kind(rec.seg_labels).channels(len(names.classes), names.part_to_class())
     return ModelConfig(arch=rec.arch, backbone=rec.backbone, num_classes=rec.num_classes, num_parts=num_parts,
                        part_to_class=part_to_class, pool=rec.pool, bbox_score="logit")
 

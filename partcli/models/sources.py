@@ -24,13 +24,16 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from partcli.errors import PartcliError
 from partcli.files import file_sha256
+
+if TYPE_CHECKING:
+    from partcli.checkpoint import Checkpoint
 
 
 @dataclass
@@ -41,25 +44,26 @@ class ModelSource:
     name: str  # what results CSVs record in their checkpoint column
     option: str  # "--ckpt" or "--model", for messages
     fingerprint: str  # sha256 of the file(s) it came from
-    state: dict[str, Any] | None = None  # the partcli checkpoint, when it is one
+    checkpoint: Checkpoint | None = None  # the partcli checkpoint, when it is one
 
     @property
     def config(self) -> dict[str, Any]:
-        return (self.state or {}).get("config", {})
+        """The checkpoint's stored configuration (model, train, dataset); empty for another model."""
+        return self.checkpoint.config if self.checkpoint is not None else {}
 
     @property
     def num_classes(self) -> int | None:
-        return self.config.get("model", {}).get("num_classes")
+        return self.checkpoint.model_config.num_classes if self.checkpoint is not None else None
 
     @property
     def image_size(self) -> int | None:
         """The resolution a partcli model was trained at; None for other models."""
-        size = self.config.get("dataset", {}).get("image_size")
+        size = self.checkpoint.dataset.image_size if self.checkpoint is not None else None
         return int(size) if size is not None else None
 
     @property
     def train_adv(self) -> str | None:
-        return self.config.get("train", {}).get("adv")
+        return self.checkpoint.train.get("adv") if self.checkpoint is not None else None
 
 
 class ExternalModel(nn.Module):
@@ -115,8 +119,13 @@ def open_model(ckpt: str | Path | None = None, model: str | Path | nn.Module | N
 
 def check_logits(source: ModelSource, x: torch.Tensor, num_classes: int) -> None:
     """One forward pass on ``x``: the output must be N×num_classes logits (not probabilities of another shape)."""
-    with torch.no_grad():
-        out = source.model(x)
+    try:
+        with torch.no_grad():
+            out = source.model(x)
+    except Exception as exc:  # noqa: BLE001 - the user's model: its failure is a one-line refusal, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise PartcliError(f"{source.option} {source.name}: fails on {len(x)} images of {'×'.join(map(str, x.shape[1:]))} "
+                           f"({type(exc).__name__}: {first}); --image-size sets the size it is given") from None
     if not isinstance(out, torch.Tensor) or out.shape != (len(x), num_classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise PartcliError(f"{source.option} {source.name}: returned {shape} for {len(x)} images; expected "
@@ -225,11 +234,11 @@ def _torchscript(path: Path) -> ModelSource:
 
 
 def _partcli_checkpoint(path: Path, option: str) -> ModelSource:
-    from partcli.checkpoint import load_checkpoint, model_from_checkpoint
+    from partcli.checkpoint import Checkpoint, model_from_checkpoint
 
-    state = load_checkpoint(path)
-    model = model_from_checkpoint(state, f"{option} {path}").eval()
-    return ModelSource(model, str(path), option, file_sha256(path), state)
+    checkpoint = Checkpoint.load(path)
+    model = model_from_checkpoint(checkpoint, f"{option} {path}").eval()
+    return ModelSource(model, str(path), option, file_sha256(path), checkpoint)
 
 
 def _zip_kind(path: Path) -> str | None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from partcli.checkpoint import load_checkpoint
+from partcli.checkpoint import Checkpoint
 from partcli.config import names_library_weights
 from partcli.errors import PartcliError
 from partcli.progress import info
@@ -55,7 +55,7 @@ def finished_segmenter(tcfg: TrainConfig, work: Path, data_name: str, write_data
     """
     if _last_state(work) is None and previous is not None:
         state = _last_state(previous)
-        if state is not None and not _differences(state, tcfg, data_name) and state["epoch"] >= tcfg.epochs:
+        if state is not None and not _differences(state, tcfg, data_name) and state.epoch >= tcfg.epochs:
             shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(previous, work)
     state = _last_state(work)
@@ -68,25 +68,25 @@ def finished_segmenter(tcfg: TrainConfig, work: Path, data_name: str, write_data
         write_data()
         info(f"training the part segmenter in {work}")
         return run_training(tcfg)
-    if state["epoch"] < tcfg.epochs:
+    if state.epoch < tcfg.epochs:
         write_data()
         return run_training(tcfg, resume=True)
     info(f"reusing the finished segmenter run {work}")
     return work
 
 
-def _last_state(run: Path) -> dict[str, Any] | None:
+def _last_state(run: Path) -> Checkpoint | None:
     last = run / "checkpoints" / "last.pt"
-    return load_checkpoint(last) if last.is_file() else None
+    return Checkpoint.load(last) if last.is_file() else None
 
 
-def _differences(state: dict[str, Any], tcfg: TrainConfig, data_name: str) -> str:
+def _differences(state: Checkpoint, tcfg: TrainConfig, data_name: str) -> str:
     """'key: old -> new' for every computation-relevant setting in which the checkpoint's run differs."""
     # a setting added after the checkpoint was written (e.g. ``replanned``) counts as its default there
-    old = {**dataclasses.asdict(TrainConfig()), **state["config"]["train"]}
+    old = {**dataclasses.asdict(TrainConfig()), **state.train}
     new = dataclasses.asdict(tcfg)
     diff = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if k not in UNCOMPARED and old.get(k) != new[k]]
-    old_name = state["config"].get("dataset", {}).get("name")
+    old_name = state.dataset.name
     if old_name != data_name:
         diff.insert(0, f"training data: {old_name!r} -> {data_name!r}")
     return ", ".join(diff)

@@ -55,13 +55,12 @@ def checkpoint_config(path: Path | None) -> dict[str, Any]:
             pass
     if not path.is_file():
         return {}
-    from partcli.checkpoint import load_checkpoint  # torch: only when there is no run folder to read
+    from partcli.checkpoint import Checkpoint  # torch: only when there is no run folder to read
 
     try:
-        train = load_checkpoint(path)["config"].get("train", {})
+        return Checkpoint.load(path).train
     except PartcliError:
         return {}
-    return train if isinstance(train, dict) else {}
 
 
 def model_info(checkpoint: str, resolved: Path | None) -> ModelInfo:

@@ -16,6 +16,10 @@ import numpy as np
 BACKGROUND = (0.0, 0.0, 0.0)
 UNLABELLED = (0.5, 0.5, 0.5)  # pixels of a mask marked as having no label (-1)
 SEQUENCE_LENGTH = 254  # uint8 masks: ids up to 254
+# Lines and markers (models, architectures, stages): Okabe & Ito's colour-blind-safe qualitative palette, black
+# left out (it is the background of masks); figures mark what matters by shape or text as well.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
+CORRECT, WRONG = "#009E73", "#D55E00"  # Okabe–Ito bluish green and vermillion, with ✓ / ✗ beside them
 _GOLDEN = 0.618033988749895
 
 

@@ -1,4 +1,6 @@
-"""``partcli report``: one self-contained page (``index.md`` + PNGs) from run folders and results CSVs.
+"""``partcli report``: one page of tables and figures from run folders and results CSVs: ``index.md`` with its
+figure files (PNG, PDF or SVG), the same page as one self-contained ``index.html`` (figures embedded) and the
+paper's tables as LaTeX (``table1.tex``, ``robustness.tex``).
 
 The page is a list of sections, each made by one function of the report's context (``SECTIONS``); a section
 says so when it has nothing to show. Adding a kind of results means one more section function here and its
@@ -23,7 +25,10 @@ from partcli.data.contract import SPLITS
 from partcli.errors import PartcliError, writing
 from partcli.progress import track
 from partcli.report.curves import eps_sweep_figure, training_curves
+from partcli.report.figure_files import check_format, png_bytes, save_figure
+from partcli.report.html import html_page
 from partcli.report.inputs import ReportInputs, read_inputs
+from partcli.report.latex import latex_table
 from partcli.report.models import ModelInfo, describe
 from partcli.report.robustness import robustness_table, severity_curves, severity_figure
 from partcli.report.sweep_figure import plotted, sweep_figure
@@ -38,8 +43,9 @@ HYGIENE_MARKS = {"ok": "✓", "warn": "⚠", "not run": "–"}
 @dataclass
 class Section:
     title: str
-    body: str  # Markdown; figures are linked by file name
+    body: str  # Markdown; figures are linked by file name (``name.png``, renamed for another --format)
     figures: dict[str, Figure] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # further text files, e.g. a LaTeX table
 
 
 @dataclass
@@ -69,8 +75,10 @@ class ReportResult:
 
 
 def build_report(paths: list[str | Path], out: str | Path = "report", *, split: str = "test",
-                 eps: float | str = 8 / 255, overwrite: bool = False) -> ReportResult:
-    """Python API of ``partcli report``: read ``paths``, write ``out/index.md`` and its figures."""
+                 eps: float | str = 8 / 255, overwrite: bool = False, fmt: str = "png") -> ReportResult:
+    """Python API of ``partcli report``: read ``paths``, write ``out/index.md``, its figures (as ``fmt``),
+    ``index.html`` and the LaTeX tables."""
+    check_format(fmt)
     if split not in SPLITS:
         raise PartcliError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
     eps = parse_fraction(eps, "--eps")
@@ -89,7 +97,7 @@ def build_report(paths: list[str | Path], out: str | Path = "report", *, split: 
     context = ReportContext(inputs, rows, infos, split, eps)
     sections = [s for make in SECTIONS if (s := make(context)) is not None]
     sections.append(_skipped_section(inputs.skipped))  # last: the sections may add to what was skipped
-    _write(out, previous, _page(paths, inputs, context, sections), [f for s in sections for f in s.figures.items()])
+    _write(out, previous, _page(paths, inputs, context, sections), sections, fmt)
     return ReportResult(out, sections, inputs.skipped, _table1_by_label(context), _robustness_by_label(context))
 
 
@@ -104,8 +112,12 @@ def table1_section(ctx: ReportContext) -> Section:
     caption = ("Rows are model configurations; several seeds of one configuration give mean ± 95 % CI "
                "(t distribution; `seeds` = checkpoints pooled). AutoAttack and PGD: the lowest robust accuracy "
                "among a checkpoint's rows at this ε; clean: its `evaluate` row on the split, else the clean "
-               "accuracy of the attack row.")
-    return Section(title, f"{caption}\n\n{table.markdown()}")
+               "accuracy of the attack row. PGD: `partcli attack`'s PGD (`pgd` rows, suites pgd, all and "
+               "eps-sweep); its rows do not record the steps and restarts it ran with: App. B's 100 steps of 0.001 "
+               "with 5 restarts unless `--steps` / `--restarts` changed them.")
+    latex = latex_table(table, f"{title}. {caption.replace('`', '')}", "tab:partcli-table1")
+    return Section(title, f"{caption}\n\n{table.markdown()}\n\nAs LaTeX (booktabs): [table1.tex](table1.tex).",
+                   files={"table1.tex": latex})
 
 
 def tradeoff_section(ctx: ReportContext) -> Section:
@@ -162,7 +174,7 @@ def curves_section(ctx: ReportContext) -> Section:
     for run in ctx.inputs.runs:
         name = _unique(f"curves-{_slug(run.name)}.png", figures)
         what = describe(run.config) if run.config else "configuration unknown"
-        figures[name] = training_curves(run.metrics, f"{run.name}: {what}")
+        figures[name] = training_curves(run.metrics, f"{what} (run {run.name})")
         parts.append(f"### {run.name}\n\n{what}, {len(run.metrics)} epoch(s).\n\n![{run.name}]({name})")
     return Section(title, "\n\n".join(parts), figures)
 
@@ -178,20 +190,24 @@ def robustness_section(ctx: ReportContext) -> Section:
              "accuracy over the ImageNet-C types and severities named (`mean`: all 15 × 5); BG-gap = Mixed-Same − "
              "Mixed-Rand; cue-conflict: shape accuracy and shape bias (the shape's class among the predictions of "
              f"either class). Sets generated with seed {seeds or '?'}; \"–\": not run."]
-    figures = {}
+    figures, latex = {}, []
     datasets = list(dict.fromkeys(shifted["dataset_name"]))
     for dataset in datasets:
         of_dataset = shifted[shifted["dataset_name"] == dataset]
         table = robustness_table(of_dataset)
+        latex.append(latex_table(table.table, f"Robustness to distribution shift (%), {dataset}, {ctx.split} split",
+                                 f"tab:partcli-robustness-{_slug(dataset)}"))
         part = ([f"### {_md(dataset)}"] if len(datasets) > 1 else []) + [table.table.markdown(), *table.notes]
         curves = severity_curves(of_dataset)
         if curves:
             name = _unique(f"corruptions-{_slug(dataset)}.png", figures)
-            figures[name] = severity_figure(curves, f"{dataset}: accuracy under corruption, mean over seeds")
-            part.append(f"Accuracy against corruption severity per type (mean over seeds; 0 = clean).\n\n"
-                        f"![corruptions, {_md(dataset)}]({name})")
+            figures[name] = severity_figure(curves, f"{dataset}: accuracy under corruption, mean and 95 % CI "
+                                                    "over seeds")
+            part.append("Accuracy against corruption severity per type (mean over seeds, 95 % CI as a band; "
+                        f"0 = clean).\n\n![corruptions, {_md(dataset)}]({name})")
         parts.append("\n\n".join(part))
-    return Section(title, "\n\n".join(parts), figures)
+    parts.append("As LaTeX (booktabs): [robustness.tex](robustness.tex).")
+    return Section(title, "\n\n".join(parts), figures, {"robustness.tex": "\n".join(latex)})
 
 
 def sweeps_section(ctx: ReportContext) -> Section | None:
@@ -330,22 +346,35 @@ def _check_out(out: Path, overwrite: bool) -> list[Path]:
     except (OSError, UnicodeDecodeError):
         previous = False
     if previous:
-        linked = re.findall(r"!\[[^\]]*\]\(([^)/]+\.png)\)", index.read_text())
-        return [index] + [out / name for name in linked if (out / name).is_file()]
+        linked = re.findall(r"\]\(([^)/]+\.(?:png|pdf|svg|tex))\)", index.read_text())
+        return [index, out / "index.html"] + [out / name for name in linked if (out / name).is_file()]
     if not overwrite:
         raise PartcliError(f"--out {out}: exists, is not empty and holds no partcli report; choose another folder "
                            "or pass --overwrite (files of the same names are replaced, others kept)")
     return []
 
 
-def _write(out: Path, previous: list[Path], page: str, figures: list[tuple[str, Figure]]) -> None:
+def _write(out: Path, previous: list[Path], page: str, sections: list[Section], fmt: str) -> None:
+    """The figures as ``fmt`` files (linked from index.md), the page, its HTML twin with the figures embedded as
+    PNGs, and the sections' text files."""
+    figures = [(name, f"{name.removesuffix('.png')}.{fmt}", fig) for s in sections for name, fig in s.figures.items()]
+    for name, file_name, _ in figures:
+        page = page.replace(f"]({name})", f"]({file_name})")
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         for path in previous:
             path.unlink(missing_ok=True)
-        for name, fig in track(figures, "drawing report figures"):
-            fig.savefig(out / name, dpi=100)
+        embedded = {}
+        for _, file_name, fig in track(figures, "drawing report figures"):
+            embedded[file_name] = png_bytes(fig)
+            if fmt == "png":
+                (out / file_name).write_bytes(embedded[file_name])
+            else:
+                save_figure(fig, out / file_name, fmt)
+        for name, text in (f for s in sections for f in s.files.items()):
+            (out / name).write_text(text)
         (out / "index.md").write_text(page)
+        (out / "index.html").write_text(html_page(page.split("\n", 1)[1], embedded, "partcli report"))
 
 
 def _pct(value: float | None) -> str:

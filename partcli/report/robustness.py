@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from partcli.report.curves import new_figure
+from partcli.report.curves import FONT_PT, LINE_MARKERS, new_figure
 from partcli.report.masks_figure import plain
+from partcli.report.palette import OKABE_ITO
 from partcli.report.tables import MeanCI, Table, mean_ci
 from partcli.robustness.corruptions import CORRUPTIONS
 
@@ -100,8 +101,8 @@ def robustness_table(rows: pd.DataFrame) -> RobustnessTable:
     return RobustnessTable(Table(["model", "runs", "seeds", *(c.header for c in columns)], body), values, notes)
 
 
-def severity_curves(rows: pd.DataFrame) -> dict[str, list[tuple[str, list[tuple[int, float]]]]]:
-    """Corruption type → [(model label, [(severity, accuracy)])], mean over seeds; severity 0 is the clean
+def severity_curves(rows: pd.DataFrame) -> dict[str, list[tuple[str, list[tuple[int, MeanCI]]]]]:
+    """Corruption type → [(model label, [(severity, accuracy: mean ± CI over seeds)])]; severity 0 is the clean
     accuracy. Types in ImageNet-C's order."""
     graded = rows[(rows["suite"] == "corruptions") & rows["severity"].notna()]
     graded = graded.assign(corruption=graded["attack"].str.split("/").str[0])
@@ -113,43 +114,50 @@ def severity_curves(rows: pd.DataFrame) -> dict[str, list[tuple[str, list[tuple[
         for model, group in of_type.groupby("model", sort=False):
             last = group.groupby(["checkpoint_id", "severity"], sort=False).last().reset_index()
             clean = last.groupby("checkpoint_id")["clean_acc"].last()
-            points = [(0, mean_ci(clean.tolist()).mean)]
-            points += [(int(s), mean_ci(g["adv_acc"].tolist()).mean) for s, g in last.groupby("severity")]
+            points = [(0, mean_ci(clean.tolist()))]
+            points += [(int(s), mean_ci(g["adv_acc"].tolist())) for s, g in last.groupby("severity")]
             lines.append((group["label"].iloc[0], points))
         curves[corruption] = lines
     return curves
 
 
-def severity_figure(curves: dict[str, list[tuple[str, list[tuple[int, float]]]]], title: str) -> Figure:
-    """A small panel per corruption type: accuracy (%) against severity (0 = clean), a line per model."""
+def severity_figure(curves: dict[str, list[tuple[str, list[tuple[int, MeanCI]]]]], title: str) -> Figure:
+    """A small panel per corruption type: accuracy (%) against severity (0 = clean), a line per model (its own
+    colour and marker; the 95 % CI over seeds as a band)."""
     labels = list(dict.fromkeys(label for lines in curves.values() for label, _ in lines))
-    colours = {label: f"C{k % 10}" for k, label in enumerate(labels)}
+    colours = {label: OKABE_ITO[k % len(OKABE_ITO)] for k, label in enumerate(labels)}
+    markers = {label: LINE_MARKERS[k % len(LINE_MARKERS)] for k, label in enumerate(labels)}
     columns = min(5, len(curves))
-    legend_columns = min(len(labels), 2 if columns <= 3 else 3)
+    legend_columns = min(len(labels), 1 if columns <= 2 else 2)
     legend_rows = math.ceil(len(labels) / legend_columns)
     panel_rows = math.ceil(len(curves) / columns)
-    legend_height = 0.2 * legend_rows + 0.1  # inches below the panels
-    height = 1.7 * panel_rows + 0.4 + legend_height
-    fig = new_figure(2.0 * columns + 0.4, height)
+    legend_height = 0.22 * legend_rows + 0.15  # inches below the panels
+    height = 2.1 * panel_rows + 0.5 + legend_height
+    fig = new_figure(max(2.5 * columns + 0.5, 4.5), height)
     axes = fig.subplots(panel_rows, columns, squeeze=False, sharex=True, sharey=True)
     for ax, (corruption, lines) in zip(axes.flat, curves.items()):
         for label, points in lines:
-            ax.plot([s for s, _ in points], [100 * a for _, a in points], marker="o", markersize=2.5,
-                    color=colours[label])
-        ax.set_title(plain(corruption.replace("_", " ")), fontsize=8)
+            xs, ys = [s for s, _ in points], [100 * a.mean for _, a in points]
+            ax.plot(xs, ys, marker=markers[label], markersize=3.5, color=colours[label])
+            if any(a.half is not None for _, a in points):
+                half = [100 * (a.half or 0.0) for _, a in points]
+                ax.fill_between(xs, [y - h for y, h in zip(ys, half)], [y + h for y, h in zip(ys, half)],
+                                color=colours[label], alpha=0.15, linewidth=0)
+        ax.set_title(plain(corruption.replace("_", " ")), fontsize=FONT_PT)
         ax.set_ylim(0, 100)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=FONT_PT)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(curves):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel("accuracy (%)", fontsize=7)
+        ax.set_ylabel("accuracy (%)", fontsize=FONT_PT)
     for ax in axes[-1]:
-        ax.set_xlabel("severity (0 = clean)", fontsize=7)
-    handles = [Line2D([], [], marker="o", markersize=2.5, color=colours[label], label=plain(label)) for label in labels]
-    fig.legend(handles=handles, loc="lower center", ncol=legend_columns, fontsize=6, frameon=False)
-    fig.suptitle(plain(title), fontsize=9)
+        ax.set_xlabel("severity (0 = clean)", fontsize=FONT_PT)
+    handles = [Line2D([], [], marker=markers[label], markersize=3.5, color=colours[label], label=plain(label))
+               for label in labels]
+    fig.legend(handles=handles, loc="lower center", ncol=legend_columns, fontsize=FONT_PT, frameon=False)
+    fig.suptitle(plain(title), fontsize=FONT_PT + 1)
     fig.tight_layout(rect=(0, legend_height / height, 1, 1))
     return fig
 

@@ -2,7 +2,7 @@
 
 Validation clean accuracy (x) against validation adversarial accuracy (y) of every point's best checkpoint, in
 percent; one marker per stage, each point labelled with its own swept values, the points picked to start the
-next stage from ringed in red. Points without both accuracies (unfinished, or clean runs) are left out.
+next stage from ringed (and their labels) in vermillion; colours are Okabe–Ito's. Points without both accuracies (unfinished, or clean runs) are left out.
 """
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import Bbox
 
-from partcli.report.curves import new_figure
+from partcli.report.curves import FONT_PT, new_figure
 from partcli.report.masks_figure import plain
+from partcli.report.palette import OKABE_ITO, WRONG
 from partcli.sweep.summary import SummaryRow
 
 STAGE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-STAGE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
-PICKED_COLOUR = "#d62728"
+STAGE_COLOURS = tuple(c for c in OKABE_ITO if c != WRONG)
+PICKED_COLOUR = WRONG
 # Where a point's label may go, in points from the marker: right, above, below, left, then farther out.
 LABEL_OFFSETS = ((7, -3, "left"), (0, 7, "center"), (0, -13, "center"), (-7, -3, "right"), (7, 8, "left"),
                  (7, -14, "left"), (-7, 8, "right"), (-7, -14, "right"), (0, 17, "center"), (0, -23, "center"))
@@ -45,10 +46,10 @@ def sweep_figure(rows: list[SummaryRow], title: str) -> Figure:
         if r.picked:
             ax.scatter([x], [y], marker="o", s=260, facecolors="none", edgecolors=PICKED_COLOUR, linewidths=1.8,
                        zorder=4)
-    ax.set_xlabel("validation clean accuracy (%)", fontsize=8)
-    ax.set_ylabel("validation adversarial accuracy (%)", fontsize=8)
-    ax.set_title(plain(title), fontsize=9)
-    ax.tick_params(labelsize=7)
+    ax.set_xlabel("validation clean accuracy (%)", fontsize=FONT_PT)
+    ax.set_ylabel("validation adversarial accuracy (%)", fontsize=FONT_PT)
+    ax.set_title(plain(title), fontsize=FONT_PT + 1)
+    ax.tick_params(labelsize=FONT_PT)
     ax.grid(alpha=0.3)
     ax.margins(0.18)
     handles = [Line2D([], [], marker=STAGE_MARKERS[(s - 1) % len(STAGE_MARKERS)], linestyle="",
@@ -56,7 +57,7 @@ def sweep_figure(rows: list[SummaryRow], title: str) -> Figure:
     if any(r.picked for r in points):
         handles.append(Line2D([], [], marker="o", linestyle="", markersize=10, markerfacecolor="none",
                               markeredgecolor=PICKED_COLOUR, markeredgewidth=1.8, label="picked"))
-    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.legend(handles=handles, fontsize=FONT_PT, loc="best")
     fig.tight_layout()
     _place_labels(fig, ax, points)
     return fig
@@ -76,7 +77,7 @@ def _place_labels(fig: Figure, ax, points: list[SummaryRow]) -> None:
         best = None
         for dx, dy, ha in LABEL_OFFSETS:
             label = ax.annotate(plain(point_label(r)), xy, textcoords="offset points", xytext=(dx, dy), ha=ha,
-                                fontsize=6.5, color=PICKED_COLOUR if r.picked else "#333333", zorder=5)
+                                fontsize=FONT_PT, color=PICKED_COLOUR if r.picked else "#333333", zorder=5)
             box = label.get_window_extent(renderer)
             crowding = sum(_overlap(box, other) for other in placed) + box.width * box.height - _overlap(box, frame)
             if best is None or crowding < best[0]:

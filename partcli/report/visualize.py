@@ -17,11 +17,14 @@ from partcli.attacks.autoattack_runner import autoattack_plan, build_autoattack
 from partcli.attacks.pgd import pgd_linf, pgd_linf_from
 from partcli.attacks.suite import AttackSamples, eps_label, load_samples, select_indices
 from partcli.config import parse_fraction
+from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError, check_writable, writing
 from partcli.evaluate.evaluate import load_for_dataset
 from partcli.models.sources import open_model
 from partcli.progress import track
+from partcli.report.figure_files import figure_path, save_figure
 from partcli.report.masks_figure import MaskRow, masks_figure
+from partcli.report.models import describe
 
 ATTACKS = ("pgd", "autoattack")
 
@@ -35,18 +38,21 @@ class VisualizeResult:
     notes: list[str] = field(default_factory=list)
 
 
-def visualize(ckpt: str | Path | None, data: str | Path, out: str | Path = "fig/masks.png", *, split: str = "test",
+def visualize(ckpt: str | Path | None, data: str | Path, out: str | Path | None = None, *, split: str = "test",
               n: int = 8, seed: int = 0, attack: str | None = None, eps: float | str = 8 / 255, steps: int = 20,
               step_size: float | str = 2 / 255, device: str = "cpu", batch_size: int = 32,
               aa_attacks: tuple[str, ...] | list[str] | None = None, model: str | Path | nn.Module | None = None,
-              image_size: int | None = None) -> VisualizeResult:
-    """Python API of ``partcli visualize``: draw ``n`` samples of ``split`` and write the PNG ``out``.
+              image_size: int | None = None, fmt: str | None = None) -> VisualizeResult:
+    """Python API of ``partcli visualize``: draw ``n`` samples of ``split`` and write the figure ``out``.
+
+    The format is ``out``'s extension (png, pdf or svg), or ``fmt`` when ``out`` is None (``fig/masks.<fmt>``).
 
     The model is the checkpoint ``ckpt`` or ``model`` (any model, ``partcli.models.sources``, at ``image_size``).
     ``aa_attacks`` replaces AutoAttack's list of attacks (e.g. a cheaper one in tests); None = App. B.
     """
     eps, step_size = parse_fraction(eps, "--eps"), parse_fraction(step_size, "--step-size")
-    _check_options(out, n, attack, eps, steps, step_size, device, batch_size)
+    out, fmt = figure_path(out, fmt, "fig/masks")
+    _check_options(n, attack, eps, steps, step_size, device, batch_size)
     source = open_model(ckpt, model)
     model, ds = load_for_dataset(source, data, split, image_size)
     model = model.to(device).eval()
@@ -74,28 +80,27 @@ def visualize(ckpt: str | Path | None, data: str | Path, out: str | Path = "fig/
                     adv_pred=None if adv_pred is None else int(adv_pred[i]),
                     adv_mask=None if adv_masks is None else adv_masks[i].numpy())
             for i in range(len(samples.y))]
-    title = f"{source.name} on {ds.info.name} [{split}]" + (f", {attack_name} at ε={eps_label(eps)}" if attack else "")
+    title = (f"{model_name(source.config, source.name)}: {ds.info.name}, {split} split"
+             + (f", {attack_name} at ε = {eps_label(eps)}" if attack else ""))
     column = "AutoAttack" if attack == "autoattack" else attack_name  # the plan's full name is in the title
-    fig = masks_figure(rows, ds.info.classes, mask_names(source.config, ds.info), title, column or "attack")
+    labels = label_kind(source.config.get("dataset", {}).get("seg_labels", "part"))  # "part" for another model
+    fig = masks_figure(rows, ds.info.classes, labels.mask_names(ds.info), title, column or "attack")
     with writing(out):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-    return VisualizeResult(Path(out), len(rows), int((pred == samples.y).sum()),
+        save_figure(fig, out, fmt)
+    return VisualizeResult(out, len(rows), int((pred == samples.y).sum()),
                            None if adv_pred is None else int((adv_pred == samples.y).sum()), notes)
 
 
-def mask_names(config: dict, info) -> list[str]:
-    """Names of mask ids 1..: the dataset's parts, or its classes for a segmenter trained on object labels
-    (``config``: the checkpoint's configuration; empty for another model)."""
-    if config.get("dataset", {}).get("seg_labels", "part") == "object":
-        return list(info.classes)
-    return [p.name for p in info.parts]
+def model_name(config: dict, name: str) -> str:
+    """A figure title's name of the model: what a partcli checkpoint is (architecture, backbone, training), else
+    the last part of what ``--model`` named."""
+    described = {**config.get("model", {}), **config.get("train", {})}
+    return describe(described) if described.get("arch") else Path(name).name or name
 
 
-def _check_options(out: str | Path, n: int, attack: str | None, eps: float, steps: int, step_size: float,
-                   device: str, batch_size: int) -> None:
-    if Path(out).suffix.lower() != ".png":
-        raise PartcliError(f"--out {out}: expected a .png file name")
+def _check_options(n: int, attack: str | None, eps: float, steps: int, step_size: float, device: str,
+                   batch_size: int) -> None:
     if n < 1:
         raise PartcliError(f"--n {n}: expected a positive number of samples")
     if attack is not None and attack not in ATTACKS:

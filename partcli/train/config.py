@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from partcli.attacks.config import Norm
 from partcli.config import parse_fraction, parse_pretrained, parse_workers
+from partcli.data import label_kinds
 from partcli.errors import PartcliError
 from partcli.options import ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Choice, Device, option
 from partcli.tracking import Logger, parse_loggers
@@ -36,11 +37,9 @@ class Amp(Choice):
     FP16 = "fp16"
 
 
-class SegLabels(Choice):
-    PART = "part"
-    OBJECT = "object"
-    BOX = "box"
-    CENTROID = "centroid"
+def label_kind_choices() -> type[Choice]:
+    """``--seg-labels``: the label kinds registered now (``partcli.data.label_kinds``)."""
+    return Choice("SegLabels", {name: name for name in label_kinds.LABEL_KINDS})  # type: ignore[return-value]
 
 
 class Optim(Choice):
@@ -80,7 +79,6 @@ class LrSchedule(Choice):
 
 ADV_MODES = tuple(a.value for a in Adv)
 AMP_MODES = tuple(a.value for a in Amp)
-SEG_LABELS = tuple(s.value for s in SegLabels)
 OPTIMIZERS = tuple(o.value for o in Optim)
 SEG_LOSS_NORMS = tuple(n.value for n in SegLossNorm)
 TRAIN_ONLY = ("init",)  # with the Adversary panel: options of `train`, not of `pretrain`
@@ -180,8 +178,7 @@ class TrainConfig:
                             "adversarial batch, as TRADES' reference code) or concat (one pass over both together, "
                             "the paper's code).", panel=ADVERSARY, choices=TradesBN)
     seg_frac: float = option(1.0, "Fraction of training samples keeping their part mask (§5.3).", panel=DATA)
-    seg_labels: str = option("part", "part, object (parts merged per class, App. D.5), box (tight part boxes, "
-                             "App. D.4) or centroid (Eqs. 12–13, App. D.4).", panel=DATA, choices=SegLabels)
+    seg_labels: str = option("part", label_kinds.label_kinds_help, panel=DATA, choices=label_kind_choices)
     val_steps: int | None = option(None, "PGD steps for validation (the paper's code: 100).", panel=ADVERSARY,
                                    shown="--steps")
     val_step_size: float | None = option(None, "PGD step size for validation (the paper's code: 0.002).",

@@ -22,17 +22,16 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from partcli.attacks.pgd import craft_adversarial
-from partcli.checkpoint import load_checkpoint, load_weights
+from partcli.checkpoint import Checkpoint, DatasetDescription, load_weights
 from partcli.config import write_config
 from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
-from partcli.data.dataset import PreparedDataset, eval_transform, train_transform
-from partcli.data.seg_labels import seg_channels, with_relabel
+from partcli.data.dataset import PreparedDataset, eval_transform, train_transform, upsampling_note
+from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError, writing
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.files import check_can_create
 from partcli.models.registry import ModelConfig, build_model_with_weights
 from partcli.progress import RunProgress, info, run_progress, track, warn
-from partcli.report.visualize import mask_names
 from partcli.runtime import autocast_factory, describe_runtime, loader_options, pick_device, resolve_workers
 from partcli.tracking import Trackers, check_logger_folders
 from partcli.tracking.masks import validation_masks_figure
@@ -40,7 +39,7 @@ from partcli.train.config import TrainConfig
 from partcli.train.distributed import (all_sum, all_sum_tensor, broadcast_buffers, init_distributed,
                                        raise_if_any_rank_failed, synchronise_batchnorm)
 from partcli.train.loader import EpochSampler, SeededItems
-from partcli.train.losses import SegLossFn, centroid_loss, seg_loss
+from partcli.train.losses import SegLossFn, seg_loss
 from partcli.train.optim import build_optimizer, build_scheduler, load_scheduler_state
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
 from partcli.train.run_files import (METRIC_COLUMNS, VALIDATION_COLUMNS, _remove_run_files, describe_epoch,
@@ -53,24 +52,24 @@ from partcli.version import __version__
 
 def model_config_for(cfg: TrainConfig, data: DatasetInfo) -> ModelConfig:
     """The model for a dataset; with ``--seg-labels object`` the segmenter predicts one channel per class."""
-    num_parts, part_to_class = seg_channels(cfg.seg_labels, data.num_classes, data.part_to_class())
+    num_parts, part_to_class = label_kind(cfg.seg_labels).channels(data.num_classes, data.part_to_class())
     return ModelConfig(arch=cfg.arch, backbone=cfg.backbone, num_classes=data.num_classes, num_parts=num_parts,
                        part_to_class=part_to_class, pool=cfg.pool, drop_background=cfg.drop_background,
                        concat_input=cfg.concat_input, bbox_score=cfg.bbox_score)
 
 
 def seg_loss_for(cfg: TrainConfig, model_cfg: ModelConfig) -> SegLossFn:
-    """The segmentation term of the loss: Eq. 7 on pixel labels, Eqs. 12–13 on centroid labels."""
-    if cfg.seg_labels == "centroid":
-        return functools.partial(centroid_loss, part_to_class=model_cfg.part_to_class,
-                                 num_classes=model_cfg.num_classes, norm=cfg.seg_loss_norm)
+    """The segmentation term of the loss: the label kind's own (Eqs. 12–13 on centroid labels), else Eq. 7."""
+    kind = label_kind(cfg.seg_labels)
+    if kind.loss is not None:
+        return kind.loss(model_cfg.part_to_class, model_cfg.num_classes, cfg.seg_loss_norm)
     return functools.partial(seg_loss, norm=cfg.seg_loss_norm)
 
 
 def split_transform(cfg: TrainConfig, data: DatasetInfo, train: bool):
     """The augmentation of a split, preceded by the ``--seg-labels`` mask transform (on the full-size mask)."""
     transform = train_transform(cfg.image_size, cfg.crop_scale) if train else eval_transform(cfg.image_size)
-    return with_relabel(cfg.seg_labels, data.part_to_class(), transform)
+    return label_kind(cfg.seg_labels).transform(data.part_to_class(), transform)
 
 
 def seg_label_mask_indices(train: PreparedDataset, frac: float, seed: int) -> set[int]:
@@ -117,7 +116,7 @@ class Trainer:
 
     # -- set-up steps ---------------------------------------------------------------------------------
     def _setup_run(self, cfg: TrainConfig, resume: bool, overwrite: bool,
-                   given: Iterable[str] | None) -> dict[str, Any] | None:
+                   given: Iterable[str] | None) -> Checkpoint | None:
         """The configuration (stored, for a resumed run), checked; the run folder made ready (rank 0)."""
         state = None
         if resume:
@@ -151,12 +150,15 @@ class Trainer:
         self.val_set = PreparedDataset(cfg.data, "val", split_transform(cfg, self.data_info, train=False),
                                        check_files=False)
         self.val_set.validate_files()  # strict: a missing val mask is refused now, not after the first epoch
+        note = upsampling_note(self.train_set, cfg.image_size)
+        if note and self.dist.is_main:
+            info(note + "; --image-size sets the training resolution")
         self.train_loader = self._train_loader()
         shard = Subset(self.val_set, list(range(self.dist.rank, len(self.val_set), self.dist.world_size)))
         self.val_loader = DataLoader(shard, batch_size=cfg.batch_size,
                                      **loader_options(self.workers, self.device, persistent=self.device.type == "cuda"))
 
-    def _setup_model(self, state: dict[str, Any] | None) -> None:
+    def _setup_model(self, state: Checkpoint | None) -> None:
         """The model (backbone weights, or --init's, unless resumed) on its device; the segmentation loss."""
         cfg = self.cfg
         self.model_cfg = model_config_for(cfg, self.data_info)
@@ -191,8 +193,8 @@ class Trainer:
     # -- set-up helpers -------------------------------------------------------------------------------
     def _load_init(self, model: nn.Module, path: str) -> None:
         """Start from another run's weights (the paper pretrains clean, then trains adversarially)."""
-        state = load_checkpoint(path)
-        init_cfg = ModelConfig.from_dict(state["config"]["model"])
+        init = Checkpoint.load(path)
+        init_cfg = init.model_config
         if init_cfg.arch == "bbox" and init_cfg.bbox_score != self.model_cfg.bbox_score:
             raise PartcliError(f"--init {path}: a bbox model with --bbox-score {init_cfg.bbox_score}, whose head reads "
                                f"other features than --bbox-score {self.model_cfg.bbox_score}; give --bbox-score "
@@ -204,20 +206,20 @@ class Trainer:
                 f"{init_cfg.num_parts} parts does not fit --arch {self.cfg.arch} --backbone {self.cfg.backbone} "
                 f"--seg-labels {self.cfg.seg_labels} on {self.cfg.data} ({self.model_cfg.num_classes} classes, "
                 f"{self.model_cfg.num_parts} segmenter parts); pretrain with the same options")
-        load_weights(model, state["model"], f"--init {path}")
+        load_weights(model, init.weights, f"--init {path}")
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        load_weights(self.model, state["model"], self.out / "checkpoints" / "last.pt")
-        self.optimizer.load_state_dict(state["optimizer"])
-        load_scheduler_state(self.scheduler, state["scheduler"])  # its position; the plan is the configuration's
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.best_metric = float(state["best_metric"])
-        set_rng_state(state["rng"])
+    def _restore(self, last: Checkpoint) -> None:
+        load_weights(self.model, last.weights, self.out / "checkpoints" / "last.pt")
+        self.optimizer.load_state_dict(last.optimizer)
+        load_scheduler_state(self.scheduler, last.scheduler)  # its position; the plan is the configuration's
+        if last.scaler:
+            self.scaler.load_state_dict(last.scaler)
+        self.epoch = int(last.epoch)
+        self.best_metric = float(last.best_metric)
+        set_rng_state(last.rng)
         if self.dist.is_main:
             with writing(self.out):
-                self.metrics = restore_run_files(self.out, state, self.cfg)
+                self.metrics = restore_run_files(self.out, last, self.cfg)
         info(f"resuming {self.out} after epoch {self.epoch}")
 
     def _epoch_seed(self, epoch: int) -> int:
@@ -341,7 +343,7 @@ class Trainer:
         self.trackers.log_scalars({f"epoch/{name}": row[name] for name in METRIC_COLUMNS}, step)
         if getattr(self.model, "has_segmenter", False):
             self.model.eval()
-            names = mask_names({"dataset": {"seg_labels": self.cfg.seg_labels}}, self.data_info)
+            names = label_kind(self.cfg.seg_labels).mask_names(self.data_info)
             figure = validation_masks_figure(self.model, self.val_set, list(self.data_info.classes), names,
                                              self.device, self.autocast, f"{self.out.name}, epoch {row['epoch']}")
             self.trackers.log_figure("masks", figure, step)
@@ -377,7 +379,7 @@ class Trainer:
                 logits, seg = model(x, return_seg=True)
             clean += (logits.argmax(1) == y).sum().item()
             seen += len(y)
-            if seg is not None and self.cfg.seg_labels != "centroid":
+            if seg is not None and label_kind(self.cfg.seg_labels).pixel_metric:
                 cm += confusion_matrix(seg.argmax(1), masks, k1)
             if self.cfg.adv != "none":
                 x_adv = craft_adversarial(model, x, y, self.cfg.eps, step_size, steps, norm=self.cfg.norm,
@@ -395,23 +397,15 @@ class Trainer:
         }
 
     def _state(self) -> dict[str, Any]:
-        return {
-            "config": {
-                "model": self.model_cfg.to_dict(),
-                "train": dataclasses.asdict(self.cfg),
-                "dataset": {"name": self.data_info.name, "classes": self.data_info.classes,
-                            "parts": [{"name": p.name, "class": p.cls} for p in self.data_info.parts],
-                            "image_size": self.cfg.image_size, "seg_labels": self.cfg.seg_labels},
-            },
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "epoch": self.epoch,
-            "rng": rng_state(),
-            "best_metric": self.best_metric,
-            "metrics": list(self.metrics),
-        }
+        dataset = DatasetDescription(name=self.data_info.name, classes=self.data_info.classes,
+                                     parts=[{"name": p.name, "class": p.cls} for p in self.data_info.parts],
+                                     image_size=self.cfg.image_size, seg_labels=self.cfg.seg_labels)
+        return Checkpoint(
+            model_config=self.model_cfg, weights=self.model.state_dict(), train=dataclasses.asdict(self.cfg),
+            dataset=dataset, epoch=self.epoch, best_metric=self.best_metric, metrics=list(self.metrics),
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else {}, rng=rng_state(),
+        ).to_state()
 
 
 def run_training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 
-from partcli.checkpoint import RESUMABLE_VERSIONS, load_checkpoint, save_checkpoint
+from partcli.checkpoint import RESUMABLE_VERSIONS, Checkpoint, DatasetDescription, save_checkpoint
 from partcli.config import names_library_weights, read_yaml_mapping
 from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
@@ -52,7 +52,7 @@ def _names_weights(name: str, value: str) -> bool:
     return name == "pretrained" and names_library_weights(value)
 
 
-def resume_point(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple[dict[str, Any] | None, TrainConfig]:
+def resume_point(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple[Checkpoint | None, TrainConfig]:
     """The last checkpoint of the run in ``cfg.out`` (None if it died before its first) and its configuration.
 
     ``given``: the options the user set (default: the fields of ``cfg`` that differ from ``TrainConfig()``'s).
@@ -62,11 +62,11 @@ def resume_point(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple[
     out = Path(cfg.out)
     last = out / "checkpoints" / "last.pt"
     if last.is_file():
-        state = load_checkpoint(last)
-        if state["format_version"] not in RESUMABLE_VERSIONS:
-            raise PartcliError(f"--resume: {last} was written by an older partcli (format {state['format_version']}); "
+        state = Checkpoint.load(last)
+        if state.format_version not in RESUMABLE_VERSIONS:
+            raise PartcliError(f"--resume: {last} was written by an older partcli (format {state.format_version}); "
                                f"start a new run, with --init {last} to keep its weights")
-        stored = state["config"]["train"]
+        stored = state.train
     elif (out / "config.yaml").is_file():
         state, stored = None, _stored_config(out / "config.yaml")
     else:
@@ -77,10 +77,10 @@ def resume_point(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple[
     if given is None:
         defaults = TrainConfig()
         given = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(defaults, f.name)]
-    resumed = resumed_config(stored_cfg, cfg, set(given), int(state["epoch"]) if state is not None else 0)
+    resumed = resumed_config(stored_cfg, cfg, set(given), int(state.epoch) if state is not None else 0)
     if resumed.data != stored_cfg.data:
         if state is not None:
-            check_same_dataset(resumed.data, state["config"]["dataset"])
+            check_same_dataset(resumed.data, state.dataset)
     elif not Path(resumed.data).is_dir():
         raise PartcliError(f"--resume: the run's dataset {resumed.data} is not a folder (moved?); pass --data "
                            "with the dataset's new place")
@@ -136,19 +136,19 @@ def _stored_config(path: Path) -> dict[str, Any]:
     return with_added_settings(doc)
 
 
-def check_same_dataset(data: str, expected: dict[str, Any]) -> None:
+def check_same_dataset(data: str, expected: DatasetDescription) -> None:
     """Refuse a ``--data`` for a resumed run that is not the dataset the run trained on (name, classes, parts)."""
     found = read_dataset_info(data)
     parts = [{"name": p.name, "class": p.cls} for p in found.parts]
-    differ = [what for what, mine, theirs in (("name", found.name, expected.get("name")),
-                                              ("classes", found.classes, expected.get("classes")),
-                                              ("parts", parts, expected.get("parts"))) if mine != theirs]
+    differ = [what for what, mine, theirs in (("name", found.name, expected.name),
+                                              ("classes", found.classes, expected.classes),
+                                              ("parts", parts, expected.parts)) if mine != theirs]
     if differ:
-        raise PartcliError(f"--data {data}: not the dataset the run was trained on ({expected.get('name')!r}; "
+        raise PartcliError(f"--data {data}: not the dataset the run was trained on ({expected.name!r}; "
                            f"different {', '.join(differ)}); give that dataset's folder")
 
 
-def restore_run_files(out: Path, state: dict[str, Any], cfg: TrainConfig) -> list[dict[str, Any]]:
+def restore_run_files(out: Path, state: Checkpoint, cfg: TrainConfig) -> list[dict[str, Any]]:
     """Make ``out`` agree with the checkpoint being resumed; return the metrics rows up to its epoch."""
     checkpoints = out / "checkpoints"
     stale = [p for pattern in CHECKPOINT_TEMP_FILES for p in checkpoints.glob(pattern)]
@@ -156,9 +156,9 @@ def restore_run_files(out: Path, state: dict[str, Any], cfg: TrainConfig) -> lis
         path.unlink()
     if stale:
         info(f"removed {len(stale)} temp file(s) of a checkpoint write that was cut short in {checkpoints}")
-    rows = state.get("metrics")
+    rows = state.metrics
     if rows is None:  # a checkpoint written before checkpoints held their rows: keep the file's, up to its epoch
-        rows = _read_metrics(out / "metrics.csv", int(state["epoch"]))
+        rows = _read_metrics(out / "metrics.csv", int(state.epoch))
     _write_metrics(out / "metrics.csv", rows)
     _repair_best(checkpoints, rows, cfg)
     return rows
@@ -198,7 +198,7 @@ def _repair_best(checkpoints: Path, rows: list[dict[str, Any]], cfg: TrainConfig
     scores = [selection_metric(r, cfg) for r in rows]
     best_row = rows[scores.index(max(scores))]  # the first epoch reaching the maximum, as best.pt is written
     best_epoch, best = int(best_row["epoch"]), checkpoints / "best.pt"
-    if best.exists() and int(load_checkpoint(best).get("epoch", 0)) >= best_epoch:
+    if best.exists() and int(Checkpoint.load(best).epoch or 0) >= best_epoch:
         return  # up to date, or ahead of last.pt (killed in between): the replayed epoch rewrites it
     if best_row is rows[-1]:
         _copy_atomically(checkpoints / "last.pt", best)
