@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from partcli.data.contract import DatasetWriter, Part
+from partcli.data.contract import Part
+from partcli.data.writer import DatasetWriter
 from partcli.data.dataset import PreparedDataset, eval_transform
 
 MODEL_FILE = '''import torch

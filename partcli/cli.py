@@ -10,16 +10,17 @@ import inspect
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
-from partcli.config import MAX_SEED
+from partcli.config import MAX_SEED, help_default
 from partcli.errors import PartcliError
 from partcli.help import HelpGroup
-from partcli.options import (ADVERSARY, DATA, MODEL, SEARCH, SHIFTS, SUMMARY, RUN, RUNTIME, Choice, Device, FigureFormat, Split, given_options, help_default,
+from partcli.options import (ADVERSARY, DATA, MODEL, SEARCH, SHIFTS, SUMMARY, RUN, RUNTIME, Choice, Device, FigureFormat, Split, given_options,
                              spec_of, typer_parameters, with_parameters)
 from partcli.progress import error, interrupt_note, on_interrupt, plain, say, set_quiet, show
 from partcli.version import __version__
@@ -100,10 +101,14 @@ def _version(value: bool) -> None:
 def _main(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info lines (may also follow the "
                                         "command).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="With an error, also print where it arose (the "
+                                          "traceback), e.g. for a bug report (may also follow the command).")
+                       ] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the partcli version and exit.", callback=_version,
                                           is_eager=True)] = False,
 ) -> None:
     set_quiet(quiet)
+    _verbose["on"] = verbose
 
 
 # ---------------------------------------------------------------------------------------------- prepare
@@ -298,7 +303,7 @@ def _training_kept(out: Path, command: str) -> str:
 
 app.command("pretrain", help="Clean training (paper Eq. 5): class labels plus part masks, best checkpoint by "
             "validation accuracy.")(_training_command(pretrain=True))
-app.command("train", help="Adversarial training with --adv pgd (Eqs. 8–9) or trades (Eqs. 10–11); best checkpoint "
+app.command("train", help="Adversarial training with --adv pgd (Eq. 8, Eq. 9) or trades (Eq. 10, Eq. 11); best checkpoint "
             "by PGD validation accuracy. --adv defaults to none: clean training, as pretrain, that may start from "
             "--init.")(_training_command(pretrain=False))
 
@@ -435,7 +440,8 @@ def _attack_command():
         validate_config(cfg)  # before the heavy imports below, on every rank alike: a bad option is refused at once
         if strict and not cfg.hygiene:
             raise PartcliError("--strict fails the command on a failed hygiene check: drop --no-hygiene")
-        from partcli.attacks.suite import eps_label, run_attack_suite
+        from partcli.attacks.suite import run_attack_suite
+        from partcli.config import eps_label
         from partcli.attacks.hygiene import format_checklist
         from partcli.progress import info
         from partcli.shards import join_ranks
@@ -484,7 +490,7 @@ def _attack_command():
            inspect.Parameter("out", kw, default=ATTACK_CSV, annotation=Annotated[Path, typer.Option(
                help="Metrics CSV to append to; per-sample outcomes go beside it as <stem>.<suite>.<k>.samples.csv.",
                rich_help_panel=RUN)])]
-    return with_parameters(command, [*files, *typer_parameters(AttackConfig), *out])
+    return with_parameters(command, lambda: [*files, *typer_parameters(AttackConfig), *out])  # suites: a registry
 
 
 app.command("attack", help="Measure robustness: AutoAttack, PGD, segmenter-guided attacks, ε sweep; prints a "
@@ -666,9 +672,12 @@ def report(
 def main() -> None:
     """Console-script entry point: one-line errors (exit code 2) for user mistakes, never a traceback."""
     on_interrupt(None)
+    _verbose["on"] = False
     try:
-        code = app(args=_quiet_first(sys.argv[1:]), standalone_mode=False)
+        code = app(args=_global_first(sys.argv[1:]), standalone_mode=False)
     except PartcliError as exc:
+        if _verbose["on"]:
+            traceback.print_exc()
         _fail(str(exc))
     except UsageError as exc:  # Typer's own parsing: a value of the wrong type, a missing or unknown option
         if type(exc).__name__ == "NoArgsIsHelpError":
@@ -686,11 +695,14 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _quiet_first(args: list[str]) -> list[str]:
-    """``-q``/``--quiet`` is an option of ``partcli`` itself; written after the command (``partcli train ... -q``)
-    it is moved before it."""
-    quiet = [a for a in args if a in ("-q", "--quiet")]
-    return [*quiet, *(a for a in args if a not in ("-q", "--quiet"))]
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")  # options of ``partcli`` itself that may follow the command
+_verbose = {"on": False}
+
+
+def _global_first(args: list[str]) -> list[str]:
+    """``-q``/``-v`` are options of ``partcli`` itself; written after the command (``partcli train ... -q``) they
+    are moved before it."""
+    return [*(a for a in args if a in GLOBAL_FLAGS), *(a for a in args if a not in GLOBAL_FLAGS)]
 
 
 def _fail(message: str) -> None:

@@ -30,6 +30,22 @@ def parse_fraction(text: str | float | int, option: str) -> float:
         raise PartcliError(f"{option} {text!r}: expected a number or a fraction such as 8/255") from None
 
 
+def eps_label(eps: float, norm: str = "Linf", sep: str = "/") -> str:
+    """A radius as people write it: k/255 for ℓ∞ radii on that grid, else the number (every ℓ2 radius).
+
+    The one k/255 formatter (tables, figure titles, ``--help`` defaults); ``sep="-"`` spells it for file names.
+    """
+    k = eps * 255
+    return f"{round(k)}{sep}255" if norm == "Linf" and math.isclose(k, round(k), abs_tol=1e-6) else f"{eps:g}"
+
+
+def help_default(value: Any) -> Any:
+    """A value as ``--help`` shows it when a ``--config`` file sets it (k/255 radii as fractions)."""
+    if isinstance(value, float) and value and eps_label(value).endswith("/255"):
+        return eps_label(value)
+    return value
+
+
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding takes at most 32 bits; every partcli seed lies in [0, MAX_SEED]
 PRETRAINED_KEYWORDS = ("none", "imagenet", "timm")
 TIMM_PREFIX = "timm:"

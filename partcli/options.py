@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 from dataclasses import MISSING, dataclass
 from enum import Enum
 from pathlib import Path
@@ -146,13 +145,6 @@ def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[insp
         params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=annotation))
     return params
-
-
-def help_default(value: Any) -> Any:
-    """A value as ``--help`` shows it when a ``--config`` file sets it (k/255 radii as fractions)."""
-    if isinstance(value, float) and value and math.isclose(value * 255, round(value * 255), abs_tol=1e-9):
-        return f"{round(value * 255)}/255"
-    return value
 
 
 def with_parameters(function: Callable,

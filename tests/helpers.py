@@ -18,7 +18,8 @@ from PIL import Image
 from torch import nn
 
 from partcli.attacks.samples import AttackSamples
-from partcli.data.contract import DatasetWriter, Part
+from partcli.data.contract import Part
+from partcli.data.writer import DatasetWriter
 from partcli.models.part_model import Classifier
 from partcli.models.registry import ModelConfig, build_model
 
@@ -90,3 +91,15 @@ def write_tiny_dataset(out: Path, size: int = 16) -> Path:
             writer.add(split, f"s{i}", i % 2, image, mask=mask)
         writer.finish({"command": "test"})
     return out
+
+
+def write_tiny_checkpoint(folder: Path, image_size: int = 16) -> Path:
+    """A valid partcli checkpoint with random weights (bbox, resnet18 encoder) for ``write_tiny_dataset``'s 2 classes
+    and 2 parts: ``folder/good.pt``."""
+    from partcli.checkpoint import save_checkpoint
+
+    cfg = ModelConfig(arch="bbox", backbone="resnet18", num_classes=2, num_parts=2, part_to_class=[0, 1])
+    path = folder / "good.pt"
+    save_checkpoint(path, {"config": {"model": cfg.to_dict(), "dataset": {"image_size": image_size}},
+                           "model": build_model(cfg).state_dict()})
+    return path

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from pyautoattack import AutoAttack
 
+from helpers import attack_samples, run_cli, tiny_conv
 from known_robustness import PART_COLOURS, LinearPartModel, linear_distance, part_images
 from partcli.attacks.outcomes import checkpoint_fingerprint, read_outcomes
 from partcli.attacks.pgd import pgd_linf, pgd_linf_restarts
@@ -309,7 +310,20 @@ def test_class_count_mismatch_and_foreign_survivors_file(synthetic_data, probe_c
         run_attack_suite(probe_checkpoint, synthetic_data, AttackConfig(survivors_of=foreign), None)
 
 
-def test_every_suite_but_all_has_its_attacks_in_the_table():
-    from partcli.attacks.suite import SUITE_ATTACKS, SUITES
+def test_a_suite_registered_in_one_place_is_offered_and_runs():
+    """One decorated builder: --suite offers it (before all) and attack_model runs it."""
+    from partcli.attacks.registry import SUITE_REGISTRY, Attack, register_suite, suite_names, suites_help
 
-    assert tuple(SUITE_ATTACKS) + ("all",) == SUITES
+    @register_suite("never-robust", help="a test suite")
+    def never_robust(s):
+        return [Attack("never-robust", s.cfg.eps, lambda: torch.zeros(len(s.s.y), dtype=torch.bool))]
+
+    try:
+        assert suite_names()[-2:] == ("never-robust", "all")
+        assert "never-robust (a test suite)" in suites_help()  # --suite's help text
+        assert "never-robust" in "".join(run_cli("attack", "--help").out.replace("│", "").split())  # and choices
+        model, samples = tiny_conv(3), attack_samples(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
+        rows = attack_model(model, samples, AttackConfig(suite="never-robust", hygiene=False), num_classes=3).rows
+        assert [(r["attack"], r["adv_acc"]) for r in rows] == [("never-robust", 0.0)]
+    finally:
+        del SUITE_REGISTRY["never-robust"]

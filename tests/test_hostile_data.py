@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bad_input_fixtures import SIZE, data, good  # noqa: F401 - the same tiny dataset and its per-test copy
 from helpers import run_cli
-from test_bad_input import SIZE, data, good  # noqa: F401 - the same tiny dataset and its per-test copy
 
 
 def one_line(result, *names: str) -> str:

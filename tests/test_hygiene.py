@@ -92,12 +92,13 @@ def test_run_hygiene_reads_rows_and_says_why_a_check_did_not_run():
 
 def test_a_constant_model_is_flagged_before_any_attack_runs(monkeypatch):
     """One class for every sample and zero input gradients: the warning comes first, then the attacks."""
+    import partcli.attacks.scheduler as scheduler
     import partcli.attacks.suite as suite
 
     events = []
-    real_craft = suite.craft_adversarial
+    real_craft = scheduler.craft_adversarial
     monkeypatch.setattr(suite, "warn", lambda message: events.append(("warn", message)))
-    monkeypatch.setattr(suite, "craft_adversarial",
+    monkeypatch.setattr(scheduler, "craft_adversarial",
                         lambda *a, **k: events.append(("attack", "")) or real_craft(*a, **k))
     cfg = AttackConfig(suite="pgd", steps=2, restarts=1, batch_size=16)
     result = attack_model(Constant(torch.tensor([2.0, -1.0])), _samples(), cfg, num_classes=2, train_adv="none")
@@ -134,15 +135,15 @@ def test_one_predicted_class_is_flagged_unless_the_labels_are_as_one_sided():
 def test_restarts_check_attacks_with_the_rows_own_step_size(monkeypatch):
     """--steps 2 --step-size 1/255 cannot cross the 8/255 ball: the ε=32/255 run takes a larger step, but the
     1-restart PGD that the restarts check compares with the 2-restart row must use the row's own step size."""
-    import partcli.attacks.suite as suite
+    import partcli.attacks.scheduler as scheduler
 
-    calls, real = [], suite.craft_adversarial
+    calls, real = [], scheduler.craft_adversarial
 
     def spy(model, x, y, eps, step, steps, **kw):
         calls.append((round(eps * 255, 6), round(step * 255, 6), kw["restarts"]))
         return real(model, x, y, eps, step, steps, **kw)
 
-    monkeypatch.setattr(suite, "craft_adversarial", spy)
+    monkeypatch.setattr(scheduler, "craft_adversarial", spy)
     cfg = AttackConfig(suite="pgd", eps=8 / 255, steps=2, step_size=1 / 255, restarts=2, batch_size=16)
     result = attack_model(MeanThreshold(False), _samples(), cfg, num_classes=2, train_adv="none")
     assert {c.name: c.status for c in result.checks}["restarts"] == "ok"

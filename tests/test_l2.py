@@ -222,10 +222,10 @@ def test_the_l2_sweep_radii_grow_with_the_square_root_of_the_image_size():
 
 
 def test_the_l2_eps_sweep_attacks_at_its_radii_in_the_l2_ball(monkeypatch):
-    import partcli.attacks.suite as suite
+    import partcli.attacks.scheduler as scheduler
 
-    calls, real = [], suite.craft_adversarial
-    monkeypatch.setattr(suite, "craft_adversarial",
+    calls, real = [], scheduler.craft_adversarial
+    monkeypatch.setattr(scheduler, "craft_adversarial",
                         lambda *a, **k: calls.append((a[3], a[4], k["norm"])) or real(*a, **k))
     model = tiny_conv(5)
     x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from partcli.data.contract import DatasetWriter, Part, read_dataset_info
+from partcli.data.contract import Part, read_dataset_info
+from partcli.data.writer import DatasetWriter
 from partcli.data.dataset import IGNORE_INDEX, PreparedDataset, eval_transform, train_transform
 
 H, W = 30, 40

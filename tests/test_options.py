@@ -12,7 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 from partcli.attacks.config import AttackConfig, Strategy
-from partcli.cli import app, main
+from helpers import run_cli
+from partcli.cli import app
 from partcli.options import ADVERSARY, PANELS, flag_name, spec_of
 from partcli.pseudolabel.config import PseudoLabelConfig
 from partcli.train.config import TRAIN_ONLY, Arch, TrainConfig
@@ -124,14 +125,12 @@ def test_config_file_values_show_as_defaults_in_help(tmp_path):
     assert "[default: 128]" in rows["--batch-size"]  # what the file leaves alone keeps its own default
 
 
-def test_config_file_choice_values_are_checked(tmp_path, capsys, monkeypatch):
+def test_config_file_choice_values_are_checked(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("arch: nope\n")
-    monkeypatch.setattr(sys, "argv", ["partcli", "pretrain", "--config", str(config), "--out", str(tmp_path / "r")])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1
+    result = run_cli("pretrain", "--config", config, "--out", tmp_path / "r")
+    err = result.err
+    assert result.code == 2 and err.count("\n") == 1
     assert f"--config {config}: arch 'nope': expected one of resnet, downsampled, bbox" in err
     assert not (tmp_path / "r").exists()
 
@@ -145,26 +144,17 @@ def test_version():
 ODD = "a[b]c[/b][bold]d"
 
 
-def run_cli(capsys, monkeypatch, *args) -> tuple[int, str]:
-    """(exit code, stdout + stderr)."""
-    monkeypatch.setattr(sys, "argv", ["partcli", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    printed = capsys.readouterr()
-    return exit_info.value.code, printed.out + printed.err
-
-
-def test_paths_with_brackets_are_printed_as_they_are(tmp_path, capsys, monkeypatch):
+def test_paths_with_brackets_are_printed_as_they_are(tmp_path):
     missing = tmp_path / "runs" / ODD
-    code, err = run_cli(capsys, monkeypatch, "pretrain", "--data", missing, "--out", tmp_path / "out")
-    assert code == 2 and str(missing) in err  # the error message
+    result = run_cli("pretrain", "--data", missing, "--out", tmp_path / "out")
+    assert result.code == 2 and str(missing) in result.output  # the error message
 
     data = tmp_path / ODD
-    code, err = run_cli(capsys, monkeypatch, "prepare", "synthetic", "--out", data, "--n", 40, "--image-size", 16)
-    assert code == 0 and f"wrote {data}:" in err  # a result line
+    result = run_cli("prepare", "synthetic", "--out", data, "--n", 40, "--image-size", 16)
+    assert result.code == 0 and f"wrote {data}:" in result.output  # a result line
 
-    code, err = run_cli(capsys, monkeypatch, "info", data)  # a table title
-    assert code == 0 and ODD in err.replace("\n", "").replace("│", "").replace(" ", "")
+    result = run_cli("info", data)  # a table title
+    assert result.code == 0 and ODD in result.output.replace("\n", "").replace("│", "").replace(" ", "")
 
 
 def test_info_and_warning_lines_print_user_text_as_it_is(capsys):

@@ -18,7 +18,8 @@ from PIL import Image
 
 from helpers import run_cli
 from partcli.data.cityscapes_crops import Window, authors_window, crop_padded, find_candidates
-from partcli.data.contract import read_dataset_info, stratified_split
+from partcli.data.contract import read_dataset_info
+from partcli.data.splits import stratified_split
 from partcli.data.panoptic_ids import decode_uids, import_panoptic_parts
 from preparer_contract import PreparerContract
 from partcli.data.prepare_cityscapes import PARTS, prepare_cityscapes

@@ -13,7 +13,7 @@ import yaml
 from helpers import run_cli
 from partcli.checkpoint import CHECKPOINT_VERSION, load_checkpoint, load_model
 from partcli.config import resolve_config
-from partcli.data.contract import DatasetWriter
+from partcli.data.writer import DatasetWriter
 from partcli.data.synthetic import CLASSES, parts, render_sample
 from partcli.evaluate.results_csv import RESULT_COLUMNS
 from partcli.models.registry import ModelConfig, build_model

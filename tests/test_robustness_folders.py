@@ -16,7 +16,8 @@ from torch import nn
 
 from helpers import run_cli
 from partcli.checkpoint import save_checkpoint
-from partcli.data.contract import DatasetWriter, Part
+from partcli.data.contract import Part
+from partcli.data.writer import DatasetWriter
 from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig
 from partcli.robustness.imagenet9 import (composite, foreground_pixels, imagenet9_rows, load_imagenet9, map_classes,

@@ -15,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import run_cli
+from bad_input_fixtures import SIZE, assert_user_error, good  # noqa: F401 (good: a fixture)
+from helpers import run_cli, write_tiny_checkpoint
 from partcli.errors import PartcliError
 from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results, check_results_file, parse_results
-from test_bad_input import SIZE, _checkpoint, assert_user_error, good  # noqa: F401 (good: a fixture)
 
 HEADER = ",".join(RESULT_COLUMNS) + "\r\n"
 
@@ -35,7 +35,7 @@ def row(checkpoint: str, n: int = 1) -> dict:
 
 @pytest.fixture(scope="module")
 def ckpt(module_tmp) -> Path:
-    return _checkpoint(module_tmp)
+    return write_tiny_checkpoint(module_tmp, SIZE)
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def test_evaluate_checks_out_before_loading_the_model(case, good, ckpt, tmp_path
         out.write_text("epoch,lr\n1,0.1\n" if case == "other-columns" else HEADER + "cut,off", newline="")
     expected = {"folder": "a folder", "other-columns": "exists with other columns", "cut-off": "line 2"}[case]
     result = run_cli("evaluate", "--ckpt", ckpt, "--data", good, "--out", out)
-    assert_user_error(result.code, result.err, f"--out {out}", expected)
+    assert_user_error(result, f"--out {out}", expected)
     assert result.out == ""
 
 
@@ -242,7 +242,7 @@ def test_evaluate_leaves_no_results_folder_when_it_fails(good, ckpt, tmp_path):
     Image.fromarray(np.full((SIZE, SIZE), 3, np.uint8)).save(data / mask)  # part id 3 > K=2: found mid-evaluation
     out = tmp_path / "results" / "e.csv"
     result = run_cli("--quiet", "evaluate", "--ckpt", ckpt, "--data", data, "--out", out)
-    assert_user_error(result.code, result.err, str(data / mask), "part id 3")
+    assert_user_error(result, str(data / mask), "part id 3")
     assert not (tmp_path / "results").exists()
 
 
@@ -254,12 +254,12 @@ def test_compare_out_is_refused_before_anything_is_printed(tmp_path):
     folder = tmp_path / "folder"
     folder.mkdir()
     result = run_cli("compare", path, "--out", folder)
-    assert_user_error(result.code, result.err, f"--out {folder}", "a folder")
+    assert_user_error(result, f"--out {folder}", "a folder")
     assert result.out == ""
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     result = run_cli("compare", path, "--out", blocker / "summary.csv")
-    assert_user_error(result.code, result.err, f"--out {blocker / 'summary.csv'}", "cannot write there")
+    assert_user_error(result, f"--out {blocker / 'summary.csv'}", "cannot write there")
     assert result.out == ""
 
 
@@ -268,7 +268,7 @@ def test_pretrain_reports_an_unwritable_out_before_any_other_line(good, tmp_path
     blocker.write_text("not a folder")
     result = run_cli("pretrain", "--data", good, "--out", blocker / "run", "--epochs", 1, "--image-size", SIZE,
                      "--device", "cpu")  # not --quiet: the set-up's info lines ("device ...") would show
-    assert_user_error(result.code, result.err, f"--out {blocker / 'run'}", "cannot write there (Not a directory)")
+    assert_user_error(result, f"--out {blocker / 'run'}", "cannot write there (Not a directory)")
     assert result.out == ""
 
 
@@ -287,7 +287,7 @@ def test_a_plain_pickle_is_refused_in_one_line_without_torch_warnings(good, tmp_
     legacy = tmp_path / "legacy.pt"
     torch.save({"format_version": 3, "model": {}}, legacy, _use_new_zipfile_serialization=False)
     result = run_cli("evaluate", "--ckpt", legacy, "--data", good, "--out", tmp_path / "e.csv")
-    assert_user_error(result.code, result.err, str(legacy), "not a partcli checkpoint")
+    assert_user_error(result, str(legacy), "not a partcli checkpoint")
 
 
 def test_a_file_system_that_turns_read_only_mid_run_is_one_line(good, tmp_path, monkeypatch):
@@ -302,4 +302,4 @@ def test_a_file_system_that_turns_read_only_mid_run_is_one_line(good, tmp_path, 
     out = tmp_path / "run"
     result = run_cli("--quiet", "pretrain", "--data", good, "--out", out, "--epochs", 1, "--image-size", SIZE,
                      "--batch-size", 2, "--device", "cpu")
-    assert_user_error(result.code, result.err, f"--out {out}", "Read-only file system")
+    assert_user_error(result, f"--out {out}", "Read-only file system")

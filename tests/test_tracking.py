@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from helpers import run_cli
-from partcli.data.contract import DatasetWriter
+from partcli.data.writer import DatasetWriter
 from partcli.data.synthetic import CLASSES, parts, render_sample
 
 STEPS = 2  # steps per epoch: 10 training samples, --batch-size 4, the last partial batch dropped

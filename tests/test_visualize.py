@@ -12,7 +12,8 @@ from PIL import Image
 from helpers import run_cli
 from partcli.attacks.pgd import pgd_linf
 from partcli.checkpoint import save_checkpoint
-from partcli.data.contract import DatasetWriter, Part
+from partcli.data.contract import Part
+from partcli.data.writer import DatasetWriter
 from partcli.models.registry import ModelConfig, build_model
 from partcli.report.figure_files import PNG_DPI
 from partcli.report.masks_figure import CELL_INCHES, MaskRow, masks_figure

@@ -165,3 +165,11 @@ def test_a_model_given_images_larger_than_the_datasets_says_so_and_one_that_fail
                                                   "(RuntimeError: mat1 and mat2 shapes cannot be multiplied")
     at_size = run_cli("evaluate", "--model", model, "--data", tiny_data, "--image-size", 32, "--out", tmp_path / "e.csv")
     assert at_size.code == 0 and "upsamples" not in at_size.err, at_size.output
+
+
+def test_verbose_after_the_command_adds_the_traceback_to_an_error(tmp_path):
+    plain = run_cli("info", tmp_path / "nosuch")
+    verbose = run_cli("info", tmp_path / "nosuch", "-v")
+    assert plain.code == verbose.code == 2 and plain.err.count("\n") == 1
+    assert "Traceback (most recent call last)" in verbose.err and "read_dataset_info" not in plain.err
+    assert verbose.err.splitlines()[-1] == plain.err.strip()

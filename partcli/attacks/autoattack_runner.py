@@ -40,6 +40,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from partcli.config import eps_label
 from partcli.errors import PartcliError, writing
 from partcli.progress import info
 from partcli.shards import SINGLE, Shard
@@ -197,12 +198,7 @@ def state_path_for(out: str | Path, key: dict[str, Any]) -> Path:
 
 def state_path_at_radius(state_path: Path, eps: float) -> Path:
     """The state file of the same run at another radius (the ε sweep): ``<state stem>.<k>-255.json``."""
-    return state_path.with_suffix(f".{_radius_tag(eps)}.json")
-
-
-def _radius_tag(eps: float) -> str:
-    k = eps * 255
-    return f"{round(k)}-255" if abs(k - round(k)) <= 1e-6 else f"{eps:g}"
+    return state_path.with_suffix(f".{eps_label(eps, sep='-')}.json")
 
 
 @contextlib.contextmanager

@@ -12,19 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from partcli.attacks.registry import SUITE_REGISTRY, suite_choices, suites_help
 from partcli.config import parse_fraction
 from partcli.errors import PartcliError
 from partcli.options import ADVERSARY, DATA, RUN, RUNTIME, Choice, Device, Split, option
-
-
-class Suite(Choice):
-    AUTOATTACK = "autoattack"
-    PGD = "pgd"
-    SEG_SINGLE = "seg-single"
-    SEG_TWO_STAGE = "seg-two-stage"
-    SEGMENTER = "segmenter"
-    EPS_SWEEP = "eps-sweep"
-    ALL = "all"
 
 
 class SweepAttack(Choice):
@@ -44,7 +35,6 @@ class Strategy(Choice):
     MC_SORTED = "mc-sorted"
 
 
-SUITES = tuple(s.value for s in Suite)
 SWEEP_ATTACKS = tuple(a.value for a in SweepAttack)  # Table 10 reports AutoAttack
 STRATEGIES = tuple(s.value for s in Strategy)  # the two-stage attack's stage-1 target choices
 NORMS = tuple(n.value for n in Norm)
@@ -54,18 +44,22 @@ BALL_CROSSING = 2.5  # steps·α = 2.5·ε: PGD steps long enough to cross the b
 ATTACK_CSV = Path("results/attacks.csv")  # where `partcli attack` appends its rows unless told otherwise
 
 
+def norm_help() -> str:
+    """The ``--norm`` help text, naming the registered suites that are ℓ∞ only."""
+    linf_only = [name for name, entry in SUITE_REGISTRY.items() if "L2" not in entry.norms]
+    return ("The attacks' threat model: Linf (the paper's) or L2 balls of radius --eps. Linf only: "
+            f"{', '.join(linf_only)}.")
+
+
 @dataclass
 class AttackConfig:
     """Options of ``partcli attack`` (defaults: paper App. B)."""
 
-    suite: str = option("autoattack", "autoattack (the real AutoAttack), pgd (App. B), seg-single (Table 11), "
-                        "seg-two-stage (Table 12), segmenter (Table 13), eps-sweep (Table 10) or all.",
-                        panel=ADVERSARY, choices=Suite)
+    suite: str = option("autoattack", suites_help, panel=ADVERSARY, choices=suite_choices)
     eps: float | None = option(None, "Radius on [0, 1] pixels: a number or a fraction such as 8/255. Required with "
                                "--norm L2 (e.g. 0.5 for 32 px images).", panel=ADVERSARY, parse=parse_fraction,
                                shown="8/255 for Linf")
-    norm: str = option("Linf", "The attacks' threat model: Linf (the paper's) or L2 balls of radius --eps. The seg-* "
-                       "suites are Linf only.", panel=ADVERSARY, choices=Norm)
+    norm: str = option("Linf", norm_help, panel=ADVERSARY, choices=Norm)
     split: str = option("test", "Split to attack.", panel=DATA, choices=Split)
     n: int | None = option(None, "Attack this many samples, drawn with --seed and kept in split order (--n-samples: "
                            "the same, the spelling torchrun passes on).", panel=DATA, shown="the whole split",

@@ -38,13 +38,13 @@ from typing import Any, Callable
 import torch
 from rich.markup import escape
 
+from partcli.attacks.registry import extra_run_suites
 from partcli.errors import writing
 
 NEAR_ZERO = 0.02  # paper App. D.3: its models drop below 2% at ε = 32/255
 LARGE_EPS = 32 / 255
 CLEAN_MODEL_EPS = 8 / 255
-EXTRA_RUN_SUITES = {"large-eps": ("pgd", "autoattack"), "restarts": ("pgd", "all"),
-                    "clean-model": ("pgd", "autoattack", "eps-sweep", "all")}
+EXTRA_RUN_CHECKS = ("large-eps", "restarts", "clean-model")  # the checks that may run an extra PGD
 
 ONE_SIDED = 0.9  # share of the samples above which one predicted class, or zero input gradients, is flagged
 HYGIENE_SUFFIX = ".hygiene.json"  # the checklist file beside an attack run's per-sample outcomes
@@ -61,7 +61,7 @@ class CheckRadii:
     clean: float = CLEAN_MODEL_EPS
     large_label: str = "ε=32/255"
     clean_label: str = "ε=8/255"
-    extra_run_suites: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(EXTRA_RUN_SUITES))
+    extra_run_suites: dict[str, tuple[str, ...]] = field(default_factory=lambda: extra_runs())
 
 
 def check_radii(norm: str, dims: int) -> CheckRadii:
@@ -72,7 +72,12 @@ def check_radii(norm: str, dims: int) -> CheckRadii:
     root = math.sqrt(dims)
     return CheckRadii(LARGE_EPS * root, CLEAN_MODEL_EPS * root, f"ℓ2 ε={LARGE_EPS * root:.3g} (32/255·√d)",
                       f"ℓ2 ε={CLEAN_MODEL_EPS * root:.3g} (8/255·√d)",
-                      {**EXTRA_RUN_SUITES, "large-eps": ("pgd", "autoattack", "eps-sweep", "all")})
+                      {**extra_runs(), "large-eps": (*extra_run_suites("large-eps"), "eps-sweep", "all")})
+
+
+def extra_runs() -> dict[str, tuple[str, ...]]:
+    """Per check, the suites that may run its extra PGD (the ``hygiene`` of their registry entries)."""
+    return {check: extra_run_suites(check) for check in EXTRA_RUN_CHECKS}
 
 
 @dataclass(frozen=True)

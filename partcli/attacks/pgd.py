@@ -31,7 +31,7 @@ NORM_FLOOR = 1e-12  # keeps g/‖g‖₂ and ε/‖δ‖₂ finite where a gradi
 
 
 def ce_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Eq. 9's objective: per-sample classification cross-entropy."""
+    """Eq. 9's objective: per-sample classification cross-entropy (Eq. 6's L_cls)."""
     return F.cross_entropy(model(x).float(), y, reduction="none")
 
 

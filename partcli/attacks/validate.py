@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import math
 
-from partcli.attacks.config import NORMS, STRATEGIES, SUITES, SWEEP_ATTACKS, AttackConfig
+from partcli.attacks.config import NORMS, STRATEGIES, SWEEP_ATTACKS, AttackConfig
+from partcli.attacks.registry import suite_names, suites_for_norm
 from partcli.config import MAX_SEED
 from partcli.errors import PartcliError
-
-SEG_SUITES = ("seg-single", "seg-two-stage", "segmenter")
 
 
 def validate_config(cfg: AttackConfig) -> None:
     """Refuse impossible options up front, naming the option."""
-    if cfg.suite not in SUITES:
-        raise PartcliError(f"--suite {cfg.suite!r}: expected one of {', '.join(SUITES)}")
+    if cfg.suite not in suite_names():
+        raise PartcliError(f"--suite {cfg.suite!r}: expected one of {', '.join(suite_names())}")
     if cfg.sweep_attack not in SWEEP_ATTACKS:
         raise PartcliError(f"--sweep-attack {cfg.sweep_attack!r}: expected one of {', '.join(SWEEP_ATTACKS)}")
     if cfg.norm not in NORMS:
         raise PartcliError(f"--norm {cfg.norm!r}: expected one of {', '.join(NORMS)}")
-    if cfg.norm == "L2" and cfg.suite in SEG_SUITES:
-        raise PartcliError(f"--suite {cfg.suite}: the segmenter-guided attacks are ℓ∞ only; with --norm L2 use "
-                           "autoattack, pgd, eps-sweep or all")
+    if cfg.suite not in suites_for_norm(cfg.norm):
+        raise PartcliError(f"--suite {cfg.suite}: the segmenter-guided attacks are ℓ∞ only; with --norm {cfg.norm} "
+                           f"use {', '.join(suites_for_norm(cfg.norm)[:-1])} or all")
     bad = [s for s in cfg.strategies if s not in STRATEGIES]
     if bad or not cfg.strategies:
         raise PartcliError(f"--strategy {', '.join(bad) or '(none)'}: expected some of {', '.join(STRATEGIES)}")

@@ -116,5 +116,5 @@ register_label_kind(LabelKind("object", "parts merged per class, App. D.5", chan
                               relabel=_objects,
                               mask_names=class_names))
 register_label_kind(LabelKind("box", "tight part boxes, App. D.4", relabel=_boxes))
-register_label_kind(LabelKind("centroid", "part centroids only, Eqs. 12–13, App. D.4", loss=_centroid_loss,
+register_label_kind(LabelKind("centroid", "part centroids only, Eq. 12, Eq. 13, App. D.4", loss=_centroid_loss,
                               pixel_metric=False))

@@ -25,7 +25,9 @@ import numpy as np
 from PIL import Image
 
 from partcli.data.cityscapes_crops import CLASS_PARTS, DEFAULT_PAD, PROTOCOLS, Candidate, plan_crops
-from partcli.data.contract import DatasetInfo, DatasetWriter, Part, stratified_split
+from partcli.data.contract import DatasetInfo, Part
+from partcli.data.splits import stratified_split
+from partcli.data.writer import DatasetWriter
 from partcli.errors import PartcliError
 from partcli.progress import track, warn
 

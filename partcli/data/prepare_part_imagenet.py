@@ -34,7 +34,9 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
-from partcli.data.contract import SPLITS, DatasetInfo, DatasetWriter, Part, mask_dtype, prepare_output_dir, stratified_split
+from partcli.data.contract import SPLITS, DatasetInfo, Part, mask_dtype
+from partcli.data.splits import stratified_split
+from partcli.data.writer import DatasetWriter, prepare_output_dir
 from partcli.data.overlap_protocol import AUTHORS, LARGEST_FIRST, check_protocol
 from partcli.errors import PartcliError
 from partcli.progress import track, warn

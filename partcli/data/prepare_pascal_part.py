@@ -31,7 +31,9 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from partcli.data.contract import SPLITS, DatasetInfo, DatasetWriter, Part, prepare_output_dir, stratified_split
+from partcli.data.contract import SPLITS, DatasetInfo, Part
+from partcli.data.splits import stratified_split
+from partcli.data.writer import DatasetWriter, prepare_output_dir
 from partcli.data.overlap_protocol import AUTHORS, LARGEST_FIRST, check_protocol
 from partcli.errors import PartcliError
 from partcli.progress import info, track, warn

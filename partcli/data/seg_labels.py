@@ -5,7 +5,7 @@
 - ``part``: the part masks as they are (K + 1 channels).
 - ``object``: parts merged per class (App. D.5): C + 1 channels, id = class index + 1.
 - ``box``: every part's pixels replaced by its tight, filled bounding rectangle (App. D.4).
-- ``centroid``: the part masks stay, but the loss only sees their centroids (Eqs. 12–13, in
+- ``centroid``: the part masks stay, but the loss only sees their centroids (Eq. 12, Eq. 13, in
   ``partcli.train.losses.centroid_loss``); ``mask_centroids`` computes the targets.
 
 Masks hold part ids (0 = background) or ``IGNORE_INDEX`` (-1) where a sample has no label; every function

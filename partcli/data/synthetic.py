@@ -45,7 +45,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from partcli.config import MAX_SEED
-from partcli.data.contract import DatasetInfo, DatasetWriter, Part, stratified_split
+from partcli.data.contract import DatasetInfo, Part
+from partcli.data.splits import stratified_split
+from partcli.data.writer import DatasetWriter
 from partcli.errors import PartcliError
 from partcli.progress import track
 

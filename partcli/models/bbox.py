@@ -1,4 +1,4 @@
-"""Soft bounding-box features of part masks (paper §3.3, Eqs. 1–4), in two variants (``--bbox-score``).
+"""Soft bounding-box features of part masks (paper §3.3, Eq. 1, Eq. 2, Eq. 3, Eq. 4), in two variants (``--bbox-score``).
 
 - ``logit`` (default): Eq. 1 as written and as the paper's code computed it (the published bounding-box models):
   s_i is the F̂-weighted mean of the raw part *logit*, features ordered (s, column centroid, row centroid, column
@@ -32,7 +32,7 @@ def foreground_weight(logits: torch.Tensor) -> torch.Tensor:
 
 
 def bbox_features_logit(seg_logits: torch.Tensor) -> torch.Tensor:
-    """Eqs. 1–4 as the paper's code computes them: ``[s_i, c_i^col, c_i^row, σ_i^col, σ_i^row]`` per part.
+    """Eq. 1 to Eq. 4 as the paper's code computes them: ``[s_i, c_i^col, c_i^row, σ_i^col, σ_i^row]`` per part.
 
     s_i is not confined to [0, 1] (a mean of logits); a part with no mass gets a centroid outside [−1, 1].
     """

@@ -56,7 +56,7 @@ class DownsampledHead(nn.Module):
 
 
 class BBoxHead(nn.Module):
-    """§3.3: 5 soft bounding-box features per part (Eqs. 1–4), BatchNorm1d over them, then a tiny MLP.
+    """§3.3: 5 soft bounding-box features per part (Eq. 1 to Eq. 4), BatchNorm1d over them, then a tiny MLP.
 
     ``score``: the features' variant (``partcli.models.bbox``); ``logit`` is the paper code's.
     """

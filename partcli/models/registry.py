@@ -102,7 +102,7 @@ def build_downsampled(cfg: ModelConfig) -> nn.Module:
     return PartModel(deeplab(cfg), head)
 
 
-@register_arch("bbox", part_model=True, summary="5 soft bounding-box features per part, a tiny MLP (§3.3, Eqs. 1–4)")
+@register_arch("bbox", part_model=True, summary="5 soft bounding-box features per part, a tiny MLP (§3.3, Eq. 1 to Eq. 4)")
 def build_bbox(cfg: ModelConfig) -> nn.Module:
     return PartModel(deeplab(cfg), BBoxHead(cfg.num_parts, cfg.num_classes, score=cfg.bbox_score))
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from partcli.checkpoint import load_model
-from partcli.data.contract import DatasetInfo, DatasetWriter, Sample, load_image, load_mask, prepare_output_dir
+from partcli.data.contract import DatasetInfo, Sample, load_image, load_mask
+from partcli.data.writer import DatasetWriter, prepare_output_dir
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.errors import PartcliError
 from partcli.evaluate.evaluate import evaluate_model

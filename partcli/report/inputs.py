@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from partcli.attacks.suite import SUITES
+from partcli.attacks.registry import suite_names
 from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
 from partcli.attacks.hygiene import HYGIENE_SUFFIX
@@ -30,7 +30,7 @@ from partcli.train.run_files import METRIC_COLUMNS
 
 # The suites each row family holds; rows of any other suite are skipped. A new report section for another
 # kind of results adds its family here.
-ROW_FAMILIES = {"evaluate": ("clean",), "attack": SUITES, "robustness": suites_of("all")}
+ROW_FAMILIES = {"evaluate": ("clean",), "attack": suite_names(), "robustness": suites_of("all")}
 ROW_KEY = ["checkpoint_id", "dataset_id", "split", "suite", "attack", "norm", "eps"]  # *_id: the file found, or as written
 NUMERIC = ["eps", "n", "clean_acc", "adv_acc", "clean_pixel_acc", "adv_pixel_acc", "seconds",
            "severity", "shape_bias", "bg_gap", "shift_seed"]  # the last four: robustness's (empty in other rows)

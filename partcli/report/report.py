@@ -19,8 +19,7 @@ from typing import Callable
 import pandas as pd
 from matplotlib.figure import Figure
 
-from partcli.attacks.suite import eps_label
-from partcli.config import parse_fraction
+from partcli.config import eps_label, parse_fraction
 from partcli.data.contract import SPLITS
 from partcli.errors import PartcliError, writing
 from partcli.progress import track

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from partcli.attacks.suite import eps_label
+from partcli.config import eps_label
 from partcli.report.inputs import ReportInputs
 from partcli.report.models import ModelInfo, labels, model_info, sort_key
 

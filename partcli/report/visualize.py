@@ -15,7 +15,8 @@ from torch import nn
 
 from partcli.attacks.autoattack_runner import autoattack_plan, build_autoattack
 from partcli.attacks.pgd import pgd_linf, pgd_linf_from
-from partcli.attacks.suite import AttackSamples, eps_label, load_samples, select_indices
+from partcli.attacks.suite import AttackSamples, load_samples, select_indices
+from partcli.config import eps_label
 from partcli.config import parse_fraction
 from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError, check_writable, writing

@@ -155,7 +155,7 @@ class TrainConfig:
     log_interval: int = option(50, "Off a terminal (a log file, SLURM): a progress line every this many steps (and "
                                "at least every minute) with the running loss, accuracy, lr, images/s and the run's "
                                "ETA; on a terminal, progress bars.", panel=RUNTIME)
-    cseg: float = option(0.5, "Segmentation-loss weight c_seg (Eqs. 5, 8, 10).", panel=OPTIMISATION)
+    cseg: float = option(0.5, "Segmentation-loss weight c_seg (Eq. 5, Eq. 8, Eq. 10).", panel=OPTIMISATION)
     seg_only_epochs: int = option(0, "First epochs train the segmenter alone (segmentation loss only, clean "
                                   "inputs), then the whole model. From a from-scratch segmenter give about half "
                                   "of --epochs, or the classification loss turns it into a classifier of blobs.",
@@ -163,7 +163,7 @@ class TrainConfig:
     seg_loss_norm: str = option("batch", "batch (the paper's code: samples without a mask count as zero, so "
                                 "--seg-frac f weighs the term by about f) or labelled (mean over masked samples "
                                 "only).", panel=OPTIMISATION, choices=SegLossNorm)
-    adv: str = option("none", "Adversarial training: none, pgd (Eqs. 8–9) or trades (Eqs. 10–11).", panel=ADVERSARY,
+    adv: str = option("none", "Adversarial training: none, pgd (Eq. 8, Eq. 9) or trades (Eq. 10, Eq. 11).", panel=ADVERSARY,
                       choices=Adv)
     norm: str = option("Linf", "Threat model of the training and validation attacks: Linf (the paper's) or L2 "
                        "(then give --eps and --step-size, e.g. --eps 1.0 --step-size 0.25).", panel=ADVERSARY,

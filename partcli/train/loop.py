@@ -24,7 +24,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from partcli.attacks.pgd import craft_adversarial
 from partcli.checkpoint import Checkpoint, DatasetDescription, load_weights
 from partcli.config import write_config
-from partcli.data.contract import DatasetInfo, prepare_output_dir, stratified_assign
+from partcli.data.contract import DatasetInfo
+from partcli.data.splits import stratified_assign
+from partcli.data.writer import prepare_output_dir
 from partcli.data.dataset import PreparedDataset, eval_transform, train_transform, upsampling_note
 from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError, writing
@@ -59,7 +61,7 @@ def model_config_for(cfg: TrainConfig, data: DatasetInfo) -> ModelConfig:
 
 
 def seg_loss_for(cfg: TrainConfig, model_cfg: ModelConfig) -> SegLossFn:
-    """The segmentation term of the loss: the label kind's own (Eqs. 12–13 on centroid labels), else Eq. 7."""
+    """The segmentation term of the loss: the label kind's own (Eq. 12, Eq. 13 on centroid labels), else Eq. 7."""
     kind = label_kind(cfg.seg_labels)
     if kind.loss is not None:
         return kind.loss(model_cfg.part_to_class, model_cfg.num_classes, cfg.seg_loss_norm)

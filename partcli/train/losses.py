@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from partcli.attacks.seg_attacks import per_sample_seg_ce
 from partcli.data.dataset import IGNORE_INDEX
 from partcli.data.seg_labels import mask_centroids, mass_centroids
 
@@ -18,7 +19,8 @@ SegLossFn = Callable[[torch.Tensor | None, torch.Tensor, torch.Tensor], torch.Te
 
 def seg_loss(seg_logits: torch.Tensor | None, masks: torch.Tensor, y: torch.Tensor | None = None,
              norm: str = "batch") -> torch.Tensor:
-    """Eq. 7: pixel-wise cross-entropy, averaged per sample over its labelled pixels, then over samples.
+    """Eq. 7: pixel-wise cross-entropy, averaged per sample over its labelled pixels (``per_sample_seg_ce``, which
+    the segmenter-guided attacks maximise), then over samples.
 
     Eq. 7's extra 1/(K+1) is a constant that would only rescale the segmentation term; like the usual
     ``nn.CrossEntropyLoss`` we average the per-pixel loss. Samples without a part label carry
@@ -31,13 +33,10 @@ def seg_loss(seg_logits: torch.Tensor | None, masks: torch.Tensor, y: torch.Tens
     """
     if seg_logits is None:
         return masks.new_zeros((), dtype=torch.float32)
-    labelled = masks != IGNORE_INDEX
+    labelled = (masks != IGNORE_INDEX).flatten(1).any(dim=1)
     if not labelled.any():
         return seg_logits.sum() * 0.0
-    pixel = F.cross_entropy(seg_logits.float(), masks, ignore_index=IGNORE_INDEX, reduction="none")
-    counts = labelled.flatten(1).sum(dim=1)
-    per_sample = pixel.flatten(1).sum(dim=1) / counts.clamp_min(1)
-    return _sample_mean(per_sample, counts > 0, norm)
+    return _sample_mean(per_sample_seg_ce(seg_logits, masks), labelled, norm)
 
 
 def _sample_mean(per_sample: torch.Tensor, labelled: torch.Tensor, norm: str) -> torch.Tensor:
@@ -51,7 +50,7 @@ def _sample_mean(per_sample: torch.Tensor, labelled: torch.Tensor, norm: str) ->
 
 def centroid_loss(seg_logits: torch.Tensor | None, masks: torch.Tensor, y: torch.Tensor,
                   part_to_class: list[int], num_classes: int, norm: str = "batch") -> torch.Tensor:
-    """Eqs. 12–13 (App. D.4): the segmentation loss of a model trained on part centroids only.
+    """Eq. 12, Eq. 13 (App. D.4): the segmentation loss of a model trained on part centroids only.
 
     Eq. 12: squared error between the centroids (Eq. 2) of the predicted soft part masks and of the
     ground-truth masks, averaged over the parts the label shows (an absent part has no centroid; averaging
@@ -78,28 +77,35 @@ def centroid_loss(seg_logits: torch.Tensor | None, masks: torch.Tensor, y: torch
 
 def combined_loss(logits: torch.Tensor, seg_logits: torch.Tensor | None, y: torch.Tensor, masks: torch.Tensor,
                   cseg: float, seg_fn: SegLossFn = seg_loss) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eq. 5 (clean x) and Eq. 8 (adversarial x*): (1 − c)·CE(f(x), y) + c·L_seg. Returns (total, cls, seg)."""
-    cls = F.cross_entropy(logits.float(), y)
+    """Eq. 5 (clean x) and Eq. 8 (adversarial x*): (1 − c)·L_cls + c·L_seg, with L_cls = CE(f(x), y) (Eq. 6).
+    Returns (total, cls, seg)."""
+    cls = F.cross_entropy(logits.float(), y)  # Eq. 6
     seg = seg_fn(seg_logits, masks, y)
     if seg_logits is None:  # baselines have no segmentation loss to weigh against
         return cls, cls, seg
     return (1 - cseg) * cls + cseg * seg, cls, seg
 
 
+def kl_per_sample(clean_logits: torch.Tensor, adv_logits: torch.Tensor) -> torch.Tensor:
+    """D_KL(f(x) ‖ f(x*)) per sample, summed over classes: TRADES' term (Eq. 10) and its attack's objective (Eq. 11)."""
+    clean = clean_logits.float().log_softmax(1)
+    return (clean.exp() * (clean - adv_logits.float().log_softmax(1))).sum(1)
+
+
 def kl_clean_adv(clean_logits: torch.Tensor, adv_logits: torch.Tensor) -> torch.Tensor:
-    """Eqs. 10–11: D_KL(f(x) ‖ f(x*)), summed over classes and averaged over the batch."""
-    return F.kl_div(F.log_softmax(adv_logits.float(), dim=1), F.log_softmax(clean_logits.float(), dim=1),
-                    reduction="batchmean", log_target=True)
+    """Eq. 10, Eq. 11: D_KL(f(x) ‖ f(x*)), summed over classes and averaged over the batch."""
+    return kl_per_sample(clean_logits, adv_logits).mean()
 
 
 def trades_loss(clean_logits: torch.Tensor, adv_logits: torch.Tensor, adv_seg_logits: torch.Tensor | None,
                 y: torch.Tensor, masks: torch.Tensor, cseg: float, beta: float, seg_fn: SegLossFn = seg_loss
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eq. 10: (1 − c)·CE(f(x), y) + c·L_seg(x*) + β·KL(f(x) ‖ f(x*)). Returns (total, cls, seg).
+    """Eq. 10: (1 − c)·CE(f(x), y) + c·L_seg(x*) + β·KL(f(x) ‖ f(x*)), CE(f(x), y) being L_cls (Eq. 6).
+    Returns (total, cls, seg).
 
     Baselines (no segmenter) get TRADES' own CE(f(x), y) + β·KL.
     """
-    cls = F.cross_entropy(clean_logits.float(), y)
+    cls = F.cross_entropy(clean_logits.float(), y)  # Eq. 6
     seg = seg_fn(adv_seg_logits, masks, y)
     kl = kl_clean_adv(clean_logits, adv_logits)
     if adv_seg_logits is None:

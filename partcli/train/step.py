@@ -1,4 +1,4 @@
-"""One training step's loss for clean (Eq. 5), PGD (Eqs. 8–9) and TRADES (Eqs. 10–11) training."""
+"""One training step's loss for clean (Eq. 5), PGD (Eq. 8, Eq. 9) and TRADES (Eq. 10, Eq. 11) training."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +8,7 @@ from torch import nn
 
 from partcli.attacks.pgd import AutocastFactory, craft_adversarial, frozen_eval
 from partcli.train.config import TrainConfig
-from partcli.train.losses import SegLossFn, combined_loss, seg_loss, trades_loss
+from partcli.train.losses import SegLossFn, combined_loss, kl_per_sample, seg_loss, trades_loss
 
 def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   masks: torch.Tensor, cfg: TrainConfig, autocast: AutocastFactory = contextlib.nullcontext,
@@ -19,8 +19,8 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
     bare module the attacker differentiates (no DDP hooks). The attacker maximises the classification
     loss only (Eq. 9) or, for TRADES, the KL divergence to the clean prediction (Eq. 11), within the ``cfg.norm``
     ball of radius ``cfg.eps``; attacks run in ``craft_adversarial`` (eval mode, parameters frozen) and in the same
-    autocast precision as the training forward pass. ``seg_fn`` is the segmentation term (Eq. 7, or Eqs. 12–13 for
-    centroid labels).
+    autocast precision as the training forward pass. ``seg_fn`` is the segmentation term (Eq. 7, or Eq. 12 and
+    Eq. 13 for centroid labels).
 
     TRADES' BatchNorm (``--trades-bn``): ``two-pass``, as TRADES' reference implementation, makes two train-mode
     passes per step (clean x, then x*), so BatchNorm statistics are updated twice, each batch normalised by its own
@@ -60,7 +60,5 @@ def training_loss(model: nn.Module, attack_model: nn.Module, x: torch.Tensor, y:
 
 def _kl_objective(model: nn.Module, x_adv: torch.Tensor, clean_logits: torch.Tensor) -> torch.Tensor:
     """Eq. 11's objective, per sample: KL(f(x) ‖ f(x*)) with f(x) fixed."""
-    adv = model(x_adv).float().log_softmax(1)
-    clean = clean_logits.float().log_softmax(1)
-    return (clean.exp() * (clean - adv)).sum(1)
+    return kl_per_sample(clean_logits, model(x_adv))
 
