@@ -106,8 +106,8 @@ def upsampling_note(ds: PreparedDataset, image_size: int) -> str | None:
     for sample in ds.samples[:SIZE_SAMPLES]:
         with open_image(ds.root / sample.image, "image") as image:
             sides.append(min(image.size))
-    if not sides or image_size <= sorted(sides)[len(sides) // 2]:
+    median = sorted(sides)[len(sides) // 2] if sides else None
+    if median is None or image_size <= median:
         return None
-    median = sorted(sides)[len(sides) // 2]
     return (f"note: --image-size {image_size} upsamples the {ds.split} images of {ds.root} (their shorter side is "
             f"about {median} px); the model sees them {image_size / median:.1f}× enlarged")

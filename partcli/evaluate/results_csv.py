@@ -118,10 +118,14 @@ def append_results(path: str | Path, rows: list[dict[str, Any]],
             _append_bytes(path, text.encode("utf-8"))
 
 
-def _check_widenable(path: Path, parsed: ResultsText, option: str) -> None:
+def _refuse_cut_off(path: Path, parsed: ResultsText, option: str) -> None:
     if parsed.last_line is not None and parsed.last_line in parsed.malformed:
         raise PartcliError(f"{option} {path}: its last row (line {parsed.last_line}) is cut off or malformed (not "
                            f"{len(parsed.header)} cells); move the file aside or delete its last line")
+
+
+def _check_widenable(path: Path, parsed: ResultsText, option: str) -> None:
+    _refuse_cut_off(path, parsed, option)
     if parsed.malformed:
         raise PartcliError(f"{option} {path}: new columns must be added to it, but line(s) "
                            f"{', '.join(map(str, parsed.malformed[:SHOWN_LINES]))} are malformed; move the file aside "
@@ -175,9 +179,7 @@ def _before_rows(path: Path, existing: bytes, columns: tuple[str, ...], option: 
         raise PartcliError(f"{option} {path}: not a text CSV; write the results to a new file") from None
     if tuple(parsed.header) != columns:
         raise PartcliError(f"{option} {path}: exists with other columns; write the results to a new file")
-    if parsed.last_line is not None and parsed.last_line in parsed.malformed:
-        raise PartcliError(f"{option} {path}: its last row (line {parsed.last_line}) is cut off or malformed (not "
-                           f"{len(columns)} cells); move the file aside or delete its last line")
+    _refuse_cut_off(path, parsed, option)  # the header equals ``columns`` here
     if parsed.ends_with_newline:
         return ""
     info(f"{path}: its last line had no line end; added one before the new rows")
