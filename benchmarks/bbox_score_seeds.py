@@ -23,14 +23,11 @@ from demo_seeds import mean_ci  # benchmarks/demo_seeds.py: mean ± t-interval o
 from partcli import evaluate_checkpoint
 from partcli.progress import set_quiet
 
-# the quickstart's options for the bbox model (examples/quickstart.sh)
-COMMON = ["--backbone", "resnet18", "--image-size", "64", "--batch-size", "32", "--crop-scale", "0.5",
-          "--optim", "adamw", "--wd", "0.01", "--overwrite"]
-CLEAN = ["--epochs", "6", "--seg-only-epochs", "3", "--warmup-epochs", "1", "--lr", "2e-3"]
-PGD = ["--epochs", "4", "--adv", "pgd", "--eps", "8/255", "--step-size", "3/255", "--steps", "3", "--val-steps", "5",
-       "--lr", "1.5e-3"]
-ATTACK = ["--split", "test", "--suite", "pgd", "--eps", "8/255", "--steps", "20", "--step-size", "1/255",
-          "--restarts", "1", "--no-hygiene"]
+from demo_recipe import ADV_EPOCHS, COMMON, DATA, PGD20 as ATTACK  # the quickstart's options
+from demo_recipe import CLEAN as CLEAN_LR, CLEAN_EPOCHS, PGD as PGD_ADV
+
+CLEAN = CLEAN_LR + CLEAN_EPOCHS["bbox"]  # after COMMON: the model's own options win
+PGD = PGD_ADV + ADV_EPOCHS["bbox"]
 SCORES = ("logit", "prob")
 
 
@@ -43,9 +40,9 @@ def run_variant(seed: int, score: str, data: Path, out: Path) -> dict[str, float
     seed_opt = ["--seed", str(seed), "--bbox-score", score]
     clean, pgd, csv = out / "bbox-clean", out / "bbox-pgd", out / "attacks.csv"
     if not (clean / "checkpoints" / "best.pt").exists():
-        partcli("pretrain", "--data", str(data), "--arch", "bbox", *CLEAN, *COMMON, *seed_opt, "--out", str(clean))
+        partcli("pretrain", "--data", str(data), "--arch", "bbox", *COMMON, *CLEAN, *seed_opt, "--out", str(clean))
     if not (pgd / "checkpoints" / "best.pt").exists():
-        partcli("train", "--data", str(data), "--arch", "bbox", *PGD, *COMMON, *seed_opt,
+        partcli("train", "--data", str(data), "--arch", "bbox", *COMMON, *PGD, *seed_opt,
                 "--init", str(clean / "checkpoints" / "best.pt"), "--out", str(pgd))
     if not csv.exists():
         for run in (clean, pgd):
@@ -71,8 +68,7 @@ def main() -> None:
     for seed in args.seeds:
         data = args.out / f"seed{seed}" / "data"
         if not (data / "dataset.yaml").exists():
-            partcli("prepare", "synthetic", "--out", str(data), "--n", "1000", "--image-size", "64", "--seed",
-                    str(seed), "--overwrite")
+            partcli("prepare", "synthetic", "--out", str(data), *DATA, "--seed", str(seed), "--overwrite")
         for score in SCORES:
             rows.append({"seed": seed, "score": score,
                          **run_variant(seed, score, data, args.out / f"seed{seed}" / score)})

@@ -15,11 +15,13 @@ from partcli.models.registry import ModelConfig, build_model
 from partcli.settings_history import with_added_settings
 from partcli.version import __version__
 
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 # Format 1 (partcli 0.1) had part-model heads without BatchNorm; its baselines (arch resnet) are unchanged.
 # Format 2 predates --bbox-score: its bbox models used the probability score (upgraded on load, see below).
-READABLE_VERSIONS = (1, 2, CHECKPOINT_VERSION)
-RESUMABLE_VERSIONS = (2, CHECKPOINT_VERSION)  # a run of these versions can be continued by this partcli
+# Format 3 predates --output-stride: its segmenters have stride 16 (the default). Format 4 exists so that a partcli
+# that does not know the setting refuses a stride-8 model instead of running it with stride 16 (same weight shapes).
+READABLE_VERSIONS = (1, 2, 3, CHECKPOINT_VERSION)
+RESUMABLE_VERSIONS = (2, 3, CHECKPOINT_VERSION)  # a run of these versions can be continued by this partcli
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

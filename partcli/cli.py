@@ -117,13 +117,19 @@ def prepare_synthetic_cmd(
     out: Out,
     n: Annotated[int, typer.Option(rich_help_panel=DATA, help="Number of images (at most 1,000,000).")] = 3000,
     image_size: Annotated[int, typer.Option(rich_help_panel=DATA, help="Side of the square images in pixels (16 to 2048).")] = 64,
+    n_val: Annotated[Optional[int], typer.Option(rich_help_panel=DATA, help="Validation images, the same number "
+                                                 "per class (a multiple of 5); default 10 % of --n.")] = None,
+    n_test: Annotated[Optional[int], typer.Option(rich_help_panel=DATA, help="Test images, the same number per "
+                                                  "class (a multiple of 5); default 10 % of --n. The rest "
+                                                  "is train.")] = None,
     seed: Seed = 0,
     overwrite: Overwrite = False,
 ) -> None:
     """A procedural dataset of objects made of class-specific parts; needs no download."""
     from partcli.data.synthetic import prepare_synthetic
 
-    _report_dataset(prepare_synthetic(out, n=n, image_size=image_size, seed=seed, overwrite=overwrite), out)
+    _report_dataset(prepare_synthetic(out, n=n, image_size=image_size, seed=seed, overwrite=overwrite,
+                                      n_val=n_val, n_test=n_test), out)
 
 
 @prepare_app.command("part-imagenet")

@@ -6,9 +6,10 @@ The labels are set on the commands' parameters as the command groups hand them o
 option gets them, whether declared in a configuration dataclass or in ``partcli.cli``."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Iterator, get_args, get_origin
 
 import typer
 from typer.core import TyperGroup
@@ -64,6 +65,24 @@ def label_options(command: Any, ctx: typer.Context) -> None:
         help_option.rich_help_panel = RUN if RUN in panels else list(dict.fromkeys(panels))[-1]
 
 
+@contextmanager
+def paired_flags_stacked(params: list[Any]) -> Iterator[None]:
+    """While the help is drawn, show a paired flag's two names stacked in the names column (``--drop-background``
+    over ``--keep-background``) instead of in two columns that squeeze every option's description."""
+    paired = [p for p in params if getattr(p, "secondary_opts", None)]
+    saved = [(p.opts, p.secondary_opts) for p in paired]
+    for p in paired:
+        default = (p.opts if p.default else p.secondary_opts)[0].lstrip("-")  # Typer's "[default: ...]" of a pair
+        p.opts, p.secondary_opts = ["\n".join([*p.opts, *p.secondary_opts])], []
+        p._get_default_string = lambda default=default, **_: default
+    try:
+        yield
+    finally:
+        for p, (opts, secondary) in zip(paired, saved):
+            p.opts, p.secondary_opts = opts, secondary
+            del p._get_default_string
+
+
 class HelpGroup(TyperGroup):
     """A command group whose commands (and itself) show their options as ``label_options`` says."""
 
@@ -71,8 +90,19 @@ class HelpGroup(TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None and not isinstance(command, HelpGroup):
             label_options(command, ctx)
+            if not getattr(command, "_stacks_flags", False):
+                command.format_help = _stacking(command.format_help, command)
+                command._stacks_flags = True
         return command
 
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
         label_options(self, ctx)
-        super().format_help(ctx, formatter)
+        with paired_flags_stacked(self.get_params(ctx)):
+            super().format_help(ctx, formatter)
+
+
+def _stacking(format_help: Any, command: Any) -> Any:
+    def wrapped(ctx: typer.Context, formatter: Any) -> None:
+        with paired_flags_stacked(command.get_params(ctx)):
+            format_help(ctx, formatter)
+    return wrapped

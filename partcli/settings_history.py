@@ -8,6 +8,7 @@ from typing import Any
 # setting -> the behaviour of files written before it existed (checkpoint format 2, partcli 0.1 run folders)
 ADDED_SETTINGS: dict[str, Any] = {
     "bbox_score": "prob",  # --bbox-score: the probability score was the only one before
+    "output_stride": 16,  # --output-stride: smp's default, the paper's
 }
 
 

@@ -55,6 +55,7 @@ def describe_checkpoint(path: Path) -> Table:
         ("arch", model.arch), ("backbone", model.backbone), ("classes", model.num_classes),
         ("parts (K)", model.num_parts), ("parameters", f"{n_params:,}"),
         *([("bbox score", model.bbox_score)] if model.arch == "bbox" else []),
+        *([("output stride", model.output_stride)] if model.is_part_model else []),
         ("initial weights", train.get("init") or train.get("pretrained") or "random"),
         ("dataset", data.name or "?"), ("image size", data.image_size or "?"),
         ("training", train.get("adv", "?")), ("epoch", ckpt.epoch),

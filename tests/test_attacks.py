@@ -20,7 +20,7 @@ from partcli.checkpoint import load_checkpoint, load_model, save_checkpoint
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.errors import PartcliError
 from partcli.evaluate.evaluate import load_for_dataset
-from partcli.evaluate.results_csv import RESULT_COLUMNS
+from partcli.evaluate.results_csv import ATTACK_COLUMNS
 from partcli.models.registry import ModelConfig, build_model
 
 EPS = 8 / 255
@@ -68,9 +68,10 @@ def test_pgd_breaks_clean_model_and_writes_the_csv(probe_checkpoint, synthetic_d
     assert row["clean_acc"] >= 0.9 and row["adv_acc"] <= 0.1  # clean-trained: ~0 at 8/255
     with out.open() as fh:
         written = list(csv.DictReader(fh))
-    assert tuple(written[0]) == RESULT_COLUMNS
+    assert tuple(written[0]) == ATTACK_COLUMNS
     first = written[0]
     assert (first["suite"], first["attack"], first["split"], first["n"]) == ("pgd", "pgd", "train", "16")
+    assert (first["steps"], float(first["step_size"]), first["restarts"]) == ("10", pytest.approx(2 / 255), "1")
     assert float(written[0]["adv_acc"]) == pytest.approx(row["adv_acc"], abs=1e-5)
     outcomes = read_outcomes(result.samples_path)
     assert result.samples_path.name == "attacks.pgd.1.samples.csv"

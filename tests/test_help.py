@@ -59,7 +59,7 @@ def test_help_at_100_columns_labels_every_option_plainly(path, command):
 def test_flags_show_no_label_and_values_show_their_kind():
     rows = help_rows(narrow_help(("train",)))
     assert re.search(r"--resume\s+Continue", rows["--resume"])
-    assert re.search(r"--drop-background\s+--keep-background\s+Downsampled", rows["--drop-background"])
+    assert re.search(r"--drop-background\s+Downsampled", rows["--drop-background"])
     assert " INT " in rows["--epochs"] and " FLOAT " in rows["--lr"] and " PATH " in rows["--out"]
     assert "[mlflow|tensorboard|" in rows["--logger"] and " wandb]... " in rows["--logger"]  # wrapped
     assert "[required]" in rows["--data"] and "[required]" in rows["--out"]
@@ -84,3 +84,17 @@ def test_choices_of_cli_options_agree_with_the_code():
     assert tuple(s.value for s in RobustnessSuite) == SUITES
     assert tuple(a.value for a in VisualAttack) == ATTACKS
     assert tuple(d.value for d in KnownDataset) == KNOWN_DATASETS
+
+
+def test_paired_flags_stack_their_names_and_still_parse(tmp_path):
+    text = narrow_help(("pretrain",))
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("│ --drop-background "))
+    assert lines[first + 1].startswith("│ --keep-background ")  # the pair in one column, one above the other
+    assert "[default: keep-background]" in help_rows(text)["--keep-background"]  # the row's next lines
+    start = lines[first].index("Downsampled head")  # descriptions start before the middle of the panel
+    assert start < 50, lines[first]
+    # drawing the help left the options as they were: the negative flag still parses
+    result = runner.invoke(app, ["attack", "--no-hygiene", "--data", str(tmp_path / "missing"), "--ckpt",
+                                 str(tmp_path / "x.pt"), "--out", str(tmp_path / "a.csv")], env=NARROW)
+    assert "No such option" not in result.output and result.exit_code != 0

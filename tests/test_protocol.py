@@ -4,6 +4,7 @@ rule, SyncBatchNorm; and older checkpoints and run configurations keep meaning w
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 import math
 
@@ -14,7 +15,7 @@ import yaml
 from conftest import TINY
 from partcli import cli  # noqa: F401  (the CLI registers the commands run_cli calls)
 from partcli.attacks import pgd
-from partcli.checkpoint import load_checkpoint, load_model, save_checkpoint
+from partcli.checkpoint import CHECKPOINT_VERSION, Checkpoint, load_checkpoint, load_model, save_checkpoint
 from partcli.config import read_config_file
 from partcli.errors import PartcliError
 from partcli.models.registry import ModelConfig, build_model
@@ -201,6 +202,35 @@ def test_init_from_a_model_with_other_bbox_features_is_refused(synthetic_data, t
         Trainer(cfg)
 
 
+def test_init_from_a_segmenter_of_another_output_stride_is_refused(synthetic_data, tmp_path):
+    """Stride 8 and 16 segmenters have the same weight shapes: loading one as the other must not pass silently."""
+    init = tmp_path / "init.pt"
+    cfg = ModelConfig(arch="bbox", backbone="resnet18", num_classes=5, num_parts=19,
+                      part_to_class=[i // 4 for i in range(19)], output_stride=8)
+    save_checkpoint(init, {"config": {"model": cfg.to_dict()}, "model": build_model(cfg).state_dict()})
+    train = TrainConfig(data=str(synthetic_data), out=str(tmp_path / "r"), arch="bbox", init=str(init), epochs=1,
+                        **TINY)
+    with pytest.raises(PartcliError, match="--output-stride 8, .* give --output-stride 8$"):
+        Trainer(train)
+    Trainer(dataclasses.replace(train, output_stride=8))  # the same stride: accepted
+
+
+def test_output_stride_8_doubles_the_segmenters_feature_map_and_old_checkpoints_read_16(tmp_path):
+    sizes = {}
+    for stride in (8, 16):
+        model = build_model(ModelConfig(arch="bbox", num_classes=5, num_parts=19,
+                                        part_to_class=[i // 4 for i in range(19)], output_stride=stride))
+        sizes[stride] = model.segmenter.encoder(torch.zeros(1, 3, 64, 64))[-1].shape[-1]
+    assert sizes == {8: 8, 16: 4}
+    path = tmp_path / "v3.pt"
+    cfg = ModelConfig(arch="bbox", num_classes=5, num_parts=19, part_to_class=[i // 4 for i in range(19)])
+    doc = cfg.to_dict()
+    del doc["output_stride"]
+    torch.save({"format_version": 3, "partcli_version": "0.1.0", "config": {"model": doc},
+                "model": build_model(cfg).state_dict()}, path)
+    assert Checkpoint.load(path).model_config.output_stride == 16
+
+
 def model_cfg_dict(model) -> dict:
     return ModelConfig(arch="bbox", backbone="resnet18", num_classes=5, num_parts=19,
                        part_to_class=[i // 4 for i in range(19)], bbox_score=model.head.score).to_dict()
@@ -221,5 +251,5 @@ def test_a_format_2_run_resumes_as_the_model_it_was(synthetic_data, tmp_path):
     (out / "config.yaml").write_text(yaml.safe_dump(doc))
     run_training(TrainConfig(out=str(out), epochs=2), resume=True, given={"out", "epochs"})
     resumed = load_checkpoint(last)
-    assert resumed["epoch"] == 2 and resumed["format_version"] == 3
+    assert resumed["epoch"] == 2 and resumed["format_version"] == CHECKPOINT_VERSION
     assert resumed["config"]["model"]["bbox_score"] == "prob" and resumed["config"]["train"]["bbox_score"] == "prob"

@@ -5,6 +5,7 @@ import csv
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 from scipy import stats
@@ -75,6 +76,7 @@ def test_report_of_a_tiny_real_run(bbox_checkpoint, synthetic_data, tmp_path):
     cell = result.table1_values["bounding-box part model (resnet18), clean", "synthetic", "PGD"]
     assert cell.mean == pytest.approx(row["adv_acc"], abs=1e-6) and cell.n == 1
     assert f"| {100 * row['clean_acc']:.1f} | – | {100 * row['adv_acc']:.1f} |" in index
+    assert "eps-sweep; App. B: 100 steps of 0.001, 5 restarts), here 1 step of 0.001, 2 restarts." in index
     for check in json.loads(attack.checklist_path.read_text())["checks"]:
         assert f"{check['name']}: " in index
     assert "No adversarially trained" in index and "No model was attacked at several ε" in index
@@ -99,6 +101,7 @@ def test_table_numbers_equal_the_csvs(tmp_path):
     index = (tmp_path / "report" / "index.md").read_text()
     assert f"| {rn_label} | rn-pgd | 1 | 82.0 | 26.3 | 29.1 |" in index  # 82.05 rounds to even
     assert f"| {bbox_label} | bbox-pgd | 1 | 88.4 | 15.7 | 16.5 |" in index
+    assert "here steps and restarts not recorded" in index  # rows_for writes no PGD settings (an older CSV)
     _png(tmp_path / "report" / "tradeoff.png")
 
 
@@ -118,7 +121,23 @@ def test_a_report_of_two_seeds_shows_the_ci(relative, tmp_path):
     index = (tmp_path / "report" / "index.md").read_text()
     assert f"| 2 | 85.0 ± {5 * stats.t.ppf(0.975, 1):.1f} | 35.0 ± {half:.1f} | 40.0 ± {half:.1f} |" in index
     assert "35.0 ± 63.5" in index
-    assert index.count("curves-seed") == 2  # one curve figure per seed's run
+    assert index.count("](curves-") == 1 and "mean over the seeds, their 95 % CI as a band" in index
+
+
+def test_training_curves_of_seeds_show_the_mean_and_a_ci_band(tmp_path):
+    seeds = [make_run(tmp_path / f"seed{s}", "bbox-pgd", adv="pgd", seed=s, epochs=3) for s in (0, 1)]
+    metrics = pd.read_csv(seeds[1] / "metrics.csv")
+    metrics["val_clean_acc"] += 0.1  # seed 1 is 10 points better on validation
+    metrics.to_csv(seeds[1] / "metrics.csv", index=False)
+    result = build_report([tmp_path], tmp_path / "report")
+    (section,) = [s for s in result.sections if s.title == "Training curves"]
+    (figure,) = section.figures.values()
+    accuracy = next(ax for ax in figure.axes if ax.get_title() == "accuracy (%)")
+    val = next(line for line in accuracy.get_lines() if line.get_label() == "val clean")
+    assert list(val.get_ydata()) == pytest.approx([25.0 * e + 5.0 for e in (1, 2, 3)])  # the mean of the seeds
+    half = stats.t.ppf(0.975, 1) * stats.tstd([0.0, 10.0]) / 2 ** 0.5
+    band = accuracy.collections[1].get_paths()[0].vertices[:, 1]  # train, then val clean
+    assert (band.min(), band.max()) == (pytest.approx(30.0 - half), pytest.approx(80.0 + half))
 
 
 def test_trades_points_and_the_eps_sweep(tmp_path):

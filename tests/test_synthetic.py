@@ -107,12 +107,26 @@ def test_loader_reads_it(datasets):
 
 @pytest.mark.parametrize(
     ("kwargs", "option"),
-    [({"n": 29}, "--n"), ({"n": 0}, "--n"), ({"image_size": 8}, "--image-size"), ({"seed": -1}, "--seed")],
+    [({"n": 29}, "--n"), ({"n": 0}, "--n"), ({"image_size": 8}, "--image-size"), ({"seed": -1}, "--seed"),
+     ({"n": 100, "n_test": 52}, "--n-test"), ({"n": 100, "n_val": 0}, "--n-val"),
+     ({"n": 100, "n_test": 60}, "--n")],  # 100 - 60 - 10 leaves 6 per class for training, fewer than 8
 )
 def test_bad_options(tmp_path, kwargs, option):
     with pytest.raises(PartcliError, match=f"^{option} "):
         prepare_synthetic(tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_split_sizes_give_the_requested_count_per_class(tmp_path):
+    info = prepare_synthetic(tmp_path / "a", n=120, image_size=16, seed=3, n_test=50)
+    assert info.counts["test"] == {c: 10 for c in info.classes}
+    assert info.counts["val"] == {c: 2 for c in info.classes}  # the default 10 % of --n
+    assert info.counts["train"] == {c: 12 for c in info.classes}
+    info = prepare_synthetic(tmp_path / "b", n=120, image_size=16, seed=3, n_val=25, n_test=35)
+    assert (info.counts["val"], info.counts["test"]) == ({c: 5 for c in info.classes}, {c: 7 for c in info.classes})
+    rows = {split: {s.image for s in read_split(tmp_path / "b", split, info)} for split in SPLITS}
+    assert sum(map(len, rows.values())) == 120 and not rows["train"] & rows["test"]
+    assert (info.source["n_val"], info.source["n_test"]) == (25, 35)
 
 
 def test_existing_output_needs_overwrite(tmp_path):

@@ -13,7 +13,7 @@ from typing import Any
 from partcli.attacks.config import AttackConfig
 from partcli.attacks.hygiene import Check, checklist_path, write_checklist
 from partcli.attacks.outcomes import SampleOutcomes, outcomes_path, write_outcomes
-from partcli.evaluate.results_csv import append_results
+from partcli.evaluate.results_csv import ATTACK_COLUMNS, append_results
 
 
 @dataclass
@@ -29,7 +29,7 @@ class SuiteResult:
 def write_result(out: str | Path, result: SuiteResult, cfg: AttackConfig, checkpoint: str, data: str) -> None:
     """Append ``result``'s rows to ``out`` and write its per-sample outcomes and hygiene checklist beside it,
     recording their paths in ``result``."""
-    append_results(out, result.rows)
+    append_results(out, result.rows, ATTACK_COLUMNS)
     result.samples_path = outcomes_path(out, cfg.suite)
     write_outcomes(result.samples_path, result.outcomes)
     if result.checks:

@@ -11,8 +11,8 @@ built-in suites (``partcli.attacks.suites``) are registered at the end of it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
 
 from partcli.errors import PartcliError
 from partcli.options import Choice
@@ -36,6 +36,7 @@ class Attack:
     run: Callable[[], torch.Tensor]
     pixel_acc: Callable[[], float | None] | None = None
     earlier_seconds: float = 0.0  # spent on this attack by an interrupted earlier run that ``run`` resumed
+    settings: dict[str, Any] = field(default_factory=dict)  # a PGD-type attack's steps, step_size and restarts
 
 
 Builder = Callable[["Scheduler"], list[Attack]]

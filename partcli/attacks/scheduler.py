@@ -25,6 +25,7 @@ from partcli.attacks.seg_attacks import (choose_targets, correct_pixels, referen
                                          segmenter_attack, two_stage_attack)
 from partcli.attacks.suites import same_radius
 from partcli.errors import PartcliError
+from partcli.evaluate.results_csv import PGD_SETTINGS
 from partcli.shards import Shard
 
 
@@ -79,7 +80,12 @@ class Scheduler:
         return {"suite": self.cfg.suite, "attack": attack.name, "norm": self.cfg.norm, "eps": attack.eps,
                 "n": len(self.s.y), "clean_acc": self.clean_correct.float().mean().item(),
                 "adv_acc": robust.float().mean().item(), "clean_pixel_acc": self.clean_pixel_acc,
-                "adv_pixel_acc": attack.pixel_acc() if attack.pixel_acc else None, "seconds": seconds}
+                "adv_pixel_acc": attack.pixel_acc() if attack.pixel_acc else None, "seconds": seconds,
+                **dict.fromkeys(PGD_SETTINGS), **attack.settings}
+
+    def pgd_settings(self, step_size: float) -> dict[str, Any]:
+        """The results row's record of a PGD-type attack (``ATTACK_COLUMNS``): --steps, this step size, --restarts."""
+        return dict(zip(PGD_SETTINGS, (self.cfg.steps, step_size, self.cfg.restarts)))
 
     def zero_input_gradients(self) -> torch.Tensor:
         """Per sample of the first batch: whether the input gradient of the top-2 logit margin is exactly zero
@@ -194,7 +200,7 @@ class Scheduler:
 
         def pixel_acc() -> float | None:
             return adv_correct_px[0] / self.labelled_pixels if self.labelled_pixels else None
-        return Attack("segmenter", cfg.eps, run, pixel_acc)
+        return Attack("segmenter", cfg.eps, run, pixel_acc, settings=self.pgd_settings(cfg.pgd_step_size))
 
     # -- helpers ------------------------------------------------------------------------------------------
     def strategies(self) -> tuple[str, ...]:

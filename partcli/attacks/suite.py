@@ -39,7 +39,7 @@ from partcli.attacks.validate import validate_config
 from partcli.config import check_value, eps_label
 from partcli.data.dataset import PreparedDataset
 from partcli.errors import PartcliError
-from partcli.evaluate.results_csv import check_results_file
+from partcli.evaluate.results_csv import ATTACK_COLUMNS, check_results_file
 from partcli.options import flag_name
 from partcli.progress import info, on_interrupt, warn
 from partcli.runtime import pick_device
@@ -74,7 +74,7 @@ def run_attack_suite(ckpt: str | Path | None, data: str | Path, cfg: AttackConfi
         validate_config(cfg)
         device = pick_device(cfg.device, shard.local_rank)
         if out is not None and shard.is_main:  # the folder is made only when the rows are written
-            check_results_file(out)
+            check_results_file(out, ATTACK_COLUMNS)
     shard.agree({"--ckpt": ckpt, "--model": model, "--data": data, "--image-size": image_size, "--out": out,
                  **{flag_name(k): v for k, v in dataclasses.asdict(cfg).items()}})
     with shard.together():  # the files every rank reads must be there on every node

@@ -35,18 +35,19 @@ def autoattack_suite(s: Scheduler) -> list[Attack]:
 @register_suite("pgd", help="App. B", hygiene=("large-eps", "restarts", "clean-model"))
 def pgd_suite(s: Scheduler) -> list[Attack]:
     cfg = s.cfg
-    return [Attack("pgd", cfg.eps, lambda: s.pgd(cfg.eps, cfg.pgd_step_size, cfg.restarts, "pgd"))]
+    return [Attack("pgd", cfg.eps, lambda: s.pgd(cfg.eps, cfg.pgd_step_size, cfg.restarts, "pgd"),
+                   settings=s.pgd_settings(cfg.pgd_step_size))]
 
 
 @register_suite("seg-single", help="Table 11", needs_segmenter=True, norms=LINF)
 def seg_single_suite(s: Scheduler) -> list[Attack]:
-    return [Attack("seg-single", s.cfg.eps, s.seg_single)]
+    return [Attack("seg-single", s.cfg.eps, s.seg_single, settings=s.pgd_settings(s.cfg.pgd_step_size))]
 
 
 @register_suite("seg-two-stage", help="Table 12", needs_segmenter=True, norms=LINF)
 def two_stage_suite(s: Scheduler) -> list[Attack]:
-    return [Attack(f"seg-two-stage/{strategy}", s.cfg.eps, lambda strategy=strategy: s.two_stage(strategy))
-            for strategy in s.strategies()]
+    return [Attack(f"seg-two-stage/{strategy}", s.cfg.eps, lambda strategy=strategy: s.two_stage(strategy),
+                   settings=s.pgd_settings(s.cfg.pgd_step_size)) for strategy in s.strategies()]
 
 
 @register_suite("segmenter", help="Table 13", needs_segmenter=True, norms=LINF)
@@ -64,7 +65,8 @@ def eps_sweep_suite(s: Scheduler) -> list[Attack]:
             out.append(s.autoattack(e))
             continue
         step = s.sweep_step_size(e)
-        out.append(Attack("pgd", e, lambda e=e, step=step: s.pgd(e, step, cfg.restarts, "pgd")))
+        out.append(Attack("pgd", e, lambda e=e, step=step: s.pgd(e, step, cfg.restarts, "pgd"),
+                          settings=s.pgd_settings(step)))
     return out
 
 

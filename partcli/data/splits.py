@@ -43,3 +43,28 @@ def stratified_assign(
 def stratified_split(labels: Iterable[int], seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> list[str]:
     """The paper's per-class, seeded train/val/test re-partition (App. A), 80/10/10 by default."""
     return stratified_assign(labels, dict(zip(SPLITS, fractions)), seed)
+
+
+def stratified_split_counts(labels: Iterable[int], seed: int, per_class: Mapping[str, int]) -> list[str]:
+    """Train/val/test with exactly ``per_class[split]`` samples of every class in the named splits, the rest in train.
+
+    For benchmarks that need a test split of a given size (a binomial standard error they can state); each class
+    is shuffled with ``seed`` and cut in the order val, test, train. Raises ``ValueError`` when a class has too
+    few samples to leave at least one for training.
+    """
+    labels = list(labels)
+    out = [""] * len(labels)
+    rng = np.random.default_rng(seed)
+    for cls in sorted(set(labels)):
+        idx = [i for i, lab in enumerate(labels) if lab == cls]
+        order = [idx[j] for j in rng.permutation(len(idx))]
+        start = 0
+        for name in ("val", "test"):
+            for i in order[start:start + per_class.get(name, 0)]:
+                out[i] = name
+            start += per_class.get(name, 0)
+        if start >= len(order):
+            raise ValueError(f"class {cls}: {len(order)} samples leave none for train after val and test")
+        for i in order[start:]:
+            out[i] = "train"
+    return out

@@ -46,7 +46,7 @@ from PIL import Image, ImageDraw
 
 from partcli.config import MAX_SEED
 from partcli.data.contract import DatasetInfo, Part
-from partcli.data.splits import stratified_split
+from partcli.data.splits import stratified_split, stratified_split_counts
 from partcli.data.writer import DatasetWriter
 from partcli.errors import PartcliError
 from partcli.progress import track
@@ -273,9 +273,26 @@ def render_sample(rng: np.random.Generator, cls: int, image_size: int) -> tuple[
     return Image.fromarray(noisy.clip(0, 255).round().astype(np.uint8)), np.asarray(mask, dtype=np.uint8)
 
 
-def check_options(n: int, image_size: int, seed: int) -> None:
+def held_out_per_class(n: int, n_val: int | None, n_test: int | None) -> dict[str, int] | None:
+    """Per-class val/test sizes when either is fixed (the other keeps 10 % of ``n``); None for the 80/10/10 split."""
+    if n_val is None and n_test is None:
+        return None
+    return {name: count // len(CLASSES) if count is not None else round(0.1 * n / len(CLASSES))
+            for name, count in (("val", n_val), ("test", n_test))}
+
+
+def check_options(n: int, image_size: int, seed: int, n_val: int | None = None, n_test: int | None = None) -> None:
     """Refuse options that cannot give a valid dataset, naming the CLI option."""
     min_n = MIN_PER_CLASS * len(CLASSES)
+    for flag, count in (("--n-val", n_val), ("--n-test", n_test)):
+        if count is not None and (count <= 0 or count % len(CLASSES)):
+            raise PartcliError(f"{flag} {count}: give a positive multiple of {len(CLASSES)} (the number of classes), "
+                               "so every class has the same count")
+    sizes = held_out_per_class(n, n_val, n_test)
+    held = len(CLASSES) * sum(sizes.values()) if sizes else 0
+    if held and n // len(CLASSES) - held // len(CLASSES) < MIN_PER_CLASS:
+        raise PartcliError(f"--n {n}: too few samples for --n-val/--n-test ({held} held out); give at least "
+                           f"{held + min_n} so training keeps {MIN_PER_CLASS} per class")
     if n < min_n:
         raise PartcliError(
             f"--n {n}: too few samples; give at least {min_n} ({MIN_PER_CLASS} per class) so every split holds every class"
@@ -289,19 +306,25 @@ def check_options(n: int, image_size: int, seed: int) -> None:
 
 
 def prepare_synthetic(
-    out: Path, *, n: int = 3000, image_size: int = 64, seed: int = 0, overwrite: bool = False
+    out: Path, *, n: int = 3000, image_size: int = 64, seed: int = 0, overwrite: bool = False,
+    n_val: int | None = None, n_test: int | None = None,
 ) -> DatasetInfo:
-    """Generate ``n`` class-balanced samples (labels cycle through the classes) into a prepared dataset at ``out``."""
-    check_options(n, image_size, seed)
+    """Generate ``n`` class-balanced samples (labels cycle through the classes) into a prepared dataset at ``out``.
+
+    Splits are 80/10/10 per class; ``n_val``/``n_test`` instead fix those splits' sizes (the same count of every
+    class, the rest is train), e.g. a 500-image test split whose accuracies have a binomial s.e. ≤ 2.3 points.
+    """
+    check_options(n, image_size, seed, n_val, n_test)
     labels = [i % len(CLASSES) for i in range(n)]
-    splits = stratified_split(labels, seed)
+    sizes = held_out_per_class(n, n_val, n_test)
+    splits = stratified_split(labels, seed) if sizes is None else stratified_split_counts(labels, seed, sizes)
     width = len(str(n - 1))
     with DatasetWriter(out, list(CLASSES), parts(), name="synthetic", overwrite=overwrite) as writer:
         for i in track(range(n), "rendering synthetic images"):
             image, mask = render_sample(np.random.default_rng([seed, i]), labels[i], image_size)
             writer.add(splits[i], f"{i:0{width}d}", labels[i], image=image, mask=mask)
         source = {"command": "prepare synthetic", "generator_version": GENERATOR_VERSION, "n": n,
-                  "image_size": image_size, "seed": seed}
+                  "image_size": image_size, "seed": seed, "n_val": n_val, "n_test": n_test}
         extra = {
             "part_roles": {cls: list(roles) for cls, roles in PART_ROLES.items()},
             "background": {

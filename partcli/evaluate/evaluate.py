@@ -15,13 +15,12 @@ from partcli.data.contract import read_dataset_info, refuse_internal
 from partcli.data.dataset import PreparedDataset, eval_transform, upsampling_note
 from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError
-from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results, check_results_file
+from partcli.evaluate.results_csv import EVALUATE_COLUMNS, append_results, check_results_file
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.models.sources import ModelSource, check_logits, open_model
 from partcli.progress import info, track
 from partcli.runtime import describe_runtime, loader_options, pick_device, resolve_workers
 
-EVALUATE_COLUMNS = (*RESULT_COLUMNS, "fg_pixel_acc", "miou")  # the segmenter's foreground pixel accuracy and mIoU
 
 
 @dataclass

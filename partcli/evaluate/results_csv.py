@@ -25,6 +25,11 @@ from partcli.version import __version__
 
 RESULT_COLUMNS = ("checkpoint", "dataset", "split", "suite", "attack", "norm", "eps", "n", "clean_acc", "adv_acc",
                   "clean_pixel_acc", "adv_pixel_acc", "seconds", "partcli_version")
+# Columns grow only at the end, so a file of fewer columns is widened and one of more takes padded rows: evaluate's
+# rows and attack's rows can share a file. ``robustness`` adds its own columns after RESULT_COLUMNS.
+EVALUATE_COLUMNS = (*RESULT_COLUMNS, "fg_pixel_acc", "miou")  # the segmenter's foreground pixel accuracy and mIoU
+PGD_SETTINGS = ("steps", "step_size", "restarts")  # what a PGD-type attack ran with (empty for AutoAttack)
+ATTACK_COLUMNS = (*EVALUATE_COLUMNS, *PGD_SETTINGS)
 SHOWN_LINES = 10  # line numbers named in a note about malformed rows; the rest are counted
 
 

@@ -33,6 +33,7 @@ class ModelConfig:
     drop_background: bool = False
     concat_input: bool = False
     bbox_score: str = "logit"  # the bbox head's features (``partcli.models.bbox``); checkpoints before it: "prob"
+    output_stride: int = 16  # the segmenter encoder's (DeepLabv3+: 16, the paper's, or 8); checkpoints before it: 16
 
     @property
     def is_part_model(self) -> bool:
@@ -44,6 +45,12 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "ModelConfig":
         return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
+
+
+def unseen_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
+    """Settings in which two models of the same weight shapes differ (the shapes do not reveal them)."""
+    unseen = (("bbox_score", a.arch == "bbox"), ("output_stride", a.is_part_model))
+    return [name for name, applies in unseen if applies and getattr(a, name) != getattr(b, name)]
 
 
 def build_model(cfg: ModelConfig, pretrained: str | None = None) -> nn.Module:
@@ -155,7 +162,8 @@ def deeplab(cfg: ModelConfig) -> nn.Module:
     import segmentation_models_pytorch as smp
 
     try:
-        return smp.DeepLabV3Plus(encoder_name=cfg.backbone, encoder_weights=None, classes=cfg.num_parts + 1)
+        return smp.DeepLabV3Plus(encoder_name=cfg.backbone, encoder_weights=None, classes=cfg.num_parts + 1,
+                                 encoder_output_stride=cfg.output_stride)
     except (KeyError, ValueError, RuntimeError):
         raise PartcliError(f"--backbone {cfg.backbone!r}: not a segmentation_models_pytorch encoder "
                            "(see segmentation_models_pytorch.encoders.get_encoder_names(), or tu-<timm name>)") from None

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from partcli.report.masks_figure import plain
 from partcli.report.models import ARCH_ORDER
 from partcli.report.palette import OKABE_ITO
-from partcli.report.tables import MeanCI
+from partcli.report.tables import MeanCI, mean_ci
 
 FONT_PT = 9
 ARCH_COLOURS = dict(zip(ARCH_ORDER, OKABE_ITO))
@@ -44,9 +44,11 @@ def arch_marker(arch: str | None) -> str:
     return ARCH_MARKERS.get(arch, "X")
 
 
-def training_curves(metrics: pd.DataFrame, title: str) -> Figure:
-    """Loss, train/val (clean, adversarial) accuracy, segmentation quality and lr per epoch; panels whose
-    columns are all empty (a baseline has no segmentation, a clean run no adversarial accuracy) are left out."""
+def training_curves(runs: list[pd.DataFrame], title: str) -> Figure:
+    """Loss, train/val (clean, adversarial) accuracy, segmentation quality and lr per epoch of one run, or of the
+    seeds of one configuration (their mean per epoch, the 95 % t-interval as a band); panels whose columns are all
+    empty (a baseline has no segmentation, a clean run no adversarial accuracy) are left out."""
+    metrics = pd.concat(runs, ignore_index=True)
     panels = [(name, percent, [(c, label) for c, label in lines if c in metrics and metrics[c].notna().any()])
               for name, percent, lines in CURVE_PANELS]
     panels = [panel for panel in panels if panel[2]]
@@ -54,8 +56,17 @@ def training_curves(metrics: pd.DataFrame, title: str) -> Figure:
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, percent, lines) in zip(axes, panels):
         for k, (column, label) in enumerate(lines):
-            ax.plot(metrics["epoch"], (100 if percent else 1) * metrics[column], marker=LINE_MARKERS[k],
-                    markersize=4, color=OKABE_ITO[k + 3 if len(lines) == 1 else k], label=label)
+            scale, colour = 100 if percent else 1, OKABE_ITO[k + 3 if len(lines) == 1 else k]
+            per_epoch = [(e, mean_ci(g[column].tolist())) for e, g in metrics.groupby("epoch")]
+            per_epoch = [(e, v) for e, v in per_epoch if v.n]
+            epochs = [e for e, _ in per_epoch]
+            ax.plot(epochs, [scale * v.mean for _, v in per_epoch], marker=LINE_MARKERS[k], markersize=4,
+                    color=colour, label=label)
+            if len(runs) > 1:
+                halves = [v.half or 0.0 for _, v in per_epoch]
+                ax.fill_between(epochs, [scale * (v.mean - h) for (_, v), h in zip(per_epoch, halves)],
+                                [scale * (v.mean + h) for (_, v), h in zip(per_epoch, halves)], color=colour,
+                                alpha=0.2, linewidth=0)
         ax.set_title(name, fontsize=FONT_PT)
         ax.set_xlabel("epoch", fontsize=FONT_PT)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -23,7 +23,7 @@ from partcli.attacks.registry import suite_names
 from partcli.data.contract import read_dataset_info
 from partcli.errors import PartcliError
 from partcli.attacks.hygiene import HYGIENE_SUFFIX
-from partcli.evaluate.results_csv import RESULT_COLUMNS, malformed_note, read_results_file
+from partcli.evaluate.results_csv import PGD_SETTINGS, RESULT_COLUMNS, malformed_note, read_results_file
 from partcli.robustness.suite import suites_of
 from partcli.sweep.summary import SummaryRow, is_summary_header, read_summary
 from partcli.train.run_files import METRIC_COLUMNS
@@ -32,7 +32,7 @@ from partcli.train.run_files import METRIC_COLUMNS
 # kind of results adds its family here.
 ROW_FAMILIES = {"evaluate": ("clean",), "attack": suite_names(), "robustness": suites_of("all")}
 ROW_KEY = ["checkpoint_id", "dataset_id", "split", "suite", "attack", "norm", "eps"]  # *_id: the file found, or as written
-NUMERIC = ["eps", "n", "clean_acc", "adv_acc", "clean_pixel_acc", "adv_pixel_acc", "seconds",
+NUMERIC = ["eps", "n", "clean_acc", "adv_acc", "clean_pixel_acc", "adv_pixel_acc", "seconds", *PGD_SETTINGS,
            "severity", "shape_bias", "bg_gap", "shift_seed"]  # the last four: robustness's (empty in other rows)
 RENAMED = {"seed": "shift_seed"}  # robustness's generation seed; ``seed`` is the model's (``tables.annotate``)
 ADDED_COLUMNS = ["source", "checkpoint_id", "dataset_id", "dataset_name", "family"]

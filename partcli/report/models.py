@@ -69,10 +69,15 @@ def model_info(checkpoint: str, resolved: Path | None) -> ModelInfo:
     run = path.parent.parent.name if path.parent.name == "checkpoints" else ""
     if not config:
         return ModelInfo(f"checkpoint:{checkpoint}", {}, run)
+    return ModelInfo(configuration_key(config, path.name), config, run)
+
+
+def configuration_key(config: dict[str, Any], checkpoint: str = "best.pt") -> str:
+    """The same for every seed of one training configuration (and checkpoint file name)."""
     identity = {k: v for k, v in config.items() if k not in NOT_MODEL}
     identity["init"] = bool(identity.get("init"))  # started from another run's weights, whichever file
-    identity["checkpoint"] = path.name  # best.pt and last.pt of one run are two models, not two seeds
-    return ModelInfo(json.dumps(identity, sort_keys=True, default=str), config, run)
+    identity["checkpoint"] = checkpoint  # best.pt and last.pt of one run are two models, not two seeds
+    return json.dumps(identity, sort_keys=True, default=str)
 
 
 def describe(config: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ from partcli.report.figure_files import check_format, png_bytes, save_figure
 from partcli.report.html import html_page
 from partcli.report.inputs import ReportInputs, read_inputs
 from partcli.report.latex import latex_table
-from partcli.report.models import ModelInfo, describe
+from partcli.report.models import ModelInfo, configuration_key, describe
 from partcli.report.robustness import robustness_table, severity_curves, severity_figure
 from partcli.report.sweep_figure import plotted, sweep_figure
 from partcli.report.tables import MeanCI, Table, annotate, per_checkpoint, pooled, results_table, table1
@@ -112,8 +112,7 @@ def table1_section(ctx: ReportContext) -> Section:
                "(t distribution; `seeds` = checkpoints pooled). AutoAttack and PGD: the lowest robust accuracy "
                "among a checkpoint's rows at this ε; clean: its `evaluate` row on the split, else the clean "
                "accuracy of the attack row. PGD: `partcli attack`'s PGD (`pgd` rows, suites pgd, all and "
-               "eps-sweep); its rows do not record the steps and restarts it ran with: App. B's 100 steps of 0.001 "
-               "with 5 restarts unless `--steps` / `--restarts` changed them.")
+               f"eps-sweep; App. B: 100 steps of 0.001, 5 restarts), here {'; '.join(table.pgd_settings) or 'not run'}.")
     latex = latex_table(table, f"{title}. {caption.replace('`', '')}", "tab:partcli-table1")
     return Section(title, f"{caption}\n\n{table.markdown()}\n\nAs LaTeX (booktabs): [table1.tex](table1.tex).",
                    files={"table1.tex": latex})
@@ -170,11 +169,18 @@ def curves_section(ctx: ReportContext) -> Section:
     if not ctx.inputs.runs:
         return Section(title, "No run folder with metrics.csv was found.")
     parts, figures = [], {}
+    groups: dict[str, list] = {}  # the seeds of one configuration share a figure: mean and 95 % CI band
     for run in ctx.inputs.runs:
-        name = _unique(f"curves-{_slug(run.name)}.png", figures)
-        what = describe(run.config) if run.config else "configuration unknown"
-        figures[name] = training_curves(run.metrics, f"{what} (run {run.name})")
-        parts.append(f"### {run.name}\n\n{what}, {len(run.metrics)} epoch(s).\n\n![{run.name}]({name})")
+        groups.setdefault(configuration_key(run.config) if run.config else str(run.path), []).append(run)
+    for runs in groups.values():
+        first, what = runs[0], describe(runs[0].config) if runs[0].config else "configuration unknown"
+        name = _unique(f"curves-{_slug(first.name)}.png", figures)
+        seeds = f", {len(runs)} seeds" if len(runs) > 1 else ""
+        figures[name] = training_curves([r.metrics for r in runs], f"{what}{seeds} (mean, 95 % CI band)" if seeds
+                                        else f"{what} (run {first.name})")
+        parts.append(f"### {what}{seeds}\n\nRuns {', '.join(r.name for r in runs)}: mean over the seeds, their 95 % CI "
+                     f"as a band.\n\n![{what}]({name})" if seeds else
+                     f"### {first.name}\n\n{what}, {len(first.metrics)} epoch(s).\n\n![{first.name}]({name})")
     return Section(title, "\n\n".join(parts), figures)
 
 

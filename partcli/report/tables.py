@@ -9,7 +9,7 @@ of several seeds of one configuration are their mean ± the 95 % t-interval half
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -91,7 +91,7 @@ def per_checkpoint(rows: pd.DataFrame, split: str, eps: float) -> pd.DataFrame:
         at_eps = group[(group["family"] == "attack") & group["eps"].map(lambda e: _same(e, eps))]
         figures = {"model": model, "label": group["label"].iloc[0], "run": group["run"].iloc[0],
                    "dataset_name": dataset, "checkpoint": checkpoint}
-        clean_from = None
+        clean_from, figures["pgd_setting"] = None, None
         for kind in ("AutoAttack", "PGD"):
             of_kind = at_eps[at_eps["kind"] == kind].dropna(subset=["adv_acc"])
             if of_kind.empty:
@@ -100,13 +100,24 @@ def per_checkpoint(rows: pd.DataFrame, split: str, eps: float) -> pd.DataFrame:
             strongest = of_kind.loc[of_kind["adv_acc"].idxmin()]
             figures[kind] = float(strongest["adv_acc"])
             clean_from = strongest if clean_from is None else clean_from
+            if kind == "PGD":
+                figures["pgd_setting"] = pgd_setting(strongest)
         evaluated = group[group["family"] == "evaluate"].dropna(subset=["clean_acc"])
         if not evaluated.empty:
             figures["clean"] = float(evaluated["clean_acc"].iloc[-1])
         else:
             figures["clean"] = math.nan if clean_from is None else float(clean_from["clean_acc"])
         out.append(figures)
-    return pd.DataFrame(out, columns=["model", "label", "run", "dataset_name", "checkpoint", *METRICS])
+    return pd.DataFrame(out, columns=["model", "label", "run", "dataset_name", "checkpoint", *METRICS, "pgd_setting"])
+
+
+def pgd_setting(row: pd.Series) -> str:
+    """How a PGD row's attack ran, e.g. "20 steps of 1/255, 1 restart" (rows before partcli recorded it: unknown)."""
+    steps, step, restarts = (row.get(k, math.nan) for k in ("steps", "step_size", "restarts"))
+    if any(pd.isna(v) for v in (steps, step, restarts)):
+        return "steps and restarts not recorded (a results CSV written before partcli recorded them)"
+    return (f"{int(steps)} step{'s' if steps != 1 else ''} of {eps_text(step)}, "
+            f"{int(restarts)} restart{'s' if restarts != 1 else ''}")
 
 
 def pooled(figures: pd.DataFrame) -> dict[tuple[str, str, str], MeanCI]:
@@ -124,6 +135,7 @@ class Table:
 
     header: list[str]
     rows: list[list[str]]
+    pgd_settings: list[str] = field(default_factory=list)  # Table 1: how the PGD column's attacks ran
 
     def markdown(self) -> str:
         lines = ["| " + " | ".join(map(_cell, self.header)) + " |", "|" + "---|" * len(self.header)]
@@ -142,7 +154,7 @@ def table1(rows: pd.DataFrame, split: str, eps: float) -> tuple[Table, dict[tupl
         runs = ", ".join(sorted({r for r in group["run"] if r}))
         cells = [values[model, d, m].text() if (model, d, m) in values else "–" for d in datasets for m in METRICS]
         body.append([group["label"].iloc[0], runs, str(group["checkpoint"].nunique()), *cells])
-    return Table(header, body), values
+    return Table(header, body, sorted(set(figures["pgd_setting"].dropna()))), values
 
 
 def results_table(rows: pd.DataFrame) -> Table:

@@ -32,7 +32,7 @@ from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError, writing
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.files import check_can_create
-from partcli.models.registry import ModelConfig, build_model_with_weights
+from partcli.models.registry import ModelConfig, build_model_with_weights, unseen_differences
 from partcli.progress import RunProgress, info, run_progress, track, warn
 from partcli.runtime import autocast_factory, describe_runtime, loader_options, pick_device, resolve_workers
 from partcli.tracking import Trackers, check_logger_folders
@@ -57,7 +57,7 @@ def model_config_for(cfg: TrainConfig, data: DatasetInfo) -> ModelConfig:
     num_parts, part_to_class = label_kind(cfg.seg_labels).channels(data.num_classes, data.part_to_class())
     return ModelConfig(arch=cfg.arch, backbone=cfg.backbone, num_classes=data.num_classes, num_parts=num_parts,
                        part_to_class=part_to_class, pool=cfg.pool, drop_background=cfg.drop_background,
-                       concat_input=cfg.concat_input, bbox_score=cfg.bbox_score)
+                       concat_input=cfg.concat_input, bbox_score=cfg.bbox_score, output_stride=cfg.output_stride)
 
 
 def seg_loss_for(cfg: TrainConfig, model_cfg: ModelConfig) -> SegLossFn:
@@ -197,10 +197,11 @@ class Trainer:
         """Start from another run's weights (the paper pretrains clean, then trains adversarially)."""
         init = Checkpoint.load(path)
         init_cfg = init.model_config
-        if init_cfg.arch == "bbox" and init_cfg.bbox_score != self.model_cfg.bbox_score:
-            raise PartcliError(f"--init {path}: a bbox model with --bbox-score {init_cfg.bbox_score}, whose head reads "
-                               f"other features than --bbox-score {self.model_cfg.bbox_score}; give --bbox-score "
-                               f"{init_cfg.bbox_score}")
+        for name in unseen_differences(init_cfg, self.model_cfg):
+            flag, theirs = "--" + name.replace("_", "-"), getattr(init_cfg, name)
+            raise PartcliError(f"--init {path}: a {init_cfg.arch} model with {flag} {theirs}, which computes other "
+                               f"features than {flag} {getattr(self.model_cfg, name)} with the same weights; give "
+                               f"{flag} {theirs}")
         if (init_cfg.arch, init_cfg.backbone, init_cfg.num_classes, init_cfg.num_parts) != (
                 self.model_cfg.arch, self.model_cfg.backbone, self.model_cfg.num_classes, self.model_cfg.num_parts):
             raise PartcliError(

@@ -50,6 +50,7 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.val_every >= 1, "--val-every must be at least 1"),
         (cfg.log_interval >= 1, f"--log-interval {cfg.log_interval}: must be at least 1 step"),
         (cfg.pool >= 1, f"--pool {cfg.pool}: the pooled size must be at least 1"),
+        (cfg.output_stride in (8, 16), f"--output-stride {cfg.output_stride}: give 8 or 16"),
         (0 <= cfg.seed <= MAX_SEED, f"--seed {cfg.seed}: must be an integer in [0, {MAX_SEED}]"),
         (cfg.image_size <= 4096, f"--image-size {cfg.image_size}: at most 4096 pixels"),
         (cfg.val_steps is None or cfg.val_steps >= 0, "--val-steps must not be negative"),
