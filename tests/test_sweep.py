@@ -14,12 +14,14 @@ from typing import Callable
 
 import pytest
 import yaml
+from filelock import FileLock, Timeout
 
 from helpers import run_cli
 from partcli.config import write_config
 from partcli.errors import PartcliError
 from partcli.report.report import build_report
 from partcli.sweep import build_definition, list_sweep, run_sweep
+from partcli.sweep import run as sweep_run
 from partcli.sweep.pick import Score, pick_point
 from partcli.sweep.plan import plan_points, point_config
 from partcli.train.config import TrainConfig
@@ -193,6 +195,28 @@ def test_sweep_csv_is_rewritten_after_every_point(synthetic_data, tmp_path, fake
     run_sweep(definition(synthetic_data, grids=["lr=0.1,0.05,0.02"]), tmp_path / "sweep")
     seen = [[r["status"] for r in summary] for summary in runner.summaries]
     assert seen == [["todo", "todo", "todo"], ["done", "todo", "todo"], ["done", "done", "todo"]]
+
+
+def test_sweep_csv_is_read_and_written_under_its_lock(synthetic_data, tmp_path, fake, monkeypatch):
+    """Parallel --point jobs: each reads the runs' state and writes sweep.csv while holding sweep.csv.lock, so a job
+    that read an older state cannot write after one that read a newer."""
+    fake(by_lr_wd_cseg)
+    out, held = tmp_path / "sweep", []
+    real_state = sweep_run.sweep_state
+
+    def state_while_checking_the_lock(*args, **kwargs):
+        try:
+            FileLock(out / "sweep.csv.lock", timeout=0).acquire()
+        except Timeout:
+            held.append(True)
+        else:
+            held.append(False)
+        return real_state(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_run, "sweep_state", state_while_checking_the_lock)
+    run_sweep(definition(synthetic_data, grids=["lr=0.1,0.05"]), out)
+    assert held == [False, True, True, True]  # the check before any run reads only; each rewrite holds the lock
+    assert [r["status"] for r in read_csv(out / "sweep.csv")] == ["done", "done"]
 
 
 def test_a_killed_sweep_rerun_skips_finished_points_and_continues_the_partial_one(synthetic_data, tmp_path, fake):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock
 
 from partcli.config import read_yaml_mapping
 from partcli.data.contract import read_dataset_info
@@ -37,6 +38,8 @@ from partcli.train.config import TrainConfig
 from partcli.train.loop import run_training
 from partcli.train.run_files import PATH_FIELDS, selection_metric
 from partcli.version import __version__
+
+LOCK_NAME = SUMMARY_NAME + ".lock"  # an empty file beside sweep.csv (may be deleted when no job runs)
 
 DEFINITION_NAME = "sweep.yaml"
 # Compared between a run folder's config.yaml and its point: all but the folder's own place and where it ran.
@@ -155,9 +158,11 @@ def sweep_state(definition: SweepDefinition, out: Path) -> SweepState:
 
 
 def _rewrite_summary(definition: SweepDefinition, out: Path) -> SweepState:
-    """Read the sweep's state from its run folders and write it to ``sweep.csv``."""
-    state = sweep_state(definition, out)
-    with writing(out):
+    """Read the sweep's state from its run folders and write it to ``sweep.csv``, under ``sweep.csv.lock``: parallel
+    ``--point`` jobs then write one after the other, each from a state read after the previous write, so the file
+    never goes back to an older view of a point another job has finished."""
+    with writing(out), FileLock(out / LOCK_NAME):
+        state = sweep_state(definition, out)
         write_summary(out / SUMMARY_NAME, state.keys, summary_rows(state))
     return state
 
