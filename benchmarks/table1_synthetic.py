@@ -15,7 +15,7 @@ Everything is written as partcli's own files under ``--out`` (datasets and run f
 trade-off figure with error bars from it. A finished stage is skipped, an interrupted training resumes
 (``--resume``) and AutoAttack resumes per attack, so the benchmark can be killed and restarted at any time. On a
 2-core CPU AutoAttack dominates (hours per seed); ``--smoke`` runs every stage on a few 32-px images in a minute,
-with a 2-step PGD in place of AutoAttack (its numbers mean nothing; the tests use it).
+with a 2-step PGD in place of AutoAttack (its numbers mean nothing; a slow test, `pytest -m slow`, runs it).
 
     python benchmarks/table1_synthetic.py --seeds 0 1 2 --out runs/t1 --beta 1 3 6
     partcli report runs/t1 --out report/

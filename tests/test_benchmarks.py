@@ -61,6 +61,7 @@ def smoke(module_tmp):
     return out, argv
 
 
+@pytest.mark.slow  # about 35 s on 2 cores: six trainings, six attacks, two evaluations
 def test_table1_smoke_run_has_every_row_and_column_and_resumes(smoke, capsys, monkeypatch):
     out, argv = smoke
     table1_synthetic.main(argv)
