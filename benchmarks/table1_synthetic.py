@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from scipy import stats
 
 from demo_recipe import ADV_EPOCHS, CLEAN, CLEAN_EPOCHS, COMMON, PGD
@@ -80,8 +81,6 @@ def run_is_finished(run: Path) -> bool:
     metrics, config = run / "metrics.csv", run / "config.yaml"
     if not (run / "checkpoints" / "best.pt").exists() or not metrics.exists() or not config.exists():
         return False
-    import yaml
-
     return len(pd.read_csv(metrics)) >= int(yaml.safe_load(config.read_text())["epochs"])
 
 
@@ -131,11 +130,15 @@ def run_seed(seed: int, betas: list[float], out: Path, scale: Scale) -> pd.DataF
 def evaluate(ckpt: Path, data: Path, results: Path, scale: Scale) -> dict[str, float]:
     """The AutoAttack and evaluate rows of one checkpoint (run unless the results CSVs hold them) as table cells."""
     attacks, clean = results / "attacks.csv", results / "evaluate.csv"
-    if rows_of(attacks, ckpt, scale.attack_cell).empty:
+    aa = rows_of(attacks, ckpt, scale.attack_cell)
+    if aa.empty:
         partcli("attack", "--ckpt", str(ckpt), "--data", str(data), *scale.attack, "--out", str(attacks))
-    if rows_of(clean, ckpt).empty:
+        aa = rows_of(attacks, ckpt, scale.attack_cell)
+    ev = rows_of(clean, ckpt)
+    if ev.empty:
         partcli("evaluate", "--ckpt", str(ckpt), "--data", str(data), "--split", "test", "--out", str(clean))
-    aa, ev = rows_of(attacks, ckpt, scale.attack_cell).iloc[-1], rows_of(clean, ckpt).iloc[-1]
+        ev = rows_of(clean, ckpt)
+    aa, ev = aa.iloc[-1], ev.iloc[-1]
     return {"clean acc": 100 * ev["clean_acc"], ROBUST: 100 * aa["adv_acc"],  # clean: the whole test split
             "mIoU": 100 * ev["miou"] if pd.notna(ev.get("miou")) else math.nan}
 

@@ -3,7 +3,7 @@
 # 1. clean pretraining of a bounding-box part model and a ResNet-18 baseline (paper §3.5.2), from scratch; the part
 #    model's first 3 epochs train its segmenter alone (--seg-only-epochs: from step 0 the classification loss would
 #    dominate the from-scratch segmenter's gradient and leave it drawing class-coloured blobs, mIoU ~11 %), in
-#    batches of 16 (twice the steps of 32 for 10 % more time: test mIoU 47 % instead of 33 %, docs/training.md),
+#    batches of 16 (twice the steps of 32 for about 8 % more time: test mIoU 47 % instead of 33 %, docs/training.md),
 # 2. short PGD adversarial training of both from those weights (Eqs. 8–9),
 # 3. clean and PGD-20 accuracy of all four checkpoints on the test split, plus the part models' mIoU.
 # The budgets (1,000 images of 64 px, a few epochs, PGD-3 while training) are CPU-sized; the paper's recipes for

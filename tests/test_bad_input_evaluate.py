@@ -72,20 +72,14 @@ def test_weights_that_do_not_fit_their_config(tmp_path):
 
 
 # ------------------------------------------------------------------------------ evaluate and attack
-@pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--image-size", "20"), ("--device", "tpu"),
-                                           ("--workers", "-1"), ("--split", "nope")])
-def test_bad_evaluate_option(option, value, good, good_checkpoint, tmp_path):
-    csv = tmp_path / "e.csv"
-    assert_user_error(run_cli("evaluate", "--ckpt", good_checkpoint, "--data", good, "--out", csv, option, value),
-                      option)
-    assert not csv.exists()
-
-
-@pytest.mark.parametrize("option, value", [("--suite", "nope"), ("--split", "nope"), ("--strategy", "nope"),
-                                           ("--device", "tpu"), ("--eps", "x/255")])
-def test_bad_attack_option(option, value, good, good_checkpoint, tmp_path):
-    csv = tmp_path / "a.csv"
-    assert_user_error(run_cli("attack", "--ckpt", good_checkpoint, "--data", good, "--out", csv, option, value),
+@pytest.mark.parametrize("command, option, value", [
+    *(("evaluate", o, v) for o, v in [("--batch-size", "0"), ("--image-size", "20"), ("--device", "tpu"),
+                                      ("--workers", "-1"), ("--split", "nope")]),
+    *(("attack", o, v) for o, v in [("--suite", "nope"), ("--split", "nope"), ("--strategy", "nope"),
+                                    ("--device", "tpu"), ("--eps", "x/255")])])
+def test_bad_evaluate_or_attack_option(command, option, value, good, good_checkpoint, tmp_path):
+    csv = tmp_path / "out.csv"
+    assert_user_error(run_cli(command, "--ckpt", good_checkpoint, "--data", good, "--out", csv, option, value),
                       option)
     assert not csv.exists()
 

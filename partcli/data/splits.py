@@ -4,11 +4,29 @@ Pure functions of the labels and a seed; the preparers and ``train --label-fract
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
 from partcli.data.contract import SPLITS
+
+
+def _cut_per_class(labels: Iterable[int], seed: int,
+                   sizes: Callable[[int], list[tuple[str, int]]]) -> list[str]:
+    """Within each class (in sorted order) shuffle the samples with ``seed`` and give consecutive runs of them to the
+    groups ``sizes(class size)`` names, in its order: [(group, how many)], adding up to the class size."""
+    labels = list(labels)
+    out = [""] * len(labels)
+    rng = np.random.default_rng(seed)
+    for cls in sorted(set(labels)):
+        idx = [i for i, lab in enumerate(labels) if lab == cls]
+        order = rng.permutation(len(idx))
+        start = 0
+        for name, size in sizes(len(idx)):
+            for j in order[start:start + size]:
+                out[idx[j]] = name
+            start += size
+    return out
 
 
 def stratified_assign(
@@ -19,25 +37,18 @@ def stratified_assign(
     Within each class the samples are shuffled with ``seed`` and cut by cumulative fractions (rounded), so
     each group gets its share of every class. Used for the 80/10/10 splits and for label fractions.
     """
-    labels = list(labels)
     names = list(fractions)
     total = sum(fractions.values())
-    out = [""] * len(labels)
-    rng = np.random.default_rng(seed)
-    for cls in sorted(set(labels)):
-        idx = [i for i, lab in enumerate(labels) if lab == cls]
-        order = rng.permutation(len(idx))
+
+    def sizes(n: int) -> list[tuple[str, int]]:
         cuts, acc = [], 0.0
         for name in names[:-1]:
             acc += fractions[name] / total
-            cuts.append(int(round(acc * len(idx))))
-        cuts.append(len(idx))
-        start = 0
-        for name, stop in zip(names, cuts):
-            for j in order[start:stop]:
-                out[idx[j]] = name
-            start = stop
-    return out
+            cuts.append(int(round(acc * n)))
+        cuts.append(n)
+        return [(name, stop - start) for name, start, stop in zip(names, [0, *cuts[:-1]], cuts)]
+
+    return _cut_per_class(labels, seed, sizes)
 
 
 def stratified_split(labels: Iterable[int], seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> list[str]:
@@ -52,19 +63,12 @@ def stratified_split_counts(labels: Iterable[int], seed: int, per_class: Mapping
     is shuffled with ``seed`` and cut in the order val, test, train. Raises ``ValueError`` when a class has too
     few samples to leave at least one for training.
     """
-    labels = list(labels)
-    out = [""] * len(labels)
-    rng = np.random.default_rng(seed)
-    for cls in sorted(set(labels)):
-        idx = [i for i, lab in enumerate(labels) if lab == cls]
-        order = [idx[j] for j in rng.permutation(len(idx))]
-        start = 0
-        for name in ("val", "test"):
-            for i in order[start:start + per_class.get(name, 0)]:
-                out[i] = name
-            start += per_class.get(name, 0)
-        if start >= len(order):
-            raise ValueError(f"class {cls}: {len(order)} samples leave none for train after val and test")
-        for i in order[start:]:
-            out[i] = "train"
-    return out
+    held = [(name, per_class.get(name, 0)) for name in ("val", "test")]
+
+    def sizes(n: int) -> list[tuple[str, int]]:
+        rest = n - sum(size for _, size in held)
+        if rest <= 0:
+            raise ValueError(f"a class of {n} samples leaves none for train after val and test")
+        return [*held, ("train", rest)]
+
+    return _cut_per_class(labels, seed, sizes)

@@ -288,9 +288,9 @@ def check_options(n: int, image_size: int, seed: int, n_val: int | None = None, 
         if count is not None and (count <= 0 or count % len(CLASSES)):
             raise PartcliError(f"{flag} {count}: give a positive multiple of {len(CLASSES)} (the number of classes), "
                                "so every class has the same count")
-    sizes = held_out_per_class(n, n_val, n_test)
-    held = len(CLASSES) * sum(sizes.values()) if sizes else 0
-    if held and n // len(CLASSES) - held // len(CLASSES) < MIN_PER_CLASS:
+    held_per_class = sum((held_out_per_class(n, n_val, n_test) or {}).values())
+    if held_per_class and n // len(CLASSES) - held_per_class < MIN_PER_CLASS:
+        held = held_per_class * len(CLASSES)
         raise PartcliError(f"--n {n}: too few samples for --n-val/--n-test ({held} held out); give at least "
                            f"{held + min_n} so training keeps {MIN_PER_CLASS} per class")
     if n < min_n:

@@ -22,7 +22,6 @@ from partcli.progress import info, track
 from partcli.runtime import describe_runtime, loader_options, pick_device, resolve_workers
 
 
-
 @dataclass
 class EvalResult:
     n: int

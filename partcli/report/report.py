@@ -175,12 +175,14 @@ def curves_section(ctx: ReportContext) -> Section:
     for runs in groups.values():
         first, what = runs[0], describe(runs[0].config) if runs[0].config else "configuration unknown"
         name = _unique(f"curves-{_slug(first.name)}.png", figures)
-        seeds = f", {len(runs)} seeds" if len(runs) > 1 else ""
-        figures[name] = training_curves([r.metrics for r in runs], f"{what}{seeds} (mean, 95 % CI band)" if seeds
-                                        else f"{what} (run {first.name})")
-        parts.append(f"### {what}{seeds}\n\nRuns {', '.join(r.name for r in runs)}: mean over the seeds, their 95 % CI "
-                     f"as a band.\n\n![{what}]({name})" if seeds else
-                     f"### {first.name}\n\n{what}, {len(first.metrics)} epoch(s).\n\n![{first.name}]({name})")
+        if len(runs) > 1:
+            caption, heading, alt = f"{what}, {len(runs)} seeds (mean, 95 % CI band)", f"{what}, {len(runs)} seeds", what
+            text = f"Runs {', '.join(r.name for r in runs)}: mean over the seeds, their 95 % CI as a band."
+        else:
+            caption, heading, alt = f"{what} (run {first.name})", first.name, first.name
+            text = f"{what}, {len(first.metrics)} epoch(s)."
+        figures[name] = training_curves([r.metrics for r in runs], caption)
+        parts.append(f"### {heading}\n\n{text}\n\n![{alt}]({name})")
     return Section(title, "\n\n".join(parts), figures)
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from partcli.config import eps_label
+from partcli.evaluate.results_csv import PGD_SETTINGS
 from partcli.report.inputs import ReportInputs
 from partcli.report.models import ModelInfo, labels, model_info, sort_key
 
@@ -113,7 +114,7 @@ def per_checkpoint(rows: pd.DataFrame, split: str, eps: float) -> pd.DataFrame:
 
 def pgd_setting(row: pd.Series) -> str:
     """How a PGD row's attack ran, e.g. "20 steps of 1/255, 1 restart" (rows before partcli recorded it: unknown)."""
-    steps, step, restarts = (row.get(k, math.nan) for k in ("steps", "step_size", "restarts"))
+    steps, step, restarts = (row.get(k, math.nan) for k in PGD_SETTINGS)
     if any(pd.isna(v) for v in (steps, step, restarts)):
         return "steps and restarts not recorded (a results CSV written before partcli recorded them)"
     return (f"{int(steps)} step{'s' if steps != 1 else ''} of {eps_text(step)}, "

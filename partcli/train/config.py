@@ -116,8 +116,8 @@ class TrainConfig:
                              "runs unchanged) or prob (of the softmax probability, partcli 0.1).", panel=MODEL,
                              choices=BBoxScore)
     output_stride: int = option(16, "Part models: the segmenter encoder's output stride, 16 (DeepLabv3+'s and the "
-                                "paper's) or 8 (its last two stages dilated: finer part masks on small images, "
-                                "about 1.5× the compute at 64 px).", panel=MODEL)
+                                "paper's) or 8 (its last two stages dilated: finer part masks on small images; "
+                                "the demo's clean stage took 1.65× as long).", panel=MODEL)
     pool: int = option(4, "Downsampled/two-headed head: pooled size (App. D.8).", panel=MODEL)
     drop_background: bool = option(False, "Downsampled head: drop the background channel (App. D.7).", panel=MODEL,
                                    flags="--drop-background/--keep-background")
