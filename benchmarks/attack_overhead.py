@@ -18,7 +18,7 @@ import torch
 
 from partcli.attacks.autoattack_runner import autoattack_plan, build_autoattack
 from partcli.attacks.suite import AttackConfig, AttackSamples, attack_model
-from partcli.config import parse_fraction
+from partcli.options import parse_fraction
 from partcli.models.registry import ModelConfig, build_model
 
 NUM_CLASSES, PARTS = 5, 19

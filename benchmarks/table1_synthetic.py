@@ -14,10 +14,13 @@ Everything is written as partcli's own files under ``--out`` (datasets and run f
 ``results/attacks.csv`` and ``results/evaluate.csv``), so ``partcli report`` draws Table 1 with ± CI and the
 trade-off figure with error bars from it. A finished stage is skipped, an interrupted training resumes
 (``--resume``) and AutoAttack resumes per attack, so the benchmark can be killed and restarted at any time. On a
-2-core CPU AutoAttack dominates (hours per seed); ``--smoke`` runs every stage on a few 32-px images in a minute,
+2-core CPU AutoAttack would take days per seed (Square and FAB-T on every surviving image of 8 models);
+``--attack pgd20`` measures robust accuracy with the demo's PGD-20 instead (about 2–5 min per model there), and
+every table then names that column "PGD-20 acc". ``--smoke`` runs every stage on a few 32-px images in a minute,
 with a 2-step PGD in place of AutoAttack (its numbers mean nothing; a slow test, `pytest -m slow`, runs it).
 
     python benchmarks/table1_synthetic.py --seeds 0 1 2 --out runs/t1 --beta 1 3 6
+    python benchmarks/table1_synthetic.py --seeds 0 1 2 --out runs/t1-cpu --beta 1 6 --attack pgd20   # on a CPU
     partcli report runs/t1 --out report/
 """
 from __future__ import annotations
@@ -33,16 +36,30 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from demo_recipe import ADV_EPOCHS, CLEAN, CLEAN_EPOCHS, COMMON, PGD
+from demo_recipe import ADV_EPOCHS, CLEAN, CLEAN_EPOCHS, COMMON, PGD, PGD20
 from demo_seeds import mean_ci  # mean ± t-interval half-width of one metric over seeds
 from partcli.cli import app
 from partcli.progress import set_quiet
 
 MODELS = ("resnet", "bbox")  # the ResNet-18 baseline and the bounding-box part model
 TRADES = ["--adv", "trades", *PGD[2:]]  # the PGD stage's radius, inner attack and lr; the loss is Eq. 10
-AUTOATTACK = ("--split", "test", "--suite", "autoattack", "--eps", "8/255")
-ROBUST = "AutoAttack acc"
-COLUMNS = ["seed", "training", "model", "clean acc", ROBUST, "mIoU"]
+
+
+@dataclass(frozen=True)
+class RobustAttack:
+    """The robust-accuracy command: its options, the start of its rows' ``attack`` cell and its column's name."""
+
+    args: tuple[str, ...]
+    cell: str  # with 5 classes AutoAttack's rows name the C − 1 targets after "autoattack"
+    column: str
+
+
+ATTACKS = {
+    "autoattack": RobustAttack(("--split", "test", "--suite", "autoattack", "--eps", "8/255"), "autoattack",
+                               "AutoAttack acc"),
+    # the demo's PGD-20 (one restart): what a 2-core CPU can afford on 500 images per model (AutoAttack: days)
+    "pgd20": RobustAttack(tuple(PGD20), "pgd", "PGD-20 acc"),
+}
 
 
 @dataclass(frozen=True)
@@ -54,18 +71,16 @@ class Scale:
     n_test: int
     image_size: int
     overrides: tuple[str, ...] = ()  # appended to every training command (later options win)
-    attack: tuple[str, ...] = AUTOATTACK  # the robust-accuracy command's options
-    attack_cell: str = "autoattack"  # its rows' ``attack`` cell starts with this (with 5 classes AutoAttack's names
-    # the C − 1 targets)
+    attack_args: tuple[str, ...] | None = None  # replace the chosen attack's options (its name stays)
 
 
 FULL = Scale(800, 100, 500, 64)
 # --smoke: every stage in about a minute; AutoAttack's Square alone would take minutes on any surviving image, so a
-# 2-step PGD stands in for it (the column keeps its name: the numbers of a smoke run mean nothing anyway)
+# 2-step PGD stands in for either attack (the column keeps the chosen attack's name: a smoke run's numbers mean nothing)
 SMOKE = Scale(40, 10, 20, 32, ("--image-size", "32", "--epochs", "1", "--warmup-epochs", "0", "--seg-only-epochs", "0",
                               "--batch-size", "16"),
               ("--split", "test", "--suite", "pgd", "--eps", "8/255", "--steps", "2", "--restarts", "1",
-               "--no-hygiene", "--n-samples", "10"), "pgd")
+               "--no-hygiene", "--n-samples", "10"))
 
 
 def partcli(*args: str) -> None:
@@ -103,7 +118,7 @@ def rows_of(csv: Path, checkpoint: Path, attack: str | None = None) -> pd.DataFr
     return rows[rows["attack"].str.startswith(attack)] if attack else rows
 
 
-def run_seed(seed: int, betas: list[float], out: Path, scale: Scale) -> pd.DataFrame:
+def run_seed(seed: int, betas: list[float], out: Path, scale: Scale, attack: RobustAttack) -> pd.DataFrame:
     """Every stage of one seed (skipping what is done) and its rows: one per (training, model)."""
     root, results = out / f"seed{seed}", out / "results"
     data = root / "data"
@@ -122,24 +137,24 @@ def run_seed(seed: int, betas: list[float], out: Path, scale: Scale) -> pd.DataF
             run = root / "runs" / f"{model}-{training.replace(' β=', '-beta')}"
             train("train", run, "--arch", model, *common, *adv, *ADV_EPOCHS[model], *scale.overrides,
                   "--init", str(clean / "checkpoints" / "best.pt"))
-            rows.append(evaluate(run / "checkpoints" / "best.pt", data, results, scale)
+            rows.append(evaluate(run / "checkpoints" / "best.pt", data, results, attack)
                         | {"seed": seed, "training": training, "model": model})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=["seed", "training", "model", "clean acc", attack.column, "mIoU"])
 
 
-def evaluate(ckpt: Path, data: Path, results: Path, scale: Scale) -> dict[str, float]:
-    """The AutoAttack and evaluate rows of one checkpoint (run unless the results CSVs hold them) as table cells."""
+def evaluate(ckpt: Path, data: Path, results: Path, attack: RobustAttack) -> dict[str, float]:
+    """The attack and evaluate rows of one checkpoint (run unless the results CSVs hold them) as table cells."""
     attacks, clean = results / "attacks.csv", results / "evaluate.csv"
-    aa = rows_of(attacks, ckpt, scale.attack_cell)
+    aa = rows_of(attacks, ckpt, attack.cell)
     if aa.empty:
-        partcli("attack", "--ckpt", str(ckpt), "--data", str(data), *scale.attack, "--out", str(attacks))
-        aa = rows_of(attacks, ckpt, scale.attack_cell)
+        partcli("attack", "--ckpt", str(ckpt), "--data", str(data), *attack.args, "--out", str(attacks))
+        aa = rows_of(attacks, ckpt, attack.cell)
     ev = rows_of(clean, ckpt)
     if ev.empty:
         partcli("evaluate", "--ckpt", str(ckpt), "--data", str(data), "--split", "test", "--out", str(clean))
         ev = rows_of(clean, ckpt)
     aa, ev = aa.iloc[-1], ev.iloc[-1]
-    return {"clean acc": 100 * ev["clean_acc"], ROBUST: 100 * aa["adv_acc"],  # clean: the whole test split
+    return {"clean acc": 100 * ev["clean_acc"], attack.column: 100 * aa["adv_acc"],  # clean: the whole test split
             "mIoU": 100 * ev["miou"] if pd.notna(ev.get("miou")) else math.nan}
 
 
@@ -150,24 +165,25 @@ def welch_p(a: pd.Series, b: pd.Series) -> str:
     return f"{stats.ttest_ind(a, b, equal_var=False).pvalue:.2f}"
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± 95 % CI over seeds per (training, model)."""
-    metrics = ["clean acc", ROBUST, "mIoU"]
+def summary(table: pd.DataFrame, robust: str) -> pd.DataFrame:
+    """Mean ± 95 % CI over seeds per (training, model); ``robust`` names the robust-accuracy column."""
+    metrics = ["clean acc", robust, "mIoU"]
     out = table.groupby(["training", "model"], sort=False)[metrics].agg(mean_ci)
     out.insert(0, "seeds", table.groupby(["training", "model"], sort=False)["seed"].nunique())
     return out
 
 
-def pgd_half(table: pd.DataFrame) -> pd.DataFrame:
+def pgd_half(table: pd.DataFrame, robust: str) -> pd.DataFrame:
     """PGD training: part model vs baseline, Welch's p per metric (the paper's first half: clean gain, robust par)."""
     pgd = table[table["training"] == "pgd"]
     base, part = (pgd[pgd["model"] == m] for m in MODELS)
     return pd.DataFrame([{"metric": m, "ResNet-18": mean_ci(base[m]), "bbox part model": mean_ci(part[m]),
-                          "Welch p": welch_p(part[m], base[m])} for m in ("clean acc", ROBUST)])
+                          "Welch p": welch_p(part[m], base[m])} for m in ("clean acc", robust)])
 
 
-def matched_pairs(table: pd.DataFrame) -> pd.DataFrame:
-    """TRADES: per baseline β, the part model's β at matched clean accuracy and the AutoAttack comparison."""
+def matched_pairs(table: pd.DataFrame, robust: str) -> pd.DataFrame:
+    """TRADES: per baseline β, the part model's β at matched clean accuracy and their robust accuracy."""
+    attack = robust.removesuffix(" acc")
     trades = table[table["training"].str.startswith("trades")]
     means = trades.groupby(["training", "model"])["clean acc"].mean()
     rows = []
@@ -183,9 +199,8 @@ def matched_pairs(table: pd.DataFrame) -> pd.DataFrame:
         part = trades[(trades["training"] == match) & (trades["model"] == "bbox")]
         rows.append({"baseline": training, "part model": match, "clean (baseline / part)":
                      f"{mean_ci(base['clean acc'])} / {mean_ci(part['clean acc'])}",
-                     "AutoAttack (baseline / part)": f"{mean_ci(base[ROBUST])} / "
-                                                     f"{mean_ci(part[ROBUST])}",
-                     "Welch p (AutoAttack)": welch_p(part[ROBUST], base[ROBUST])})
+                     f"{attack} (baseline / part)": f"{mean_ci(base[robust])} / {mean_ci(part[robust])}",
+                     f"Welch p ({attack})": welch_p(part[robust], base[robust])})
     return pd.DataFrame(rows)
 
 
@@ -194,16 +209,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--beta", type=float, nargs="+", default=[1.0, 3.0, 6.0], help="TRADES β values (Eq. 10)")
     parser.add_argument("--out", type=Path, default=Path("table1-synthetic"))
+    parser.add_argument("--attack", choices=sorted(ATTACKS), default="autoattack",
+                        help="robust accuracy by AutoAttack (standard version; GPU-sized) or the demo's PGD-20")
     parser.add_argument("--smoke", action="store_true", help="a minute-long run of every stage (numbers mean nothing)")
     args = parser.parse_args(argv)
     set_quiet(True)
     scale = SMOKE if args.smoke else FULL
-    table = pd.concat([run_seed(s, args.beta, args.out.resolve(), scale) for s in args.seeds], ignore_index=True)
+    attack = ATTACKS[args.attack]
+    if scale.attack_args is not None:
+        attack = RobustAttack(scale.attack_args, "pgd", attack.column)
+    table = pd.concat([run_seed(s, args.beta, args.out.resolve(), scale, attack) for s in args.seeds],
+                      ignore_index=True)
     print("per seed, test split (%):\n" + table.round(1).to_string(index=False, na_rep="–"))
     print(f"\nmean ± 95 % CI over seeds {', '.join(map(str, args.seeds))} (%):\n"
-          + summary(table).to_string(na_rep="–"))
-    print("\nPGD training, part model vs baseline:\n" + pgd_half(table).to_string(index=False))
-    pairs = matched_pairs(table)
+          + summary(table, attack.column).to_string(na_rep="–"))
+    print("\nPGD training, part model vs baseline:\n" + pgd_half(table, attack.column).to_string(index=False))
+    pairs = matched_pairs(table, attack.column)
     if not pairs.empty:
         print("\nTRADES at matched clean accuracy:\n" + pairs.to_string(index=False))
 

@@ -18,7 +18,7 @@ def __getattr__(name: str):
         "ModelConfig": "partcli.models.registry", "run_training": "partcli.train.loop",
         "TrainConfig": "partcli.train.config", "evaluate_checkpoint": "partcli.evaluate.evaluate",
         "run_robustness": "partcli.robustness.suite", "compare_results": "partcli.evaluate.compare",
-        "visualize": "partcli.report.visualize", "build_report": "partcli.report.report",
+        "visualize": "partcli.mask_views", "build_report": "partcli.report.report",
         "import_adv_part_model": "partcli.interop.import_checkpoint",
         "attack": "partcli.attacks.api", "run_attack_suite": "partcli.attacks.suite",
     }

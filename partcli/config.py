@@ -7,27 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from partcli.errors import PartcliError
-from partcli.options import choices_of, flag_name, spec_of
+from partcli.options import choices_of, option_name, parse_fraction, range_error, spec_of
 from partcli.settings_history import with_added_settings
 
 C = TypeVar("C")
-
-
-def parse_fraction(text: str | float | int, option: str) -> float:
-    """Parse '8/255', '0.03' or a number; raise a PartcliError naming ``option`` otherwise."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    try:
-        return float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError, OverflowError):
-        raise PartcliError(f"{option} {text!r}: expected a number or a fraction such as 8/255") from None
 
 
 def eps_label(eps: float, norm: str = "Linf", sep: str = "/") -> str:
@@ -46,7 +35,6 @@ def help_default(value: Any) -> Any:
     return value
 
 
-MAX_SEED = 2**32 - 1  # numpy's legacy seeding takes at most 32 bits; every partcli seed lies in [0, MAX_SEED]
 PRETRAINED_KEYWORDS = ("none", "imagenet", "timm")
 TIMM_PREFIX = "timm:"
 
@@ -167,7 +155,7 @@ def check_value(field: dataclasses.Field, value: Any, where: str) -> Any:
 def check_choice(field: dataclasses.Field, value: Any, where: str) -> Any:
     spec = spec_of(field)
     choices = None if spec is None else choices_of(spec)
-    if choices is not None:
+    if choices is not None and value is not None:
         allowed = {c.value for c in choices}
         for item in value if isinstance(value, (list, tuple)) else [value]:  # a repeatable option: each value
             if item not in allowed:
@@ -178,7 +166,20 @@ def check_choice(field: dataclasses.Field, value: Any, where: str) -> Any:
 def check_choices(config: Any) -> None:
     """Refuse a field value outside its choices (a configuration built in Python bypasses the CLI's Enum)."""
     for field in dataclasses.fields(config):
-        check_choice(field, getattr(config, field.name), flag_name(field.name))
+        check_choice(field, getattr(config, field.name), option_name(field))
+
+
+def check_fields(config: Any) -> None:
+    """The one check of what each field declares: choices, finite numbers and the field's range (``low``/``high``);
+    a stage's validator adds only the rules that relate several fields."""
+    check_choices(config)
+    for field in dataclasses.fields(config):
+        value, spec = getattr(config, field.name), spec_of(field)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PartcliError(f"{option_name(field)} {value}: must be a finite number")
+        problem = None if spec is None else range_error(spec, value)
+        if problem:
+            raise PartcliError(f"{option_name(field)} {value:g}: {problem}")
 
 
 def write_config(path: Path, config: Any, extra: dict[str, Any] | None = None) -> None:

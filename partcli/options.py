@@ -1,32 +1,30 @@
 """One definition per option: a configuration dataclass's field carries its option's help text,
-help panel and choices, and from it come the Typer parameters of the commands, the checks of a ``--config``
-YAML file and the ``config.yaml`` a run writes (``dataclasses.asdict``: field names and plain values).
+help panel, choices and allowed range, and from it come the Typer parameters of the commands
+(``partcli.cli.typer_options``, the only place that knows Typer), the checks of a ``--config`` YAML file and the
+``config.yaml`` a run writes (``dataclasses.asdict``: field names and plain values).
 
 A field becomes an option with ``option(default, help, panel=...)``; ``choices`` names a ``Choice`` enum whose values
 the field may take (the field itself holds the plain string, so checkpoints stay ``weights_only``-loadable);
 ``parse`` turns the text typed on the command line (or a YAML value) into the field's value, naming the option
-when it cannot. Commands read only the options given on the command line (``given_options``), so a ``--config``
-file's values are not overridden by the defaults Typer fills in.
+when it cannot; ``low``/``high`` bound a number (``check_ranges`` in ``partcli.config`` refuses a value outside,
+naming the option). Options that several commands share (``--device``, ``--batch-size``, ``--seed``, ``--eps``,
+the model to evaluate...) come from the field factories at the end of this module, so each is declared once.
 """
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import MISSING, dataclass
 from enum import Enum
-from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, Optional
+from fractions import Fraction
+from typing import Any, Callable
 
-import typer
-from rich.markup import escape
+from partcli.errors import PartcliError
 
 # Help panels, in the order --help shows them.
 DATA, MODEL, OPTIMISATION, ADVERSARY, RUNTIME, RUN = "Data", "Model", "Optimisation", "Adversary", "Runtime", "Run"
 # Panels of options that only one command has (robustness, sweep, compare).
 SHIFTS, SEARCH, SUMMARY = "Shifts", "Search", "Summary"
-
-# click's parameter sources, by name (Typer ≥ 0.22 vendors click and does not export ParameterSource).
-_GIVEN_SOURCES = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+PANELS = (DATA, MODEL, SHIFTS, SEARCH, SUMMARY, OPTIMISATION, ADVERSARY, RUNTIME, RUN)
 
 
 class Choice(str, Enum):
@@ -67,6 +65,10 @@ class OptionSpec:
     shown: str | None = None  # the default as --help shows it, where the value itself does not read well
     path: bool = False  # a file or folder: typed as a path on the command line, stored as a string
     cli: bool = True  # False: a recorded setting that --config and config.yaml carry, not a command-line option
+    low: float | None = None  # the smallest value allowed (with low_open: values above it only)
+    high: float | None = None  # the largest value allowed (with high_open: values below it only)
+    low_open: bool = False
+    high_open: bool = False
 
 
 def option(default: Any = MISSING, help: str = "", *, panel: str, default_factory: Any = MISSING,
@@ -94,13 +96,12 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-# ----------------------------------------------------------------------------------------- Typer parameters
-def _base_kind(annotation: Any) -> str:
-    kinds = [k.strip() for k in str(annotation).split("|") if k.strip() != "None"]
-    return kinds[0] if len(kinds) == 1 else "str"
+def option_name(field: dataclasses.Field) -> str:
+    """The name a field's option is typed as (its first flag, e.g. ``--strategy`` for ``strategies``)."""
+    spec = spec_of(field)
+    return spec.flags.split("/")[0] if spec is not None and spec.flags else flag_name(field.name)
 
 
-PANELS = (DATA, MODEL, OPTIMISATION, ADVERSARY, RUNTIME, RUN)
 
 
 def option_fields(cls: type) -> list[dataclasses.Field]:
@@ -109,98 +110,87 @@ def option_fields(cls: type) -> list[dataclasses.Field]:
     return sorted(fields, key=lambda f: PANELS.index(spec_of(f).panel))
 
 
-def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[inspect.Parameter]:
-    """Keyword-only parameters, ``Annotated`` with ``typer.Option``, for the option fields of ``cls`` (all, or
-    ``names``), in help order. Their defaults are the fields' own, so ``--help`` shows them."""
-    wanted = None if names is None else set(names)
-    params = []
-    for field in option_fields(cls):
-        if wanted is not None and field.name not in wanted:
-            continue
-        spec = spec_of(field)
-        default = field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
-        required = default == ""  # no default (--data, --out): the command asks for them (they may come from --config)
-        default = None if required else default
-        extra: dict[str, Any] = {}
-        choices = choices_of(spec)
-        if choices is not None:
-            py_type: Any = choices
-        elif spec.path:
-            py_type = Path
-        elif spec.parse is not None:
-            py_type, default = str, spec.shown if spec.shown is not None else default
-        else:
-            py_type = {"int": int, "float": float, "bool": bool}.get(_base_kind(field.type), str)
-        if choices is not None and default is not None:
-            default = [choices(d) for d in default] if isinstance(default, (list, tuple)) else choices(default)
-        if isinstance(default, list):
-            py_type = list[py_type]  # a repeatable option
-        if default in (None, []) and spec.shown is not None:  # no default, or none of a repeatable option
-            extra["show_default"] = spec.shown
-        decls = [spec.flags] if spec.flags else [flag_name(field.name), *spec.aliases]
-        # Typer reads help texts as Rich markup: escaped, a "[text]" in one is shown, not taken for a style
-        info = typer.Option(*decls, help=escape(help_of(spec) + (" [required]" if required else "")),
-                            rich_help_panel=spec.panel, **extra)
-        annotation = Annotated[Optional[py_type] if default is None else py_type, info]
-        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=annotation))
-    return params
+def range_error(spec: OptionSpec, value: Any) -> str | None:
+    """Why ``value`` lies outside the field's range (None when it does not, or the field has none)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or (spec.low is None and spec.high is None):
+        return None
+    low, high = spec.low, spec.high
+    below = low is not None and (value <= low if spec.low_open else value < low)
+    above = high is not None and (value >= high if spec.high_open else value > high)
+    if not below and not above:
+        return None
+    if high is None:
+        return "must be positive" if spec.low_open and low == 0 else \
+            f"must be {'above' if spec.low_open else 'at least'} {_number(low)}"
+    if low is None:
+        return f"must be {'below' if spec.high_open else 'at most'} {_number(high)}"
+    return f"must lie in {'(' if spec.low_open else '['}{_number(low)}, {_number(high)}{')' if spec.high_open else ']'}"
 
 
-def with_parameters(function: Callable,
-                    params: list[inspect.Parameter] | Callable[[], list[inspect.Parameter]]) -> Callable:
-    """Give ``function`` (which takes ``ctx`` and ``**options``) the signature Typer reads its options from; with
-    ``params`` a function, a ``RebuiltCommand``."""
-    if callable(params):
-        return RebuiltCommand(function, params)
-    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-    function.__signature__ = inspect.Signature([context, *params])  # type: ignore[attr-defined]
-    function.__annotations__ = {p.name: p.annotation for p in [context, *params]}
-    return function
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-class RebuiltCommand:
-    """A command whose signature is built from ``params()`` each time Typer reads it (each run of the CLI), so options
-    whose choices or help come from a registry (``--seg-labels``) show the entries registered after import."""
-
-    def __init__(self, function: Callable, params: Callable[[], list[inspect.Parameter]]):
-        self.function, self.params = function, params
-        self.__name__, self.__qualname__, self.__doc__ = function.__name__, function.__qualname__, function.__doc__
-        self.__module__ = function.__module__
-
-    def __call__(self, **options: Any) -> Any:
-        return self.function(**options)
-
-    @property
-    def __signature__(self) -> inspect.Signature:
-        context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-        return inspect.Signature([context, *self.params()])
-
-    @property
-    def __annotations__(self) -> dict[str, Any]:  # type: ignore[override]
-        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+def parse_fraction(text: str | float | int, option: str) -> float:
+    """Parse '8/255', '0.03' or a number; raise a PartcliError naming ``option`` otherwise."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    try:
+        return float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise PartcliError(f"{option} {text!r}: expected a number or a fraction such as 8/255") from None
 
 
-def given_options(ctx: typer.Context, values: dict[str, Any], cls: type | None = None) -> dict[str, Any]:
-    """The options the user typed, as field values: enums to their strings, paths to strings, texts parsed."""
-    fields = {f.name: spec_of(f) for f in dataclasses.fields(cls)} if cls is not None else {}
-    given = {}
-    for name, value in values.items():
-        source = ctx.get_parameter_source(name)
-        if source is None or source.name not in _GIVEN_SOURCES:
-            continue
-        spec = fields.get(name)
-        given[name] = convert(value, spec, flag_name(name))
-    return given
+# ----------------------------------------------------------------------------------------- shared options
+# Each returns a fresh field; a command's configuration dataclass lists the ones it takes, with its own default
+# or help text where they differ.
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding takes at most 32 bits; every partcli seed lies in [0, MAX_SEED]
+DEVICE_HELP = "auto (CUDA when available), cpu or cuda."
 
 
-def convert(value: Any, spec: OptionSpec | None, option: str) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(convert(v, spec, option) for v in value)
-    if spec is not None and spec.parse is not None and value is not None:
-        return spec.parse(value, option)
-    return value
+def device_option() -> Any:
+    return option("auto", DEVICE_HELP, panel=RUNTIME, choices=Device)
+
+
+def batch_size_option(default: int, help: str) -> Any:
+    return option(default, help, panel=RUNTIME, low=1)
+
+
+def seed_option(help: str) -> Any:
+    return option(0, help, panel=RUN, low=0, high=MAX_SEED)
+
+
+def split_option(help: str, default: str = "test") -> Any:
+    return option(default, help, panel=DATA, choices=Split)
+
+
+def eps_option(help: str, default: str = "8/255") -> Any:
+    """An ℓ∞ radius on [0, 1] pixels, typed as a number or a fraction."""
+    return option(parse_fraction(default, "--eps"), help, panel=ADVERSARY, parse=parse_fraction, shown=default,
+                  low=0, high=1, low_open=True)
+
+
+def figure_format_option(help: str, default: str | None = "png", shown: str | None = None) -> Any:
+    return option(default, help, panel=RUN, choices=FigureFormat, shown=shown)
+
+
+def json_option(help: str) -> Any:
+    return option(False, help, panel=RUN, flags="--json")
+
+
+RESULT_JSON_HELP = ("Also print one JSON object per result row on stdout (RobustBench's keys where they exist) and "
+                    "write them beside --out as <stem>.<kind>.<k>.json.")
+
+
+@dataclass
+class ModelInput:
+    """The model a measuring command runs and the data it runs on (``evaluate``, ``attack``, ``robustness``,
+    ``visualize``): a partcli checkpoint or any model, on a prepared dataset."""
+
+    data: str = option("", "Prepared dataset the model was trained for.", panel=DATA, path=True)
+    ckpt: str | None = option(None, "A partcli checkpoint (.pt); or give --model.", panel=DATA, path=True)
+    model: str | None = option(None, "Any model instead of --ckpt: FILE.py:FUNCTION (FUNCTION() returns an nn.Module "
+                               "mapping N×3×H×W images in [0, 1] to logits), a torch.export .pt2 file or a "
+                               "TorchScript file.", panel=DATA)
+    image_size: int | None = option(None, "Resolution the model sees, a multiple of 16.", panel=DATA,
+                                    shown="a checkpoint's training size; 224 for --model")

@@ -291,7 +291,7 @@ def test_choose_targets_strategies():
     (dict(suite="fgsm"), "--suite 'fgsm'"),
     (dict(eps="eight"), "--eps 'eight'"),
     (dict(n=1000), "--n 1000"),
-    (dict(suite="seg-two-stage", strategies=["sideways"]), "--strategy sideways"),
+    (dict(suite="seg-two-stage", strategies=["sideways"]), "--strategy 'sideways'"),
     (dict(suite="segmenter"), "has no part segmenter"),
 ])
 def test_bad_input_is_one_line_error(probe_checkpoint, synthetic_data, options, message):
@@ -328,3 +328,32 @@ def test_a_suite_registered_in_one_place_is_offered_and_runs():
         assert [(r["attack"], r["adv_acc"]) for r in rows] == [("never-robust", 0.0)]
     finally:
         del SUITE_REGISTRY["never-robust"]
+
+
+@pytest.mark.parametrize("suite, options", [("pgd", {"steps": 3, "restarts": 2, "step_size": 0.02}),
+                                            ("autoattack", {"aa_attacks": ["apgd-ce"]})])
+def test_keep_adversarial_returns_the_images_each_attack_counted(suite, options):
+    """Per sample the image the suite's accuracy counts, in the ball; clean-wrong samples are not attacked and keep
+    their clean image; asking changes no row or outcome."""
+    from partcli.attacks.api import attack
+
+    torch.manual_seed(1)
+    model, x = tiny_conv(3), torch.rand(12, 3, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    y[::4] = (y[::4] + 1) % 3  # some samples misclassified clean
+    eps = 4 / 255
+    kept = attack(model, x, y, suite=suite, eps=eps, seed=0, batch_size=5, hygiene=False, keep_adversarial=True,
+                  **options)
+    plain = attack(model, x, y, suite=suite, eps=eps, seed=0, batch_size=5, hygiene=False, **options)
+    name = kept.rows[0]["attack"]
+    assert list(kept.adversarial) == [name] and plain.adversarial == {}
+    assert kept.outcomes.robust == plain.outcomes.robust and kept.rows[0]["adv_acc"] == plain.rows[0]["adv_acc"]
+    x_adv, robust = kept.adversarial[name], torch.tensor(kept.outcomes.robust[name])
+    assert x_adv.shape == x.shape and (x_adv - x).abs().max() <= eps + 1e-6
+    with torch.no_grad():
+        still_right = model(x_adv).argmax(1) == y
+    clean_wrong = torch.zeros(12, dtype=torch.bool)
+    clean_wrong[::4] = True
+    assert torch.equal(still_right & ~clean_wrong, robust) and not robust.all()
+    assert torch.equal(x_adv[clean_wrong], x[clean_wrong])

@@ -76,10 +76,12 @@ def test_train_help_says_what_adv_defaults_to():
 
 
 def test_choices_of_cli_options_agree_with_the_code():
-    from partcli.cli import KnownDataset, RobustnessSuite, VisualAttack
+    from partcli.cli.prepare import KnownDataset
     from partcli.interop.dataset_names import KNOWN_DATASETS
-    from partcli.report.visualize import ATTACKS
+    from partcli.robustness.config import RobustnessSuite
     from partcli.robustness.suite import SUITES
+    from partcli.mask_views import ATTACKS
+    from partcli.mask_views.config import VisualAttack
 
     assert tuple(s.value for s in RobustnessSuite) == SUITES
     assert tuple(a.value for a in VisualAttack) == ATTACKS

@@ -13,6 +13,8 @@ from partcli.train.config import TrainConfig
 from partcli.train.loop import Trainer
 from partcli.train.validate import from_scratch_hint, validate_config
 from partcli.train.optim import WarmupCosine, build_optimizer, build_scheduler, param_groups
+from partcli.train.phases import Phase, phase_of, step_config
+from partcli.train.run_files import selection_metric
 
 
 def small_net() -> nn.Module:
@@ -103,6 +105,16 @@ def test_seg_only_epochs_leave_the_head_untouched_then_train_it(synthetic_data, 
     assert not all(torch.equal(a, b) for a, b in zip(seg0, seg1))
     trainer._train_epoch(2)
     assert not all(torch.equal(a, b) for a, b in zip(head1, weights(trainer.model.head)))
+
+
+def test_the_seg_only_phase_drives_both_the_step_and_the_best_checkpoint():
+    """One phase decides what an epoch's steps train and whether the epoch can be the best checkpoint."""
+    cfg = TrainConfig(epochs=4, seg_only_epochs=2, adv="pgd", cseg=0.3)
+    assert [phase_of(cfg, e) for e in (1, 2, 3, 4)] == [Phase.SEG_ONLY] * 2 + [Phase.JOINT] * 2
+    seg_only = step_config(cfg, Phase.SEG_ONLY)
+    assert (seg_only.cseg, seg_only.adv) == (1.0, "none") and step_config(cfg, Phase.JOINT) is cfg
+    row = {"val_clean_acc": 0.9, "val_adv_acc": 0.5}
+    assert [selection_metric({"epoch": e, **row}, cfg) for e in (2, 3)] == [-1.0, 0.5]
 
 
 @pytest.mark.parametrize("options, hinted", [

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from partcli.attacks.config import AttackConfig, Strategy
 from helpers import run_cli
 from partcli.cli import app
-from partcli.options import ADVERSARY, PANELS, flag_name, spec_of
+from partcli.options import ADVERSARY, PANELS, SEARCH, SHIFTS, SUMMARY, flag_name, spec_of
 from partcli.pseudolabel.config import PseudoLabelConfig
 from partcli.train.config import TRAIN_ONLY, Arch, TrainConfig
 from partcli.version import __version__
@@ -85,7 +85,8 @@ def test_help_shows_every_default(path, command):
 
 def test_training_help_has_the_panels_and_every_option_field():
     output = runner.invoke(app, ["train", "--help"], env=WIDE).output
-    positions = [output.index(f"─ {panel} ─") for panel in PANELS]
+    panels = [panel for panel in PANELS if panel not in (SHIFTS, SEARCH, SUMMARY)]  # those of other commands
+    positions = [output.index(f"─ {panel} ─") for panel in panels]
     assert positions == sorted(positions)
     rows = help_rows(output)
     fields = [f for f in dataclasses.fields(TrainConfig) if spec_of(f) and spec_of(f).cli]
@@ -178,6 +179,18 @@ def test_the_cli_starts_without_importing_torch():
     code = "import sys, partcli.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("module", ["partcli.train.config", "partcli.attacks.config", "partcli.evaluate.config",
+                                    "partcli.robustness.config", "partcli.mask_views.config", "partcli.report.config",
+                                    "partcli.pseudolabel.config", "partcli.options", "partcli.config"])
+def test_option_declarations_do_not_import_typer(module):
+    """Only the command line knows Typer: a library user importing a configuration does not load it."""
+    import subprocess
+
+    code = f"import sys, {module}; print('typer' in sys.modules, 'click' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False False"
 
 
 def test_the_hygiene_checklist_shows_attack_names_with_brackets(capsys):

@@ -27,7 +27,8 @@ from partcli.pseudolabel import PseudoLabelConfig, pseudolabel
 from partcli.pseudolabel.predict import OWN_CLASS_PARTS, native_resolution_masks, own_class_parts
 from partcli.pseudolabel.unlabelled import read_unlabelled
 from partcli.train.config import TrainConfig
-from partcli.train.loop import run_training, seg_label_mask_indices
+from partcli.train.builders import seg_label_mask_indices
+from partcli.train.loop import run_training
 from partcli.pseudolabel.segmenter import segmenter_config
 from partcli.train.losses import combined_loss, seg_loss
 

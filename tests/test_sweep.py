@@ -353,7 +353,7 @@ BAD = [
     (["--grid", "lr=abc"], "--grid lr 'abc': expected a number"),
     (["--grid", "steps=1.5"], "--grid steps: expected an int"),
     (["--grid", "arch=vit"], "--grid arch 'vit': expected one of"),
-    (["--grid", "lr=-1"], "sweep point 0 (lr=-1.0): --lr must be positive"),
+    (["--grid", "lr=-1"], "sweep point 0 (lr=-1.0): --lr -1: must be positive"),
     (["--grid", "lr=0.1", "--stage", "wd=1e-4"], "--grid and --stage"),
     ([], "--grid or --stage is required"),
     (["--stage", "lr=0.1 0.05"], "--stage '0.05': expected KEY=V1,V2"),

@@ -19,7 +19,8 @@ from partcli.data.seg_labels import box_masks, mask_centroids, object_masks
 from partcli.data.synthetic import prepare_synthetic
 from partcli.errors import PartcliError
 from partcli.train.config import TrainConfig
-from partcli.train.loop import Trainer, run_training, seg_label_mask_indices
+from partcli.train.builders import seg_label_mask_indices
+from partcli.train.loop import Trainer, run_training
 from partcli.train.validate import validate_config
 from partcli.train.losses import centroid_loss, seg_loss
 from partcli.train.step import training_loss

@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from helpers import run_cli
-from partcli.attacks.pgd import pgd_linf
 from partcli.checkpoint import save_checkpoint
 from partcli.data.contract import Part
 from partcli.data.writer import DatasetWriter
@@ -18,7 +17,7 @@ from partcli.models.registry import ModelConfig, build_model
 from partcli.report.figure_files import PNG_DPI
 from partcli.report.masks_figure import CELL_INCHES, MaskRow, masks_figure
 from partcli.report.palette import BACKGROUND, colourise, palette, part_colour
-from partcli.report.visualize import visualize
+from partcli.mask_views import visualize
 
 
 def _width(columns: int) -> int:
@@ -75,18 +74,18 @@ def test_visualize_with_pgd_writes_the_figure(bbox_checkpoint, synthetic_data, t
     result = visualize(bbox_checkpoint, synthetic_data, out, n=3, attack="pgd", steps=2, seed=1, batch_size=2)
     assert result.out == out and result.n == 3 and result.notes == []
     assert _png(out).size[0] == _width(6)  # image, true and predicted parts, PGD image, perturbation, parts under PGD
-    # the adversarial predictions are those of partcli's PGD, batch by batch, its generator seeded by --seed
-    from partcli.attacks.suite import load_samples, select_indices
+    # the adversarial predictions are those of partcli attack's pgd suite with one restart and the same settings
+    from partcli.attacks.api import attack
+    from partcli.attacks.samples import load_samples, select_indices
     from partcli.evaluate.evaluate import load_for_dataset
 
     model, ds = load_for_dataset(bbox_checkpoint, synthetic_data, "test")
     s = load_samples(ds, select_indices(len(ds), 3, 1, None))
-    gen = torch.Generator().manual_seed(1)
-    x_adv = torch.cat([pgd_linf(model, s.x[i:i + 2], s.y[i:i + 2], 8 / 255, 2 / 255, 2, generator=gen)
-                       for i in (0, 2)])
+    suite = attack(model, s.x, s.y, suite="pgd", eps="8/255", steps=2, step_size="2/255", restarts=1, seed=1,
+                   batch_size=2, hygiene=False)
     with torch.no_grad():
         assert result.clean_correct == int((model(s.x).argmax(1) == s.y).sum())
-        assert result.adv_correct == int((model(x_adv).argmax(1) == s.y).sum())
+    assert result.adv_correct == sum(suite.outcomes.robust["pgd"])
 
 
 def test_the_visualize_command(bbox_checkpoint, synthetic_data, tmp_path, capsys, monkeypatch):

@@ -20,13 +20,14 @@ from partcli.models.sources import open_model
 
 def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, suite: str = "autoattack",
            eps: float | str = 8 / 255, norm: str = "Linf", masks: torch.Tensor | None = None,
-           **options: Any) -> SuiteResult:
+           keep_adversarial: bool = False, **options: Any) -> SuiteResult:
     """Run ``suite`` on ``model`` over the images ``x`` (N×3×H×W in [0, 1]) with labels ``y`` (N).
 
     ``masks``: N×H×W part ids (-1 where unlabelled), for the segmenter-guided suites. ``options``: any other
     ``partcli attack`` option by its Python name (``steps``, ``restarts``, ``step_size``, ``seed``, ``batch_size``,
     ``device``, ``hygiene``...). Returns the rows (``result.rows``), the per-sample outcomes (``result.outcomes``),
-    the hygiene checklist (``result.checks``) and notes.
+    the hygiene checklist (``result.checks``) and notes; with ``keep_adversarial`` also, per attack, the adversarial
+    images its accuracy counts (``result.adversarial``, see ``partcli.attacks.suite.attack_model``).
     """
     if x.ndim != 4 or x.shape[1] != 3 or y.ndim != 1 or len(y) != len(x):
         raise PartcliError(f"attack: expected images N×3×H×W and labels N, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -41,4 +42,4 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, suite: str = "
         masks = torch.full((n, *x.shape[2:]), -1, dtype=torch.int16)
     samples = AttackSamples(x.detach().cpu().float(), y.detach().cpu().long(), masks.to(torch.int16).cpu(),
                             (masks != -1).flatten(1).any(1).cpu(), list(range(n)), [f"sample {i}" for i in range(n)])
-    return attack_model(source.model, samples, cfg, num_classes=num_classes)
+    return attack_model(source.model, samples, cfg, num_classes=num_classes, keep_adversarial=keep_adversarial)

@@ -81,6 +81,7 @@ class AutoAttackResult:
     resumed_after: list[str]  # attacks that had finished in an earlier, interrupted run (state file)
     earlier_seconds: float  # the time those attacks took in that run
     warnings: list[str] = field(default_factory=list)  # AutoAttack's own warnings, "<attack>: <message>", unique
+    adversarial: torch.Tensor | None = None  # with keep_adversarial: per sample the image that fooled it, else clean
 
 
 def autoattack_plan(num_classes: int, attacks: tuple[str, ...] | list[str] | None = None) -> AutoAttackPlan:
@@ -121,7 +122,7 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
                    seed: int = 0, batch_size: int = 256, device: str = "cpu",
                    attacks: tuple[str, ...] | list[str] | None = None, clean_correct: torch.Tensor | None = None,
                    state_path: str | Path | None = None, state_key: dict[str, Any] | None = None,
-                   norm: str = "Linf", shard: Shard = SINGLE) -> AutoAttackResult:
+                   norm: str = "Linf", shard: Shard = SINGLE, keep_adversarial: bool = False) -> AutoAttackResult:
     """Robust flags of ``model`` (eval mode, [0, 1] inputs → logits) under AutoAttack at radius ``eps`` of ``norm``
     (Linf or L2).
 
@@ -130,7 +131,13 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     says which, and the seconds they took); the file is removed when the run completes. Torch's global RNG is
     left as it was found (AutoAttack reseeds it). ``shard``: this rank's share under torchrun (module docstring);
     every rank gets the whole result.
+
+    ``keep_adversarial``: the result also holds, per sample, the image of the attack that fooled it (AutoAttack's
+    final x_adv), or the clean image for the samples still robust and those misclassified clean (not attacked); it
+    cannot resume (``state_path``), which keeps flags only.
     """
+    if keep_adversarial and state_path:
+        raise ValueError("run_autoattack: keep_adversarial cannot resume from a state file; pass state_path=None")
     plan = autoattack_plan(num_classes, attacks)
     model.eval()
     if clean_correct is None:
@@ -139,6 +146,7 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     done, robust, earlier = shard.on_main(lambda: _load_state(state_path, key)) if state_path else ([], None, 0.0)
     resumed_after, seconds = list(done), earlier
     robust = clean_correct.clone().cpu() if robust is None else robust
+    found = x.detach().cpu().clone() if keep_adversarial else None
     accuracy_after: dict[str, float] = {}
     notes: list[str] = []
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
@@ -151,20 +159,23 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
                     survivors = robust.nonzero().squeeze(1)
                     batches = [survivors[i:i + batch_size] for i in range(0, len(survivors), batch_size)]
 
-                    def run(_: int, batch: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-                        """Robust flags of one batch of survivors under ``attack``, and AutoAttack's warnings."""
+                    def run(_: int, batch: torch.Tensor) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
+                        """Robust flags of one batch of survivors under ``attack``, AutoAttack's warnings and,
+                        with keep_adversarial, its x_adv."""
                         warned: list[str] = []
                         with _collect_warnings(attack, warned):
                             # contiguous: pyautoattack's ℓ2 APGD reshapes with .view, which channels-last input breaks
-                            _, y_adv = aa.run_standard_evaluation(x[batch].contiguous(), y[batch],
-                                                                  batch_size=batch_size)
-                        return y_adv.cpu() == y[batch].cpu(), warned
+                            x_adv, y_adv = aa.run_standard_evaluation(x[batch].contiguous(), y[batch],
+                                                                      batch_size=batch_size)
+                        return y_adv.cpu() == y[batch].cpu(), warned, x_adv.cpu() if keep_adversarial else None
 
                     info(f"AutoAttack {attack}: {len(survivors)} of {len(y)} samples still robust, "
                          f"{len(batches)} batch(es)")
                     done_batches = shard.map(batches, run, f"AutoAttack {attack}", every=1, status=_robust_so_far)
-                    for batch, (flags, warned) in zip(batches, done_batches):
+                    for batch, (flags, warned, x_adv) in zip(batches, done_batches):
                         robust[batch] = flags
+                        if found is not None:
+                            found[batch[~flags]] = x_adv[~flags]
                         notes.extend(w for w in warned if w not in notes)
                 done.append(attack)
                 seconds += time.perf_counter() - start
@@ -177,16 +188,16 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
                         logger=logging.getLogger(AUTOATTACK_LOGGER))
     if state_path and shard.is_main:
         Path(state_path).unlink(missing_ok=True)
-    return AutoAttackResult(robust, plan, accuracy_after, resumed_after, earlier, notes)
+    return AutoAttackResult(robust, plan, accuracy_after, resumed_after, earlier, notes, found)
 
 
 AUTOATTACK_LOGGER = "auto-attack"  # pyautoattack's logging.getLogger name
 
 
-def _robust_so_far(results: list[tuple[torch.Tensor, list[str]]]) -> str:
+def _robust_so_far(results: list[tuple[torch.Tensor, list[str], torch.Tensor | None]]) -> str:
     """A progress line's status: of the survivors this rank has attacked so far, how many are still robust."""
-    robust = sum(int(flags.sum()) for flags, _ in results)
-    return f"{robust}/{sum(len(flags) for flags, _ in results)} still robust"
+    robust = sum(int(flags.sum()) for flags, *_ in results)
+    return f"{robust}/{sum(len(flags) for flags, *_ in results)} still robust"
 
 
 def state_path_for(out: str | Path, key: dict[str, Any]) -> Path:

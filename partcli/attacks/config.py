@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from partcli.attacks.registry import SUITE_REGISTRY, suite_choices, suites_help
-from partcli.config import parse_fraction
 from partcli.errors import PartcliError
-from partcli.options import ADVERSARY, DATA, RUN, RUNTIME, Choice, Device, Split, option
+from partcli.options import (ADVERSARY, DATA, RESULT_JSON_HELP, RUN, Choice, Split, batch_size_option, device_option,
+                             json_option, option, parse_fraction, seed_option)
 
 
 class SweepAttack(Choice):
@@ -63,19 +63,21 @@ class AttackConfig:
     split: str = option("test", "Split to attack.", panel=DATA, choices=Split)
     n: int | None = option(None, "Attack this many samples, drawn with --seed and kept in split order (--n-samples: "
                            "the same, the spelling torchrun passes on).", panel=DATA, shown="the whole split",
-                           aliases=("--n-samples",))
+                           aliases=("--n-samples",), low=1)
     survivors_of: str | None = option(None, "Attack only the samples robust in this earlier *.samples.csv (same "
                                       "checkpoint and split); rows report over its samples, named '<attack> after "
                                       "<file>'.", panel=DATA, path=True)
-    batch_size: int = option(256, "Samples per attack batch.", panel=RUNTIME)
-    seed: int = option(0, "Seed of the sample draw and of the attacks' random starts.", panel=RUN)
-    device: str = option("auto", "auto (CUDA when available), cpu or cuda.", panel=RUNTIME, choices=Device)
+    batch_size: int = batch_size_option(256, "Samples per attack batch.")
+    seed: int = seed_option("Seed of the sample draw and of the attacks' random starts.")
+    device: str = device_option()
     attack_cseg: float = option(0.5, "Weight of the segmentation loss in the seg-single attack (Table 11).",
-                                panel=ADVERSARY)
-    restarts: int = option(5, "PGD random restarts; the worst case per sample is kept (App. B).", panel=ADVERSARY)
-    steps: int = option(100, "PGD steps (App. B).", panel=ADVERSARY)
+                                panel=ADVERSARY, low=0, high=1)
+    restarts: int = option(5, "PGD random restarts; the worst case per sample is kept (App. B).", panel=ADVERSARY,
+                           low=1)
+    steps: int = option(100, "PGD steps (App. B).", panel=ADVERSARY, low=1)
     step_size: float | None = option(None, "PGD step size: a number or a fraction.", panel=ADVERSARY,
-                                     parse=parse_fraction, shown="0.001 for Linf (App. B), 2.5·eps/steps for L2")
+                                     parse=parse_fraction, shown="0.001 for Linf (App. B), 2.5·eps/steps for L2",
+                                     low=0, low_open=True)
     strategies: tuple[str, ...] = option(tuple(s.value for s in Strategy), "Two-stage stage-1 strategy; repeat the "
                                          "option for several.", panel=ADVERSARY, choices=Strategy, flags="--strategy")
     sweep_attack: str = option("autoattack", "Attack of --suite eps-sweep (Table 10).", panel=ADVERSARY,
@@ -102,3 +104,14 @@ class AttackConfig:
         if self.step_size is not None:
             return self.step_size
         return LINF_STEP_SIZE if self.norm == Norm.LINF else BALL_CROSSING * self.eps / max(self.steps, 1)
+
+
+@dataclass
+class AttackOutput:
+    """Where ``partcli attack`` writes and how it ends: options that do not change what is measured."""
+
+    out: str = option(str(ATTACK_CSV), "Metrics CSV to append to; per-sample outcomes go beside it as "
+                      "<stem>.<suite>.<k>.samples.csv.", panel=RUN, path=True)
+    json_output: bool = json_option(RESULT_JSON_HELP)
+    strict: bool = option(False, "Exit with status 3 when a hygiene check fails (results are still written), e.g. to "
+                          "fail a CI job.", panel=RUN)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from partcli.attacks.config import AttackConfig
 from partcli.attacks.hygiene import Check, checklist_path, write_checklist
 from partcli.attacks.outcomes import SampleOutcomes, outcomes_path, write_outcomes
 from partcli.evaluate.results_csv import ATTACK_COLUMNS, append_results
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -24,6 +27,8 @@ class SuiteResult:
     notes: list[str] = field(default_factory=list)
     samples_path: Path | None = None
     checklist_path: Path | None = None  # the hygiene checklist's JSON file, when the checks ran
+    # with keep_adversarial: per attack (its name in ``outcomes.robust``) the N×3×H×W images it counted, on the CPU
+    adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def write_result(out: str | Path, result: SuiteResult, cfg: AttackConfig, checkpoint: str, data: str) -> None:

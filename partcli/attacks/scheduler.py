@@ -6,6 +6,7 @@ are made of: AutoAttack (resumable), PGD, the segmenter-guided attacks. Batch ``
 rank ``b % world_size`` (``partcli.shards``) with random draws from a generator seeded by (``--seed``, attack,
 ``b``) alone (``batch_seed``), so the outcomes do not depend on the ranks or on the attacks that ran before.
 Classification attacks only attack the clean-correct samples (the others count as not robust, as in AutoAttack).
+With ``keep_adversarial`` the classification attacks and AutoAttack leave the images they counted in ``found``.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from partcli.attacks.samples import AttackSamples, MaskPool
 from partcli.attacks.seg_attacks import (choose_targets, correct_pixels, reference_masks, seg_single_attack,
                                          segmenter_attack, two_stage_attack)
 from partcli.attacks.suites import same_radius
+from partcli.config import eps_label
 from partcli.errors import PartcliError
 from partcli.evaluate.results_csv import PGD_SETTINGS
 from partcli.shards import Shard
@@ -33,9 +35,12 @@ class Scheduler:
     """Builds the suite's attacks over one set of samples and shares the clean pass between them."""
 
     def __init__(self, model: nn.Module, samples: AttackSamples, cfg: AttackConfig, num_classes: int,
-                 pool: MaskPool, state_path: Path | None, state_key: dict[str, Any] | None, shard: Shard):
+                 pool: MaskPool, state_path: Path | None, state_key: dict[str, Any] | None, shard: Shard,
+                 keep_adversarial: bool = False):
         self.model, self.s, self.cfg, self.num_classes, self.pool = model, samples, cfg, num_classes, pool
         self.state_path, self.state_key, self.shard = state_path, state_key, shard
+        self.keep_adversarial = keep_adversarial
+        self.found: torch.Tensor | None = None  # with keep_adversarial: the images of the attack run last
         self.part_model = bool(getattr(model, "has_segmenter", False))
         self.notes: list[str] = []
         self.seg_channels = 0  # K + 1 of a part model, set by the clean pass
@@ -123,7 +128,8 @@ class Scheduler:
                                     seed=self.cfg.seed, batch_size=self.cfg.batch_size, device=self.cfg.device,
                                     attacks=self.cfg.aa_attacks, clean_correct=self.clean_correct,
                                     state_path=state_path, state_key=state_key, norm=self.cfg.norm,
-                                    shard=self.shard)
+                                    shard=self.shard, keep_adversarial=self.keep_adversarial)
+            self.found = result.adversarial
             if result.resumed_after:
                 attack.earlier_seconds = result.earlier_seconds
                 self.notes.append(f"AutoAttack resumed an interrupted run after {', '.join(result.resumed_after)} "
@@ -142,7 +148,7 @@ class Scheduler:
         def attack(x, y, masks, has_mask, sl, gen):
             return craft_adversarial(self.model, x, y, eps, step, self.cfg.steps, norm=self.cfg.norm,
                                      restarts=restarts, generator=gen)
-        return self._classification_attack(f"{name}@{eps}", attack)
+        return self._classification_attack(f"{name}@{eps}", attack, f"{name} at {eps_label(eps, self.cfg.norm)}")
 
     def seg_single(self) -> torch.Tensor:
         cfg = self.cfg
@@ -214,24 +220,32 @@ class Scheduler:
         self.notes.append("twohead model: seg-two-stage/mc-sorted skipped (its classifier reads no masks)")
         return rest
 
-    def _classification_attack(self, name: str, attack: Callable[..., torch.Tensor]) -> torch.Tensor:
+    def _classification_attack(self, name: str, attack: Callable[..., torch.Tensor], label: str | None = None
+                               ) -> torch.Tensor:
         """Robust flags: ``attack(x, y, masks, has_mask, batch indices, generator) -> x_adv`` runs on the
         clean-correct samples only, batch by batch (sharded over the ranks), with the parameters frozen and the
-        batch's own generator (``_generator(name, batch)``); a sample is robust if x_adv is still classified right."""
+        batch's own generator (``_generator(name, batch)``); a sample is robust if x_adv is still classified right.
+        With ``keep_adversarial`` the x_adv go to ``found`` (the clean images of the samples not attacked).
+        ``label`` names the attack in progress lines (default ``name``, which also seeds the generators)."""
         dev = self.cfg.device
 
-        def batch(k: int, sl: torch.Tensor) -> torch.Tensor:
+        def batch(k: int, sl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             x, y = self.s.x[sl].to(dev), self.s.y[sl].to(dev)
             masks, has_mask = self.s.masks[sl].long().to(dev), self.s.has_mask[sl].to(dev)
             with frozen_eval(self.model):
                 x_adv = attack(x, y, masks, has_mask, sl, self._generator(name, k))
             with torch.no_grad():
-                return (self.model(x_adv).argmax(1) == y).cpu()
+                flags = (self.model(x_adv).argmax(1) == y).cpu()
+            return flags, x_adv.cpu() if self.keep_adversarial else None
 
         robust = torch.zeros(len(self.s.y), dtype=torch.bool)
+        found = self.s.x.clone() if self.keep_adversarial else None
         batches = self._batches(self.clean_correct.nonzero().squeeze(1).tolist())
-        for sl, flags in zip(batches, self.shard.map(batches, batch, name)):
+        for sl, (flags, x_adv) in zip(batches, self.shard.map(batches, batch, label or name)):
             robust[sl] = flags
+            if found is not None:
+                found[sl] = x_adv
+        self.found = found
         return robust
 
     def _batches(self, indices) -> list[Any]:

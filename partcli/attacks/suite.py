@@ -130,14 +130,25 @@ def attack_config(cfg: AttackConfig | None, options: dict[str, Any]) -> AttackCo
 
 def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *, num_classes: int,
                  pool: MaskPool | None = None, train_adv: str | None = None, state_path: Path | None = None,
-                 state_key: dict[str, Any] | None = None, shard: Shard = SINGLE) -> SuiteResult:
+                 state_key: dict[str, Any] | None = None, shard: Shard = SINGLE,
+                 keep_adversarial: bool = False) -> SuiteResult:
     """Run ``cfg.suite`` on a model (any module mapping [0, 1] images to logits; part models for seg suites).
 
     ``shard``: this rank's share under torchrun (``partcli.shards``); every rank must call this with the same model,
     samples and configuration (checked), and every rank gets the whole result. Batch ``b`` of an attack (the
     ``cfg.batch_size`` chunks of the samples it attacks, in order) is attacked by rank ``b % world_size`` with
     random starts drawn from a generator seeded by (``cfg.seed``, attack, ``b``) only (``batch_seed``).
+
+    ``keep_adversarial``: ``result.adversarial`` also holds, per attack (keyed as ``outcomes.robust``), the images
+    its accuracy counts, on the CPU (held in memory only when asked). PGD: per sample the worst case over the
+    restarts (the first that fools, else the highest loss; with one restart its last step). AutoAttack: the final
+    x_adv of a fooled sample, the clean image of one still robust. A sample misclassified clean is not attacked and
+    keeps its clean image. The ``pgd``, ``autoattack`` and ``eps-sweep`` suites keep images, and so do the
+    ``seg-single`` and ``seg-two-stage`` attacks (the image each returns); ``segmenter`` and the ``all`` row keep
+    none. Not with ``state_path``: a resumed AutoAttack has flags only for the attacks that ran before.
     """
+    if keep_adversarial and state_path is not None:
+        raise ValueError("attack_model: keep_adversarial cannot resume from a state file; pass state_path=None")
     validate_config(cfg)
     _check_l2_radius(cfg, samples.x.shape[1:])
     if shard.enabled:
@@ -148,19 +159,23 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
     _require_segmenter(model, cfg.suite, "the model")
     model = model.to(cfg.device).eval()
     runner = Scheduler(model, samples, cfg, num_classes, pool or MaskPool.from_samples(samples), state_path,
-                       state_key, shard)
+                       state_key, shard, keep_adversarial)
     early: list[Check] = []
     if cfg.hygiene:  # before the expensive attacks: a model that ignores its input wastes them
         early.append(check_input_dependence(runner.clean_logits.argmax(1), samples.y, runner.zero_input_gradients()))
         if early[-1].status == "warn" and shard.is_main:
             warn(f"{early[-1].name}: {early[-1].message}")
-    rows, robust = [], {}
+    rows, robust, adversarial = [], {}, {}
     for attack in runner.attacks():
         start = time.perf_counter()
+        runner.found = None
         flags = attack.run()
         radius = "" if same_radius(attack.eps, cfg.eps) else f"@{eps_label(attack.eps, cfg.norm)}"
         robust[attack.name + radius] = flags
+        if runner.found is not None:
+            adversarial[attack.name + radius] = runner.found
         rows.append(runner.row(attack, flags, time.perf_counter() - start + attack.earlier_seconds))
+    runner.keep_adversarial, runner.found = False, None  # the hygiene checks' extra PGD runs keep no images
     if cfg.suite == ALL:
         at_eps = [flags for name, flags in robust.items() if "@" not in name]
         combined = torch.stack(at_eps).all(0)
@@ -172,7 +187,7 @@ def attack_model(model: nn.Module, samples: AttackSamples, cfg: AttackConfig, *,
     checks = (early + run_hygiene(rows, cfg.suite, cfg.eps, cfg.restarts, train_adv, runner.pgd_accuracy,
                                   check_radii(cfg.norm, samples.x[0].numel()))
               if cfg.hygiene else [])
-    return SuiteResult(rows, outcomes, checks, runner.notes)
+    return SuiteResult(rows, outcomes, checks, runner.notes, adversarial=adversarial)
 
 
 def _check_l2_radius(cfg: AttackConfig, shape: torch.Size) -> None:

@@ -44,11 +44,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from partcli.config import MAX_SEED
 from partcli.data.contract import DatasetInfo, Part
 from partcli.data.splits import stratified_split, stratified_split_counts
 from partcli.data.writer import DatasetWriter
 from partcli.errors import PartcliError
+from partcli.options import MAX_SEED
 from partcli.progress import track
 
 CLASS_PARTS: dict[str, tuple[str, ...]] = {

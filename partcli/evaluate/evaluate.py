@@ -10,11 +10,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from partcli.checkpoint import Checkpoint, model_from_checkpoint
-from partcli.config import parse_workers
+from partcli.config import check_fields, parse_workers
 from partcli.data.contract import read_dataset_info, refuse_internal
 from partcli.data.dataset import PreparedDataset, eval_transform, upsampling_note
 from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError
+from partcli.evaluate.config import EvaluateConfig
 from partcli.evaluate.results_csv import EVALUATE_COLUMNS, append_results, check_results_file
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.models.sources import ModelSource, check_logits, open_model
@@ -105,9 +106,7 @@ def evaluate_model(model: torch.nn.Module, ds: PreparedDataset, batch_size: int 
 
 def check_eval_options(batch_size: int, device: str, image_size: int | None, workers: int | str) -> None:
     """Refuse impossible options before any work, naming the option (they would otherwise fail deep in torch)."""
-    if batch_size < 1:
-        raise PartcliError(f"--batch-size {batch_size}: must be at least 1")
-    parse_workers(workers, "--workers")
+    check_fields(EvaluateConfig(batch_size=batch_size, workers=parse_workers(workers, "--workers")))
     if image_size is not None and (image_size < 16 or image_size % 16):
         raise PartcliError(f"--image-size {image_size}: must be a multiple of 16 (the segmenter's output stride)")
     pick_device(device)

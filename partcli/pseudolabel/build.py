@@ -39,7 +39,7 @@ from partcli.pseudolabel.segmenter import finished_segmenter, segmenter_config, 
 from partcli.pseudolabel.subset import subset_dir_for, subset_name, write_labelled_subset
 from partcli.pseudolabel.unlabelled import read_unlabelled
 from partcli.runtime import pick_device, resolve_workers
-from partcli.train.loop import seg_label_mask_indices
+from partcli.train.builders import seg_label_mask_indices
 from partcli.train.validate import validate_config
 
 SEGMENTER_DIR = "segmenter"

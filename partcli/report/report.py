@@ -6,8 +6,9 @@ The page is a list of sections, each made by one function of the report's contex
 says so when it has nothing to show. Adding a kind of results means one more section function here and its
 suites in ``partcli.report.inputs.ROW_FAMILIES``.
 
-The output folder is the report's own: a previous report in it (recognised by the first line of its
-``index.md``) is replaced, its figures removed; any other non-empty folder is refused unless ``--overwrite``.
+The output folder is the report's own (``partcli.report.out_folder``): a previous report in it (recognised by the
+first line of its ``index.md``) is replaced, its figures removed; any other non-empty folder is refused unless
+``--overwrite``.
 """
 from __future__ import annotations
 
@@ -19,23 +20,22 @@ from typing import Callable
 import pandas as pd
 from matplotlib.figure import Figure
 
-from partcli.config import eps_label, parse_fraction
+from partcli.config import eps_label
+from partcli.options import parse_fraction
 from partcli.data.contract import SPLITS
-from partcli.errors import PartcliError, writing
-from partcli.progress import track
+from partcli.errors import PartcliError
 from partcli.report.curves import eps_sweep_figure, training_curves
-from partcli.report.figure_files import check_format, png_bytes, save_figure
-from partcli.report.html import html_page
+from partcli.report.figure_files import check_format
 from partcli.report.inputs import ReportInputs, read_inputs
 from partcli.report.latex import latex_table
 from partcli.report.models import ModelInfo, configuration_key, describe
+from partcli.report.out_folder import MARKER, check_out, write_report
 from partcli.report.robustness import robustness_table, severity_curves, severity_figure
 from partcli.report.sweep_figure import plotted, sweep_figure
 from partcli.report.tables import MeanCI, Table, annotate, per_checkpoint, pooled, results_table, table1
 from partcli.report.tradeoff import TradeoffPoint, tradeoff_figure
 from partcli.version import __version__
 
-MARKER = "<!-- partcli report"
 HYGIENE_MARKS = {"ok": "✓", "warn": "⚠", "not run": "–"}
 
 
@@ -84,7 +84,7 @@ def build_report(paths: list[str | Path], out: str | Path = "report", *, split: 
     if not 0 < eps <= 1:
         raise PartcliError(f"--eps {eps:g}: expected a radius in (0, 1], e.g. 8/255")
     out = Path(out)
-    previous = _check_out(out, overwrite)
+    previous = check_out(out, overwrite)
     inputs = read_inputs(paths)
     if inputs.empty:
         reasons = "; ".join(inputs.skipped[:2]) + (f"; and {len(inputs.skipped) - 2} more" if len(inputs.skipped) > 2
@@ -96,7 +96,9 @@ def build_report(paths: list[str | Path], out: str | Path = "report", *, split: 
     context = ReportContext(inputs, rows, infos, split, eps)
     sections = [s for make in SECTIONS if (s := make(context)) is not None]
     sections.append(_skipped_section(inputs.skipped))  # last: the sections may add to what was skipped
-    _write(out, previous, _page(paths, inputs, context, sections), sections, fmt)
+    write_report(out, previous, _page(paths, inputs, context, sections),
+                 {name: fig for s in sections for name, fig in s.figures.items()},
+                 {name: text for s in sections for name, text in s.files.items()}, fmt)
     return ReportResult(out, sections, inputs.skipped, _table1_by_label(context), _robustness_by_label(context))
 
 
@@ -339,49 +341,6 @@ def _page(paths, inputs: ReportInputs, ctx: ReportContext, sections: list[Sectio
     for s in sections:
         lines += ["", f"## {s.title}", "", s.body]
     return "\n".join(lines) + "\n"
-
-
-def _check_out(out: Path, overwrite: bool) -> list[Path]:
-    """Refuse an --out that is not the report's to write; return a previous report's files (to replace)."""
-    if out.exists() and not out.is_dir():
-        raise PartcliError(f"--out {out}: exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
-        return []
-    index = out / "index.md"
-    try:
-        previous = index.is_file() and index.read_text().startswith(MARKER)
-    except (OSError, UnicodeDecodeError):
-        previous = False
-    if previous:
-        linked = re.findall(r"\]\(([^)/]+\.(?:png|pdf|svg|tex))\)", index.read_text())
-        return [index, out / "index.html"] + [out / name for name in linked if (out / name).is_file()]
-    if not overwrite:
-        raise PartcliError(f"--out {out}: exists, is not empty and holds no partcli report; choose another folder "
-                           "or pass --overwrite (files of the same names are replaced, others kept)")
-    return []
-
-
-def _write(out: Path, previous: list[Path], page: str, sections: list[Section], fmt: str) -> None:
-    """The figures as ``fmt`` files (linked from index.md), the page, its HTML twin with the figures embedded as
-    PNGs, and the sections' text files."""
-    figures = [(name, f"{name.removesuffix('.png')}.{fmt}", fig) for s in sections for name, fig in s.figures.items()]
-    for name, file_name, _ in figures:
-        page = page.replace(f"]({name})", f"]({file_name})")
-    with writing(out):
-        out.mkdir(parents=True, exist_ok=True)
-        for path in previous:
-            path.unlink(missing_ok=True)
-        embedded = {}
-        for _, file_name, fig in track(figures, "drawing report figures"):
-            embedded[file_name] = png_bytes(fig)
-            if fmt == "png":
-                (out / file_name).write_bytes(embedded[file_name])
-            else:
-                save_figure(fig, out / file_name, fmt)
-        for name, text in (f for s in sections for f in s.files.items()):
-            (out / name).write_text(text)
-        (out / "index.md").write_text(page)
-        (out / "index.html").write_text(html_page(page.split("\n", 1)[1], embedded, "partcli report"))
 
 
 def _pct(value: float | None) -> str:

@@ -31,12 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from partcli.config import check_fields
 from partcli.data.dataset import PreparedDataset, eval_transform
 from partcli.errors import PartcliError, check_writable
 from partcli.evaluate.results_csv import RESULT_COLUMNS, append_results, check_results_file
 from partcli.progress import track
 from partcli.robustness.corruptions import (CORRUPTIONS, MIN_SIZE, SEVERITIES, CorruptionCache, check_corruptions,
                                             corrupt_image, corruption_seed, require_library)
+from partcli.robustness.config import SUITES, RobustnessConfig
 from partcli.robustness.folder_images import check_folder
 from partcli.robustness.foreground import VARIANTS, foreground_variants, pair_indices
 from partcli.robustness.imagenet9 import imagenet9_rows, load_imagenet9
@@ -47,7 +49,6 @@ from partcli.shards import SINGLE, Shard, join_ranks
 if TYPE_CHECKING:
     from rich.table import Table
 
-SUITES = ("corruptions", "foreground", "shape-texture", "all")
 MASK_SUITES = ("foreground", "shape-texture")
 NO_MASK_REMEDY = "these suites make their images from the masks (run --suite corruptions alone)"
 NO_OBJECT_REMEDY = "these suites need an object in every sample"
@@ -83,10 +84,7 @@ def check_options(suite: str, corruptions: tuple[str, ...], severities: tuple[in
     """Refuse bad options before any work, naming the option; return the suites to run."""
     suites = suites_of(suite)
     check_corruptions(corruptions, severities)
-    if seed < 0:
-        raise PartcliError(f"--seed {seed}: must be a non-negative integer")
-    if batch_size < 1:
-        raise PartcliError(f"--batch-size {batch_size}: must be at least 1")
+    check_fields(RobustnessConfig(seed=seed, batch_size=batch_size))
     if str(device).split(":")[0] not in ("cpu", "cuda"):
         raise PartcliError(f"--device {device!r}: expected cpu or cuda")
     if str(device).startswith("cuda") and not torch.cuda.is_available():

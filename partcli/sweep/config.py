@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
-from partcli.config import check_value, parse_fraction, read_config_file
+from partcli.config import check_value, read_config_file
 from partcli.errors import PartcliError
+from partcli.options import parse_fraction
 from partcli.train.config import TrainConfig
 from partcli.train.run_files import PATH_FIELDS, with_absolute_paths
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from partcli.attacks.config import Norm
-from partcli.config import parse_fraction, parse_pretrained, parse_workers
+from partcli.config import parse_pretrained, parse_workers
 from partcli.data import label_kinds
 from partcli.errors import PartcliError
-from partcli.options import ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Choice, Device, option
+from partcli.options import (ADVERSARY, DATA, MODEL, OPTIMISATION, RUN, RUNTIME, Choice, device_option, option,
+                             parse_fraction, seed_option)
 from partcli.tracking import Logger, parse_loggers
 
 
@@ -118,17 +119,18 @@ class TrainConfig:
     output_stride: int = option(16, "Part models: the segmenter encoder's output stride, 16 (DeepLabv3+'s and the "
                                 "paper's) or 8 (its last two stages dilated: finer part masks on small images; "
                                 "the demo's clean stage took 1.65× as long).", panel=MODEL)
-    pool: int = option(4, "Downsampled/two-headed head: pooled size (App. D.8).", panel=MODEL)
+    pool: int = option(4, "Downsampled/two-headed head: pooled size (App. D.8).", panel=MODEL, low=1)
     drop_background: bool = option(False, "Downsampled head: drop the background channel (App. D.7).", panel=MODEL,
                                    flags="--drop-background/--keep-background")
     concat_input: bool = option(False, "Downsampled head: also feed the image (App. D.10).", panel=MODEL,
                                 flags="--concat-input/--no-concat-input")
     epochs: int = option(50, "Training epochs; with --resume, a new total that extends the run (the cosine "
-                         "schedule is re-planned from the epoch reached).", panel=OPTIMISATION)
-    batch_size: int = option(128, "Samples per step (per rank under torchrun).", panel=OPTIMISATION)
-    lr: float = option(0.1, "Peak learning rate, cosine-annealed to 0 per step.", panel=OPTIMISATION)
-    wd: float = option(5e-4, "Weight decay.", panel=OPTIMISATION)
-    momentum: float = option(0.9, "SGD momentum.", panel=OPTIMISATION)
+                         "schedule is re-planned from the epoch reached).", panel=OPTIMISATION, low=1)
+    batch_size: int = option(128, "Samples per step (per rank under torchrun).", panel=OPTIMISATION, low=1)
+    lr: float = option(0.1, "Peak learning rate, cosine-annealed to 0 per step.", panel=OPTIMISATION, low=0,
+                       low_open=True)
+    wd: float = option(5e-4, "Weight decay.", panel=OPTIMISATION, low=0)
+    momentum: float = option(0.9, "SGD momentum.", panel=OPTIMISATION, low=0, high=1, high_open=True)
     optim: str = option("sgd", "sgd (momentum, the paper's recipe) or adamw (much faster for a segmenter trained "
                         "from scratch).", panel=OPTIMISATION, choices=Optim)
     warmup_epochs: int = option(0, "Epochs of linear learning-rate warm-up before the cosine schedule.",
@@ -143,13 +145,14 @@ class TrainConfig:
                             "parameter and bias) or names (the paper's code: names containing bias, bn or ln, so "
                             "the decoder's and head's BatchNorms are decayed).", panel=OPTIMISATION,
                             choices=WdExempt)
-    image_size: int = option(224, "Training/eval resolution, a multiple of 16.", panel=DATA)
-    crop_scale: float = option(0.08, "Smallest RandomResizedCrop area, as a fraction of the image.", panel=DATA)
+    image_size: int = option(224, "Training/eval resolution, a multiple of 16.", panel=DATA, low=16, high=4096)
+    crop_scale: float = option(0.08, "Smallest RandomResizedCrop area, as a fraction of the image.", panel=DATA,
+                               low=0, high=1, low_open=True)
     workers: int | str = option("auto", "DataLoader worker processes: a number, or auto (on CUDA the CPU count, "
                                 "capped at 8 per GPU, with persistent workers and pinned memory; 0 on the CPU).",
                                 panel=RUNTIME, parse=parse_workers)
-    seed: int = option(0, "Seed of every random choice; same seed, same run.", panel=RUN)
-    device: str = option("auto", "auto (CUDA when available), cpu or cuda.", panel=RUNTIME, choices=Device)
+    seed: int = seed_option("Seed of every random choice; same seed, same run.")
+    device: str = device_option()
     amp: str = option("off", "Mixed precision on CUDA.", panel=RUNTIME, choices=Amp)
     channels_last: bool = option(False, "channels_last memory format.", panel=RUNTIME,
                                  flags="--channels-last/--no-channels-last")
@@ -157,8 +160,9 @@ class TrainConfig:
                            "(SyncBatchNorm, the paper's code).", panel=RUNTIME, flags="--sync-bn/--no-sync-bn")
     log_interval: int = option(50, "Off a terminal (a log file, SLURM): a progress line every this many steps (and "
                                "at least every minute) with the running loss, accuracy, lr, images/s and the run's "
-                               "ETA; on a terminal, progress bars.", panel=RUNTIME)
-    cseg: float = option(0.5, "Segmentation-loss weight c_seg (Eq. 5, Eq. 8, Eq. 10).", panel=OPTIMISATION)
+                               "ETA; on a terminal, progress bars.", panel=RUNTIME, low=1)
+    cseg: float = option(0.5, "Segmentation-loss weight c_seg (Eq. 5, Eq. 8, Eq. 10).", panel=OPTIMISATION, low=0,
+                         high=1)
     seg_only_epochs: int = option(0, "First epochs train the segmenter alone (segmentation loss only, clean "
                                   "inputs), then the whole model. From a from-scratch segmenter give about half "
                                   "of --epochs, or the classification loss turns it into a classifier of blobs.",
@@ -172,18 +176,19 @@ class TrainConfig:
                        "(then give --eps and --step-size, e.g. --eps 1.0 --step-size 0.25).", panel=ADVERSARY,
                        choices=Norm)
     eps: float = option(8 / 255, "Budget on [0, 1] pixels, the ball's radius in --norm: a number or a fraction.",
-                        panel=ADVERSARY, parse=parse_fraction, shown="8/255")
+                        panel=ADVERSARY, parse=parse_fraction, shown="8/255", low=0)
     step_size: float = option(2 / 255, "PGD step size: a number or a fraction.", panel=ADVERSARY,
-                              parse=parse_fraction, shown="2/255")
-    steps: int = option(10, "PGD steps while training.", panel=ADVERSARY)
-    beta: float = option(0.5, "TRADES β (Eq. 10).", panel=ADVERSARY)
+                              parse=parse_fraction, shown="2/255", low=0)
+    steps: int = option(10, "PGD steps while training.", panel=ADVERSARY, low=0)
+    beta: float = option(0.5, "TRADES β (Eq. 10).", panel=ADVERSARY, low=0)
     trades_bn: str = option("two-pass", "TRADES BatchNorm: two-pass (train-mode passes over the clean and the "
                             "adversarial batch, as TRADES' reference code) or concat (one pass over both together, "
                             "the paper's code).", panel=ADVERSARY, choices=TradesBN)
-    seg_frac: float = option(1.0, "Fraction of training samples keeping their part mask (§5.3).", panel=DATA)
+    seg_frac: float = option(1.0, "Fraction of training samples keeping their part mask (§5.3).", panel=DATA, low=0,
+                             high=1, low_open=True)
     seg_labels: str = option("part", label_kinds.label_kinds_help, panel=DATA, choices=label_kind_choices)
     val_steps: int | None = option(None, "PGD steps for validation (the paper's code: 100).", panel=ADVERSARY,
-                                   shown="--steps")
+                                   shown="--steps", low=0)
     val_step_size: float | None = option(None, "PGD step size for validation (the paper's code: 0.002).",
                                          panel=ADVERSARY, parse=parse_fraction, shown="--step-size")
     logger: list[str] = option(help="Experiment tracker to log to, repeatable: tensorboard (<out>/tensorboard), "
@@ -193,7 +198,7 @@ class TrainConfig:
                                "needs its library: pip install 'partcli[NAME]'.", panel=RUN, choices=Logger,
                                parse=parse_loggers, shown="none", default_factory=list)
     val_every: int = option(1, "Validate, and update best.pt, every N epochs (the paper's code: 2); the last epoch "
-                            "is always validated.", panel=RUN)
+                            "is always validated.", panel=RUN, low=1)
     best_rule: str = option("max-adv", "best.pt of an adversarial run: max-adv (highest PGD validation accuracy) or "
                             "clean-ge-adv (the paper's code: highest among epochs whose clean accuracy is at least "
                             "their PGD accuracy).", panel=ADVERSARY, choices=BestRule)

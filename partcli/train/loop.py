@@ -5,14 +5,14 @@ and augmentation from them (``train.loader``), so a run resumed after epoch k re
 uninterrupted run would (bit-identical weights on the CPU), whatever ``--workers`` either used.
 
 Around the loop, in their own modules: the device, AMP and worker choice (``partcli.runtime``), option checks
-(``train.validate``), the run folder's files and metrics CSV (``train.run_files``), the ``--logger`` experiment
+(``train.validate``), what the configuration builds for the dataset (``train.builders``), the seg-only and joint
+phases (``train.phases``), the run folder's files and metrics CSV (``train.run_files``), the ``--logger`` experiment
 trackers (``partcli.tracking``, rank 0 only).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -24,25 +24,24 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from partcli.attacks.pgd import craft_adversarial
 from partcli.checkpoint import Checkpoint, DatasetDescription, load_weights
 from partcli.config import write_config
-from partcli.data.contract import DatasetInfo
-from partcli.data.splits import stratified_assign
 from partcli.data.writer import prepare_output_dir
-from partcli.data.dataset import PreparedDataset, eval_transform, train_transform, upsampling_note
+from partcli.data.dataset import PreparedDataset, upsampling_note
 from partcli.data.label_kinds import label_kind
 from partcli.errors import PartcliError, writing
 from partcli.evaluate.seg_metrics import confusion_matrix, foreground_pixel_accuracy, mean_iou, pixel_accuracy
 from partcli.files import check_can_create
-from partcli.models.registry import ModelConfig, build_model_with_weights, unseen_differences
+from partcli.models.registry import build_model_with_weights, unseen_differences
 from partcli.progress import RunProgress, info, run_progress, track, warn
 from partcli.runtime import autocast_factory, describe_runtime, loader_options, pick_device, resolve_workers
 from partcli.tracking import Trackers, check_logger_folders
 from partcli.tracking.masks import validation_masks_figure
+from partcli.train.builders import model_config_for, seg_label_mask_indices, seg_loss_for, split_transform
 from partcli.train.config import TrainConfig
 from partcli.train.distributed import (all_sum, all_sum_tensor, broadcast_buffers, init_distributed,
                                        raise_if_any_rank_failed, synchronise_batchnorm)
 from partcli.train.loader import EpochSampler, SeededItems
-from partcli.train.losses import SegLossFn, seg_loss
 from partcli.train.optim import build_optimizer, build_scheduler, load_scheduler_state
+from partcli.train.phases import phase_of, step_config
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
 from partcli.train.run_files import (METRIC_COLUMNS, VALIDATION_COLUMNS, _remove_run_files, describe_epoch,
                                      restore_run_files, resume_point, selection_metric, validates, with_absolute_paths,
@@ -50,36 +49,6 @@ from partcli.train.run_files import (METRIC_COLUMNS, VALIDATION_COLUMNS, _remove
 from partcli.train.step import training_loss
 from partcli.train.validate import from_scratch_hint, random_backbone_hint, validate_config
 from partcli.version import __version__
-
-
-def model_config_for(cfg: TrainConfig, data: DatasetInfo) -> ModelConfig:
-    """The model for a dataset; with ``--seg-labels object`` the segmenter predicts one channel per class."""
-    num_parts, part_to_class = label_kind(cfg.seg_labels).channels(data.num_classes, data.part_to_class())
-    return ModelConfig(arch=cfg.arch, backbone=cfg.backbone, num_classes=data.num_classes, num_parts=num_parts,
-                       part_to_class=part_to_class, pool=cfg.pool, drop_background=cfg.drop_background,
-                       concat_input=cfg.concat_input, bbox_score=cfg.bbox_score, output_stride=cfg.output_stride)
-
-
-def seg_loss_for(cfg: TrainConfig, model_cfg: ModelConfig) -> SegLossFn:
-    """The segmentation term of the loss: the label kind's own (Eq. 12, Eq. 13 on centroid labels), else Eq. 7."""
-    kind = label_kind(cfg.seg_labels)
-    if kind.loss is not None:
-        return kind.loss(model_cfg.part_to_class, model_cfg.num_classes, cfg.seg_loss_norm)
-    return functools.partial(seg_loss, norm=cfg.seg_loss_norm)
-
-
-def split_transform(cfg: TrainConfig, data: DatasetInfo, train: bool):
-    """The augmentation of a split, preceded by the ``--seg-labels`` mask transform (on the full-size mask)."""
-    transform = train_transform(cfg.image_size, cfg.crop_scale) if train else eval_transform(cfg.image_size)
-    return label_kind(cfg.seg_labels).transform(data.part_to_class(), transform)
-
-
-def seg_label_mask_indices(train: PreparedDataset, frac: float, seed: int) -> set[int]:
-    """Indices of training samples whose part mask is withheld: a stratified, seeded 1 − frac (§5.3)."""
-    if frac >= 1.0:
-        return set()
-    groups = stratified_assign(train.labels, {"keep": frac, "drop": 1.0 - frac}, seed)
-    return {i for i, g in enumerate(groups) if g == "drop"}
 
 
 class Trainer:
@@ -298,8 +267,7 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         self.net.train()
         total_loss = correct = seen = 0.0
-        # --seg-only-epochs: a segmenter-first stage (clean inputs, segmentation loss only), then joint training
-        step_cfg = dataclasses.replace(self.cfg, cseg=1.0, adv="none") if epoch <= self.cfg.seg_only_epochs else self.cfg
+        step_cfg = step_config(self.cfg, phase_of(self.cfg, epoch))  # --seg-only-epochs: the segmenter alone first
         self.train_order.set_epoch(epoch)
         start = time.perf_counter()
 

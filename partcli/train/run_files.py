@@ -31,6 +31,7 @@ from partcli.files import atomic_write
 from partcli.progress import info, warn
 from partcli.settings_history import with_added_settings
 from partcli.train.config import RESUMABLE, TrainConfig
+from partcli.train.phases import phase_of
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_adv_acc", "val_pixel_acc", "seconds",
                   "val_fg_pixel_acc", "val_miou")
@@ -172,12 +173,12 @@ def validates(epoch: int, cfg: TrainConfig) -> bool:
 def selection_metric(row: dict[str, Any], cfg: TrainConfig) -> float:
     """The figure ``best.pt`` is chosen by: PGD validation accuracy for adversarial runs, else clean accuracy.
 
-    -1 (never chosen) for epochs of the segmenter-only stage (``--seg-only-epochs``: no classifier was trained),
+    -1 (never chosen) for epochs of the seg-only phase (``train.phases``: no classifier was trained),
     epochs not validated (``--val-every``) and, under ``--best-rule clean-ge-adv`` (the paper's code), epochs whose
     clean validation accuracy is below their PGD accuracy.
     """
     clean, adv = _number(row.get("val_clean_acc")), _number(row.get("val_adv_acc"))
-    if int(row["epoch"]) <= cfg.seg_only_epochs or clean is None:
+    if not phase_of(cfg, int(row["epoch"])).trains_classifier or clean is None:
         return -1.0
     if cfg.adv == "none":
         return clean
