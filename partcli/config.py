@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 
 from partcli.errors import PartcliError
-from partcli.options import choices_of, option_name, parse_fraction, range_error, spec_of
+from partcli.options import choices_of, format_number, option_name, parse_fraction, range_error, spec_of
 from partcli.settings_history import with_added_settings
 
 C = TypeVar("C")
@@ -179,7 +179,7 @@ def check_fields(config: Any) -> None:
             raise PartcliError(f"{option_name(field)} {value}: must be a finite number")
         problem = None if spec is None else range_error(spec, value)
         if problem:
-            raise PartcliError(f"{option_name(field)} {value:g}: {problem}")
+            raise PartcliError(f"{option_name(field)} {format_number(value)}: {problem}")
 
 
 def write_config(path: Path, config: Any, extra: dict[str, Any] | None = None) -> None:

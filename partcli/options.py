@@ -121,13 +121,15 @@ def range_error(spec: OptionSpec, value: Any) -> str | None:
         return None
     if high is None:
         return "must be positive" if spec.low_open and low == 0 else \
-            f"must be {'above' if spec.low_open else 'at least'} {_number(low)}"
+            f"must be {'above' if spec.low_open else 'at least'} {format_number(low)}"
     if low is None:
-        return f"must be {'below' if spec.high_open else 'at most'} {_number(high)}"
-    return f"must lie in {'(' if spec.low_open else '['}{_number(low)}, {_number(high)}{')' if spec.high_open else ']'}"
+        return f"must be {'below' if spec.high_open else 'at most'} {format_number(high)}"
+    opening, closing = "(" if spec.low_open else "[", ")" if spec.high_open else "]"
+    return f"must lie in {opening}{format_number(low)}, {format_number(high)}{closing}"
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+    """A bound or value as typed: whole numbers in full (4294967295, not 4.29497e+09), others as ``%g``."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 

@@ -93,3 +93,11 @@ def test_the_public_visualize_stays_the_function_once_its_package_is_imported():
             "print(callable(first), first is partcli.visualize, type(partcli.visualize).__name__)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.split() == ["True", "True", "function"]
+
+
+@pytest.mark.parametrize("option, value, message", [("--frac", 0, "--frac 0: must lie in (0, 1]"),
+                                                    ("--image-size", 8, "--image-size 8: must lie in [16, 4096]")])
+def test_pseudolabel_refuses_a_value_outside_its_fields_range_before_writing(option, value, message, good, tmp_path):
+    out = tmp_path / "pseudo"
+    assert_user_error(run_cli("pseudolabel", "--data", good, "--out", out, option, value), message)
+    assert not out.exists() and not (tmp_path / "pseudo.segmenter").exists()

@@ -76,7 +76,7 @@ def test_train_help_says_what_adv_defaults_to():
 
 
 def test_choices_of_cli_options_agree_with_the_code():
-    from partcli.cli.prepare import KnownDataset
+    from partcli.interop.import_config import KnownDataset
     from partcli.interop.dataset_names import KNOWN_DATASETS
     from partcli.robustness.config import RobustnessSuite
     from partcli.robustness.suite import SUITES

@@ -183,7 +183,9 @@ def test_the_cli_starts_without_importing_torch():
 
 @pytest.mark.parametrize("module", ["partcli.train.config", "partcli.attacks.config", "partcli.evaluate.config",
                                     "partcli.robustness.config", "partcli.mask_views.config", "partcli.report.config",
-                                    "partcli.pseudolabel.config", "partcli.options", "partcli.config"])
+                                    "partcli.pseudolabel.config", "partcli.data.prepare_config",
+                                    "partcli.interop.import_config", "partcli.sweep.options", "partcli.options",
+                                    "partcli.config"])
 def test_option_declarations_do_not_import_typer(module):
     """Only the command line knows Typer: a library user importing a configuration does not load it."""
     import subprocess

@@ -119,7 +119,7 @@ def killed_in_epoch(epoch: int, monkeypatch, cfg: TrainConfig) -> None:
 
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "_train_epoch", dies)
-        patch.setattr(loop, "_remove_run_files", lambda out: None)
+        patch.setattr(loop, "remove_run_files", lambda out: None)
         with pytest.raises(Killed):
             run_training(cfg)
 

@@ -17,7 +17,7 @@ from partcli.cli.app import app
 from partcli.cli.common import config_parameter, pct, read_options
 from partcli.cli.typer_options import given_options, typer_parameters, with_parameters
 from partcli.errors import PartcliError
-from partcli.options import ADVERSARY, DATA, RUN, SEARCH, spec_of
+from partcli.options import ADVERSARY, RUN, spec_of
 from partcli.progress import on_interrupt, plain, say, show
 
 
@@ -91,64 +91,46 @@ app.command("train", help="Adversarial training with --adv pgd (Eq. 8, Eq. 9) or
             "--init.")(_training_command(pretrain=False))
 
 
-@app.command("sweep")
-def sweep(
-    data: Annotated[Optional[Path], typer.Option(help="Prepared dataset folder (default: the --config file's data).",
-                                                 rich_help_panel=DATA)] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Sweep folder: sweep.yaml, sweep.csv and one run folder per "
-                                                "point.", rich_help_panel=RUN)] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML file of training options shared by every point (as "
-                                                   "train's --config).", rich_help_panel=RUN)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", rich_help_panel=SEARCH, help="KEY=VALUE: fix a training option for every "
-                                                      "point, e.g. --set adv=pgd; repeatable.")] = None,
-    grid: Annotated[Optional[list[str]], typer.Option(rich_help_panel=SEARCH, help="KEY=V1,V2,...: sweep an option; the --grid options "
-                                                      "make one stage, their cartesian product; repeatable.")] = None,
-    stage: Annotated[Optional[list[str]], typer.Option(rich_help_panel=SEARCH, help="\"K=V1,V2 K2=...\": one stage (a cartesian product), "
-                                                       "repeatable, in order; each starts from the values picked "
-                                                       "in the stages before it.")] = None,
-    pick: Annotated[Optional[list[str]], typer.Option(rich_help_panel=SEARCH, help="Pick rule: adv (best val adversarial accuracy; clean "
-                                                      "runs: clean), clean-at-adv (best val clean accuracy among "
-                                                      "val adversarial accuracy ≥ --target-adv − --margin) or none "
-                                                      "(last stage only); one for all stages, or one per stage.",
-                                                      show_default="adv")] = None,
-    target_adv: Annotated[Optional[str], typer.Option(rich_help_panel=SEARCH, help="clean-at-adv: the validation adversarial accuracy to "
-                                                      "match, as a fraction (e.g. the baseline's 0.42).")] = None,
-    margin: Annotated[str, typer.Option(rich_help_panel=SEARCH, help="clean-at-adv: how far below --target-adv a point may be, as a "
-                                        "fraction.")] = "0.01",
-    list_: Annotated[bool, typer.Option("--list", rich_help_panel=RUN, help="Print the points, their run folders and status "
-                                        "(done, partial, todo); run nothing.")] = False,
-    point: Annotated[Optional[int], typer.Option(rich_help_panel=RUN, help="Run only this point (numbered as --list shows), e.g. one "
-                                                 "cluster job per point of a stage.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Accept a changed sweep definition in --out (run "
-                                            "folders of changed points are still refused).",
-                                            rich_help_panel=RUN)] = False,
-) -> None:
-    """Hyper-parameter search (paper §3.5.3): grids of training runs in stages, resumable, with a summary CSV."""
-    from partcli.sweep import build_definition, list_sweep, run_sweep
-    from partcli.sweep.plan import format_value
-    from partcli.sweep.run import describe_picks
+def _sweep_command():
+    from partcli.sweep.options import SweepOptions
 
-    if out is None:
-        raise PartcliError("--out is required: the sweep folder (sweep.yaml, sweep.csv and the points' run folders)")
-    if list_ and point is not None:
-        raise PartcliError("--list and --point: give one (--list runs nothing, --point runs one point)")
-    definition = build_definition(data, config=config, sets=set_ or [], grids=grid or [], stages=stage or [],
-                                  picks=pick or [], target_adv=target_adv, margin=margin)
-    state = list_sweep(definition, out) if list_ else run_sweep(definition, out, point=point, overwrite=overwrite)
-    table = Table(title=plain(f"sweep {out}"))
-    for column in ("point", "stage", *(["run"] if list_ else []), *state.keys, "status", "val clean", "val adv",
-                   "picked"):
-        table.add_column(column, justify="left" if column == "run" else "right",
-                         overflow="fold" if column == "run" else "ellipsis")
-    for p in state.points:
-        table.add_row(str(p.point.index), str(p.point.stage + 1), *([plain(p.run.name)] if list_ else []),
-                      *(plain(format_value(p.point.values[k])) if k in p.point.values else "" for k in state.keys),
-                      p.status, pct(p.val_clean_acc), pct(p.val_adv_acc), "✓" if p.picked else "")
-    show(table)
-    for line in describe_picks(state):
-        say(line)
-    if not list_:
-        say(f"summary written to {Path(out) / 'sweep.csv'}")
+    def command(ctx: typer.Context, **options: Any) -> None:
+        opts = read_options(ctx, SweepOptions, None, options)
+        from partcli.sweep import build_definition, list_sweep, run_sweep
+        from partcli.sweep.plan import format_value
+        from partcli.sweep.run import describe_picks
+
+        if opts.out is None:
+            raise PartcliError("--out is required: the sweep folder (sweep.yaml, sweep.csv and the points' run "
+                               "folders)")
+        if opts.list_points and opts.point is not None:
+            raise PartcliError("--list and --point: give one (--list runs nothing, --point runs one point)")
+        definition = build_definition(opts.data, config=opts.config, sets=opts.sets, grids=opts.grid,
+                                      stages=opts.stage, picks=opts.pick, target_adv=opts.target_adv,
+                                      margin=opts.margin)
+        listed = opts.list_points
+        state = (list_sweep(definition, opts.out) if listed
+                 else run_sweep(definition, opts.out, point=opts.point, overwrite=opts.overwrite))
+        table = Table(title=plain(f"sweep {opts.out}"))
+        for column in ("point", "stage", *(["run"] if listed else []), *state.keys, "status", "val clean", "val adv",
+                       "picked"):
+            table.add_column(column, justify="left" if column == "run" else "right",
+                             overflow="fold" if column == "run" else "ellipsis")
+        for p in state.points:
+            table.add_row(str(p.point.index), str(p.point.stage + 1), *([plain(p.run.name)] if listed else []),
+                          *(plain(format_value(p.point.values[k])) if k in p.point.values else "" for k in state.keys),
+                          p.status, pct(p.val_clean_acc), pct(p.val_adv_acc), "✓" if p.picked else "")
+        show(table)
+        for line in describe_picks(state):
+            say(line)
+        if not listed:
+            say(f"summary written to {Path(opts.out) / 'sweep.csv'}")
+
+    return with_parameters(command, typer_parameters(SweepOptions))
+
+
+app.command("sweep", help="Hyper-parameter search (paper §3.5.3): grids of training runs in stages, resumable, with a "
+            "summary CSV.")(_sweep_command())
 
 
 def _pseudolabel_command():

@@ -1,7 +1,7 @@
 """The options of ``partcli evaluate`` and ``partcli compare``, one definition each (``partcli.options``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from partcli.config import parse_workers
 from partcli.options import (RESULT_JSON_HELP, RUN, RUNTIME, SUMMARY, batch_size_option, device_option, json_option,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from partcli.checkpoint import load_model
+from partcli.config import check_fields
 from partcli.data.contract import DatasetInfo, Sample, load_image, load_mask
 from partcli.data.writer import DatasetWriter, prepare_output_dir
 from partcli.data.dataset import PreparedDataset, eval_transform
@@ -69,9 +70,8 @@ class _Row:
 
 def pseudolabel(cfg: PseudoLabelConfig, overwrite: bool = False) -> PseudoLabelResult:
     """Python API of ``partcli pseudolabel``: train the segmenter, predict the missing masks, write ``cfg.out``."""
+    check_fields(cfg)
     parent, out = Path(cfg.data), prepare_output_dir(cfg.out, overwrite)
-    if not 0.0 < cfg.frac <= 1.0:
-        raise PartcliError(f"--frac {cfg.frac}: must lie in (0, 1]: the fraction of training masks kept")
     work, subset_dir = work_dir_for(out), subset_dir_for(out)
     tcfg = segmenter_config(cfg, work, subset_dir)
     validate_config(tcfg)

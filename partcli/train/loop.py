@@ -43,7 +43,7 @@ from partcli.train.loader import EpochSampler, SeededItems
 from partcli.train.optim import build_optimizer, build_scheduler, load_scheduler_state
 from partcli.train.phases import phase_of, step_config
 from partcli.train.rng import rng_state, seed_everything, set_rng_state
-from partcli.train.run_files import (METRIC_COLUMNS, VALIDATION_COLUMNS, _remove_run_files, describe_epoch,
+from partcli.train.run_files import (METRIC_COLUMNS, VALIDATION_COLUMNS, remove_run_files, describe_epoch,
                                      restore_run_files, resume_point, selection_metric, validates, with_absolute_paths,
                                      write_epoch)
 from partcli.train.step import training_loss
@@ -222,7 +222,7 @@ class Trainer:
         if self.dist.is_main:
             with writing(self.out):
                 if fresh:  # --overwrite: no stale metrics rows or checkpoints of the run this one replaces
-                    _remove_run_files(self.out)
+                    remove_run_files(self.out)
                 (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
                 write_config(self.out / "config.yaml", self.cfg, {"partcli_version": __version__})
         try:
@@ -234,7 +234,7 @@ class Trainer:
             self.trackers.close(failed=True)
             if self.dist.is_main and fresh and not (self.out / "checkpoints" / "last.pt").exists():
                 with contextlib.suppress(OSError):  # e.g. a read-only file system: the first error is the one to show
-                    _remove_run_files(self.out)  # nothing resumable was written: leave no half-written run folder
+                    remove_run_files(self.out)  # nothing resumable was written: leave no half-written run folder
             raise
         self.trackers.close()
         return self.out

@@ -214,7 +214,7 @@ def _copy_atomically(src: Path, dst: Path) -> None:
         shutil.copyfileobj(source, target)
 
 
-def _remove_run_files(out: Path) -> None:
+def remove_run_files(out: Path) -> None:
     """Delete the files a run writes, then ``checkpoints/`` and ``out`` if that left them empty; nothing else."""
     for rel in RUN_FILES:
         (out / rel).unlink(missing_ok=True)
