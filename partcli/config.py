@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 
 from partcli.errors import PartcliError
-from partcli.options import choices_of, format_number, option_name, parse_fraction, range_error, spec_of
+from partcli.options import base_kind, choices_of, format_number, option_name, parse_fraction, range_error, spec_of
 from partcli.settings_history import with_added_settings
 
 C = TypeVar("C")
@@ -132,6 +132,8 @@ def check_value(field: dataclasses.Field, value: Any, where: str) -> Any:
             raise PartcliError(f"{where}: expected a finite number, got {value!r}")
         return value
     base = [k for k in kinds if k != "None"]
+    if len(base) == 1 and base[0].startswith(("list[", "tuple[")):
+        return check_items(field, value, base[0], where)
     if len(base) != 1 or base[0] not in ("str", "int", "float", "bool"):
         return value
     kind = base[0]
@@ -150,6 +152,22 @@ def check_value(field: dataclasses.Field, value: Any, where: str) -> Any:
     article = "an" if kind == "int" else "a"
     hint = " (YAML reads on/off/yes/no as booleans: quote the word)" if kind == "str" and isinstance(value, bool) else ""
     raise PartcliError(f"{where}: expected {article} {kind}, got {value!r}{hint}")
+
+
+ITEM_TYPES = {"str": (str,), "int": (int,), "float": (int, float)}
+
+
+def check_items(field: dataclasses.Field, value: Any, kind: str, where: str) -> Any:
+    """A repeatable option's value (e.g. ``severity: [1, 2]``): a list whose items have the field's item type
+    (``str``, ``int`` or ``float``; others pass unchecked) and lie in its choices."""
+    if not isinstance(value, (list, tuple)):
+        raise PartcliError(f"{where}: expected a list, got {value!r} (write [{value}] for one value)")
+    item = base_kind(kind)
+    types = ITEM_TYPES.get(item)
+    wrong = [] if types is None else [v for v in value if isinstance(v, bool) or not isinstance(v, types)]
+    if wrong:
+        raise PartcliError(f"{where}: expected a list of {item} values, got {wrong[0]!r}")
+    return check_choice(field, value, where)
 
 
 def check_choice(field: dataclasses.Field, value: Any, where: str) -> Any:

@@ -6,7 +6,7 @@ help panel, choices and allowed range, and from it come the Typer parameters of 
 A field becomes an option with ``option(default, help, panel=...)``; ``choices`` names a ``Choice`` enum whose values
 the field may take (the field itself holds the plain string, so checkpoints stay ``weights_only``-loadable);
 ``parse`` turns the text typed on the command line (or a YAML value) into the field's value, naming the option
-when it cannot; ``low``/``high`` bound a number (``check_ranges`` in ``partcli.config`` refuses a value outside,
+when it cannot; ``low``/``high`` bound a number (``check_fields`` in ``partcli.config`` refuses a value outside,
 naming the option). Options that several commands share (``--device``, ``--batch-size``, ``--seed``, ``--eps``,
 the model to evaluate...) come from the field factories at the end of this module, so each is declared once.
 """
@@ -102,6 +102,14 @@ def option_name(field: dataclasses.Field) -> str:
     return spec.flags.split("/")[0] if spec is not None and spec.flags else flag_name(field.name)
 
 
+def base_kind(annotation: Any) -> str:
+    """``int`` for ``int``, ``int | None``, ``list[int]`` or ``tuple[int, ...]``; ``str`` when in doubt."""
+    kinds = [k.strip() for k in str(annotation).split("|") if k.strip() != "None"]
+    kind = kinds[0] if len(kinds) == 1 else "str"
+    for container in ("list[", "tuple["):
+        if kind.startswith(container):
+            kind = kind[len(container):].split(",")[0].rstrip("]").strip()
+    return kind
 
 
 def option_fields(cls: type) -> list[dataclasses.Field]:

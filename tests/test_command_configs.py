@@ -64,6 +64,8 @@ def test_a_config_file_sets_evaluate_options_and_the_command_line_wins(good, goo
     ("visualize", "steps: many\n", "steps: expected an int"),
     ("evaluate", "colour: red\n", "unknown key(s) colour"),
     ("attack", "restarts: 0\n", "--restarts 0: must be at least 1"),
+    ("robustness", "severity: 3\n", "severity: expected a list, got 3"),
+    ("robustness", "severity: [2, high]\n", "severity: expected a list of int values, got 'high'"),
 ])
 def test_a_bad_config_file_is_refused_before_any_work(command, text, named, good, good_checkpoint, tmp_path):
     config = tmp_path / "bad.yaml"

@@ -35,9 +35,7 @@ class Strategy(Choice):
     MC_SORTED = "mc-sorted"
 
 
-SWEEP_ATTACKS = tuple(a.value for a in SweepAttack)  # Table 10 reports AutoAttack
 STRATEGIES = tuple(s.value for s in Strategy)  # the two-stage attack's stage-1 target choices
-NORMS = tuple(n.value for n in Norm)
 LINF_EPS = 8 / 255  # the paper's radius
 LINF_STEP_SIZE = 0.001  # App. B
 BALL_CROSSING = 2.5  # steps·α = 2.5·ε: PGD steps long enough to cross the ball (the ℓ2 default step)

@@ -16,20 +16,10 @@ from typing import Annotated, Any, Callable, Iterable, Optional
 import typer
 from rich.markup import escape
 
-from partcli.options import OptionSpec, choices_of, flag_name, help_of, option_fields, spec_of
+from partcli.options import OptionSpec, base_kind, choices_of, flag_name, help_of, option_fields, spec_of
 
 # click's parameter sources, by name (Typer ≥ 0.22 vendors click and does not export ParameterSource).
 _GIVEN_SOURCES = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
-
-
-def _base_kind(annotation: Any) -> str:
-    """``int`` for ``int``, ``int | None``, ``list[int]`` or ``tuple[int, ...]``; ``str`` when in doubt."""
-    kinds = [k.strip() for k in str(annotation).split("|") if k.strip() != "None"]
-    kind = kinds[0] if len(kinds) == 1 else "str"
-    for container in ("list[", "tuple["):
-        if kind.startswith(container):
-            kind = kind[len(container):].split(",")[0].rstrip("]").strip()
-    return kind
 
 
 def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[inspect.Parameter]:
@@ -42,7 +32,7 @@ def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[insp
             continue
         spec = spec_of(field)
         default = field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
-        required = default == ""  # no default (--data, --out): the command asks for them (they may come from --config)
+        required = default == ""  # no default (--data, --out): the command asks for them
         default = None if required else default
         extra: dict[str, Any] = {}
         choices = choices_of(spec)
@@ -53,7 +43,7 @@ def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[insp
         elif spec.parse is not None:
             py_type, default = str, spec.shown if spec.shown is not None else default
         else:
-            py_type = {"int": int, "float": float, "bool": bool}.get(_base_kind(field.type), str)
+            py_type = {"int": int, "float": float, "bool": bool}.get(base_kind(field.type), str)
         if choices is not None and default is not None:
             default = [choices(d) for d in default] if isinstance(default, (list, tuple)) else choices(default)
         if isinstance(default, list):

@@ -78,10 +78,6 @@ class LrSchedule(Choice):
     EPOCH = "epoch"
 
 
-ADV_MODES = tuple(a.value for a in Adv)
-AMP_MODES = tuple(a.value for a in Amp)
-OPTIMIZERS = tuple(o.value for o in Optim)
-SEG_LOSS_NORMS = tuple(n.value for n in SegLossNorm)
 TRAIN_ONLY = ("init",)  # with the Adversary panel: options of `train`, not of `pretrain`
 # Options that a resumed run takes from the command line; any other must equal the stored configuration.
 RESUMABLE = ("out", "data", "epochs", "workers", "device", "log_interval", "logger")
