@@ -68,8 +68,9 @@ def model_input(ctx: typer.Context, options: dict[str, Any]) -> ModelInput:
     return inputs
 
 
-def model_input_parameters() -> list[inspect.Parameter]:
-    return typer_parameters(ModelInput)
+def model_input_parameters(data_help: str | None = None) -> list[inspect.Parameter]:
+    """The model-input options; ``data_help``: the command's own help text of ``--data``."""
+    return typer_parameters(ModelInput, helps={"data": data_help} if data_help else None)
 
 
 def pct(value: Optional[float]) -> str:

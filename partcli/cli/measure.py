@@ -158,7 +158,8 @@ def _robustness_command():
             info(note)
         say(f"appended to {cfg.out}")
 
-    return with_parameters(command, [*model_input_parameters(), *typer_parameters(RobustnessConfig),
+    data_help = "Prepared dataset the model was trained for (its masks make the foreground and shape-texture sets)."
+    return with_parameters(command, [*model_input_parameters(data_help), *typer_parameters(RobustnessConfig),
                                      config_parameter(RobustnessConfig)])
 
 

@@ -22,9 +22,11 @@ from partcli.options import OptionSpec, base_kind, choices_of, flag_name, help_o
 _GIVEN_SOURCES = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
 
 
-def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[inspect.Parameter]:
+def typer_parameters(cls: type, names: Iterable[str] | None = None,
+                     helps: dict[str, str] | None = None) -> list[inspect.Parameter]:
     """Keyword-only parameters, ``Annotated`` with ``typer.Option``, for the option fields of ``cls`` (all, or
-    ``names``), in help order. Their defaults are the fields' own, so ``--help`` shows them."""
+    ``names``), in help order. Their defaults are the fields' own, so ``--help`` shows them; ``helps`` gives a
+    command's own help text of a shared field (by field name)."""
     wanted = None if names is None else set(names)
     params = []
     for field in option_fields(cls):
@@ -52,7 +54,8 @@ def typer_parameters(cls: type, names: Iterable[str] | None = None) -> list[insp
             extra["show_default"] = spec.shown
         decls = [spec.flags] if spec.flags else [flag_name(field.name), *spec.aliases]
         # Typer reads help texts as Rich markup: escaped, a "[text]" in one is shown, not taken for a style
-        info = typer.Option(*decls, help=escape(help_of(spec) + (" [required]" if required else "")),
+        text = (helps or {}).get(field.name) or help_of(spec)
+        info = typer.Option(*decls, help=escape(text + (" [required]" if required else "")),
                             rich_help_panel=spec.panel, **extra)
         annotation = Annotated[Optional[py_type] if default is None else py_type, info]
         params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
