@@ -34,6 +34,15 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def check_device(device: str) -> None:
+    """Refuse a device that is not ``cpu`` or ``cuda[:N]``, or CUDA where there is none (the Python APIs that take
+    an already chosen device: ``visualize``, ``run_robustness``)."""
+    if str(device).split(":")[0] not in ("cpu", "cuda"):
+        raise PartcliError(f"--device {device!r}: expected cpu or cuda")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise PartcliError(f"--device {device}: no CUDA device is available; use --device cpu")
+
+
 def resolve_workers(requested: int | str, device: torch.device) -> int:
     """``auto``: on CUDA the CPUs this process may use, shared by the ranks of this machine, capped; 0 on the CPU
     (the main process decodes while the model waits anyway, and workers would compete with it for the cores)."""

@@ -21,14 +21,15 @@ from partcli.attacks.samples import load_samples, select_indices
 from partcli.attacks.suite import attack_model
 from partcli.config import check_fields, eps_label
 from partcli.data.label_kinds import label_kind
-from partcli.errors import PartcliError, check_writable, writing
-from partcli.mask_views.config import VisualAttack, VisualizeConfig
+from partcli.errors import check_writable, writing
 from partcli.evaluate.evaluate import load_for_dataset
+from partcli.mask_views.config import VisualAttack, VisualizeConfig
 from partcli.models.sources import open_model
 from partcli.options import parse_fraction
 from partcli.report.figure_files import figure_path, save_figure
 from partcli.report.masks_figure import MaskRow, masks_figure
 from partcli.report.models import describe
+from partcli.runtime import check_device
 
 ATTACKS = tuple(a.value for a in VisualAttack)
 
@@ -58,7 +59,7 @@ def visualize(ckpt: str | Path | None, data: str | Path, out: str | Path | None 
     out, fmt = figure_path(out, fmt, "fig/masks")
     check_fields(VisualizeConfig(split=split, n=n, seed=seed, attack=attack, eps=eps, steps=steps, step_size=step_size,
                                  batch_size=batch_size))
-    _check_device(device)
+    check_device(device)
     source = open_model(ckpt, model)
     model, ds = load_for_dataset(source, data, split, image_size)
     model = model.to(device).eval()
@@ -107,13 +108,6 @@ def model_name(config: dict, name: str) -> str:
     the last part of what ``--model`` named."""
     described = {**config.get("model", {}), **config.get("train", {})}
     return describe(described) if described.get("arch") else Path(name).name or name
-
-
-def _check_device(device: str) -> None:
-    if str(device).split(":")[0] not in ("cpu", "cuda"):
-        raise PartcliError(f"--device {device!r}: expected cpu or cuda")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise PartcliError(f"--device {device}: no CUDA device is available; use --device cpu")
 
 
 def _predict(model: nn.Module, x: torch.Tensor, device: str, batch_size: int

@@ -44,6 +44,7 @@ from partcli.robustness.foreground import VARIANTS, foreground_variants, pair_in
 from partcli.robustness.imagenet9 import imagenet9_rows, load_imagenet9
 from partcli.robustness.shape_texture import cue_conflict_set, load_stylizer, shape_scores, stylize
 from partcli.robustness.stylized_folder import match_split, stylized_rows
+from partcli.runtime import check_device
 from partcli.shards import SINGLE, Shard, join_ranks
 
 if TYPE_CHECKING:
@@ -85,10 +86,7 @@ def check_options(suite: str, corruptions: tuple[str, ...], severities: tuple[in
     suites = suites_of(suite)
     check_corruptions(corruptions, severities)
     check_fields(RobustnessConfig(seed=seed, batch_size=batch_size))
-    if str(device).split(":")[0] not in ("cpu", "cuda"):
-        raise PartcliError(f"--device {device!r}: expected cpu or cuda")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise PartcliError(f"--device {device}: no CUDA device is available; use --device cpu")
+    check_device(device)
     return suites
 
 
